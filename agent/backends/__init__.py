@@ -1,0 +1,1 @@
+"""Model backends: an OpenAI-compatible HTTP client and the local worker."""

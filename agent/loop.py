@@ -1,0 +1,402 @@
+"""The agent loop: observe, propose, decide, act, settle, record; read it top to bottom."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol
+
+from actions.screen import CoordinateSpace, Frame, Monitor
+from actions.types import Action, Answer, Terminate, action_arguments, describe
+from agent.approval import ApprovalRequest, Decide, Decision
+from agent.backends.base import Backend, BackendError, Cancelled, Completion, Delta
+from agent.prompt import SYSTEM_PROMPT, SYSTEM_PROMPT_ABSOLUTE, HistoryEntry, PromptBuilder, echo_reply
+from agent.protocol import Proposal, format_tool_call, parse_completion, tool_schema
+from agent.recording import Recorder, now_iso
+from agent.vision import MAX_PIXELS, Observation, prepare
+
+Outcome = Literal["success", "failure", "answered", "stopped", "max_steps", "invalid_output", "error"]
+SUCCESS_OUTCOMES = ("success", "answered")
+
+
+class ScreenLike(Protocol):
+    """What the loop needs from actions.screen.Screen."""
+
+    monitor: Monitor
+
+    def capture(self) -> Frame:
+        """Grab the monitor."""
+        ...
+
+    def wait_until_stable(self, *, min_s: float, max_s: float) -> float:
+        """Wait for the screen to stop changing."""
+        ...
+
+
+class ExecResultLike(Protocol):
+    """What the loop reads of an execution result."""
+
+    ok: bool
+    detail: str
+    error: str | None
+
+    @property
+    def points(self) -> tuple[tuple[int, int], ...]:
+        """Screen points the action touched."""
+        ...
+
+
+class ExecutorLike(Protocol):
+    """What the loop needs from actions.executor.Executor."""
+
+    def execute(
+        self,
+        action: Action,
+        *,
+        space: CoordinateSpace,
+        monitor: Monitor,
+        cancel: threading.Event | None = None,
+    ) -> ExecResultLike:
+        """Perform one action."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoopSettings:
+    """Knobs of one run; the CLI and the app fill them."""
+
+    max_steps: int = 30
+    max_invalid: int = 3
+    history_images: int = 3
+    coords: Literal["relative", "absolute"] = "relative"
+    max_pixels: int = MAX_PIXELS
+    settle_min_s: float = 0.1
+    settle_max_s: float = 2.0
+    system_prompt: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Settings as recorded in run.json."""
+        return {
+            "max_steps": self.max_steps,
+            "max_invalid": self.max_invalid,
+            "history_images": self.history_images,
+            "coords": self.coords,
+            "max_pixels": self.max_pixels,
+            "settle_min_s": self.settle_min_s,
+            "settle_max_s": self.settle_max_s,
+            "custom_system_prompt": self.system_prompt is not None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something a viewer may show: step started, thinking delta, proposal, decision, result."""
+
+    kind: str
+    step: int
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+OnEvent = Callable[[Event], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """How a run ended."""
+
+    outcome: Outcome
+    message: str
+    steps: int
+    answer: str | None = None
+    run_dir: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0 when the task succeeded or was answered, 1 otherwise."""
+        return 0 if self.outcome in SUCCESS_OUTCOMES else 1
+
+
+def _is_failsafe(exc: BaseException) -> bool:
+    """pyautogui's corner fail-safe, however the executor wraps it."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"FailSafeTriggered", "FailSafeException"})
+
+
+def _reply_text(completion: Completion) -> str:
+    """The visible part of a reply (thinking removed) to echo back after an invalid output."""
+    text = completion.content
+    if "</think>" in text:
+        text = text.rsplit("</think>", 1)[1]
+    parts = [text.strip()]
+    parts += [f"[tool call {c.name}: {c.arguments}]" for c in completion.tool_calls]
+    return echo_reply("\n".join(p for p in parts if p))
+
+
+def run_task(
+    task: str,
+    *,
+    backend: Backend,
+    screen: ScreenLike,
+    executor: ExecutorLike,
+    decide: Decide,
+    recorder: Recorder,
+    settings: LoopSettings = LoopSettings(),
+    on_event: OnEvent | None = None,
+    stop: threading.Event | None = None,
+) -> RunResult:
+    """Run one task to its end and record every step; expected failures end as outcomes."""
+    stop = stop or threading.Event()
+    emit = on_event or (lambda event: None)
+    system = settings.system_prompt or (
+        SYSTEM_PROMPT if settings.coords == "relative" else SYSTEM_PROMPT_ABSOLUTE
+    )
+    builder = PromptBuilder(task, system_prompt=system, history_images=settings.history_images)
+    history: list[HistoryEntry] = []
+    invalid_in_a_row = 0
+    current: list[_Step] = []
+
+    def finish(outcome: Outcome, message: str, steps: int, answer: str | None = None) -> RunResult:
+        result = RunResult(outcome, message, steps, answer, str(recorder.dir))
+        recorder.finish({"status": outcome, "message": message, "answer": answer, "steps": steps})
+        emit(Event("finished", steps, {"outcome": outcome, "message": message, "answer": answer}))
+        return result
+
+    def abort(outcome: Outcome, message: str) -> RunResult:
+        # Keep what the interrupted step already has: no recorded step is lost.
+        done = 0
+        if current:
+            done = current[-1].record["index"] + 1
+            if not current[-1].written:
+                current[-1].record["error"] = message
+                current[-1].write()
+        return finish(outcome, message, done)
+
+    def _steps() -> RunResult:
+        nonlocal invalid_in_a_row
+        for index in range(settings.max_steps):
+            if stop.is_set():
+                return finish("stopped", "stopped by the user", index)
+            step = _Step(index, recorder)
+            current.append(step)
+            emit(Event("step_started", index))
+
+            # Observe.
+            frame = step.timed("capture_s", screen.capture)
+            obs = step.timed("encode_s", lambda: prepare(frame, max_pixels=settings.max_pixels))
+            shot = step.timed("save_s", lambda: recorder.save_screenshot(index, obs.image.png))
+            image = replace(obs.image, path=str(recorder.dir / shot))
+            space = (
+                CoordinateSpace.relative()
+                if settings.coords == "relative"
+                else CoordinateSpace.absolute(*obs.model_size)
+            )
+            step.observe(shot, obs, space)
+            emit(Event("observation", index, {"screenshot": str(recorder.dir / shot), "frame": frame}))
+
+            # Propose.
+            messages = builder.messages(history, image)
+            tools = [tool_schema(space)]
+
+            def on_delta(delta: Delta, _i: int = index) -> None:
+                emit(Event("delta", _i, {"kind": delta.kind, "text": delta.text}))
+
+            try:
+                completion = step.timed(
+                    "model_s", lambda: backend.complete(messages, tools, on_delta=on_delta, cancel=stop)
+                )
+            except Cancelled:
+                step.record["error"] = "generation stopped by the user"
+                step.write()
+                return finish("stopped", "stopped by the user during generation", index + 1)
+            except BackendError as exc:
+                step.record["error"] = f"model backend: {exc}"
+                step.write()
+                return finish("error", f"model backend failed: {exc}", index + 1)
+            proposal = parse_completion(completion, space)
+            step.propose(completion, proposal)
+            emit(Event("proposal", index, {"proposal": proposal, "space": space, "frame": frame}))
+
+            if proposal.action is None:
+                invalid_in_a_row += 1
+                result = (
+                    f"Invalid output: {proposal.error}. Nothing was executed. "
+                    "Reply with exactly one computer_use tool call."
+                )
+                step.finish_result(result)
+                history.append(HistoryEntry(image, _reply_text(completion), result))
+                emit(Event("invalid", index, {"error": proposal.error}))
+                if invalid_in_a_row >= settings.max_invalid:
+                    return finish(
+                        "invalid_output",
+                        f"{invalid_in_a_row} invalid model outputs in a row; last: {proposal.error}",
+                        index + 1,
+                    )
+                continue
+            invalid_in_a_row = 0
+            action = proposal.action
+
+            # Final actions touch nothing, so they need no approval.
+            if isinstance(action, Terminate | Answer):
+                step.decide(Decision("approve", by="final"))
+                step.finish_result("Task ended.")
+                if isinstance(action, Answer):
+                    return finish("answered", "the model answered", index + 1, action.text)
+                if action.status == "success":
+                    return finish("success", "the model reports success", index + 1)
+                return finish("failure", "the model reports failure", index + 1)
+
+            # Decide: nothing executes before its decision.
+            decision = step.timed(
+                "decide_s", lambda: decide(ApprovalRequest(index, action, proposal.thinking, space))
+            )
+            step.decide(decision)
+            emit(Event("decision", index, {"decision": decision}))
+            reply = format_tool_call(action)
+            if decision.kind == "stop" or stop.is_set():
+                step.finish_result("Stopped by the user before execution.")
+                return finish("stopped", "stopped by the user", index + 1)
+            if decision.kind in ("skip", "reject"):
+                verb = "skipped" if decision.kind == "skip" else "rejected"
+                result = f"The user {verb} this action; nothing was executed."
+                if decision.note:
+                    result += f" The user says: {decision.note}"
+                step.finish_result(result)
+                history.append(HistoryEntry(image, reply, result))
+                continue
+            to_run = decision.action if decision.kind == "edit" and decision.action else action
+
+            # Act.
+            try:
+                outcome = step.timed(
+                    "execute_s",
+                    lambda: executor.execute(to_run, space=space, monitor=frame.monitor, cancel=stop),
+                )
+            except Exception as exc:
+                if not _is_failsafe(exc):
+                    raise
+                step.execution({"ok": False, "error": "fail-safe: pointer in a screen corner"})
+                step.finish_result("Stopped: the user triggered the fail-safe.")
+                return finish("stopped", "pyautogui fail-safe: the pointer was moved to a corner", index + 1)
+            step.execution(
+                {
+                    "ok": outcome.ok,
+                    "detail": outcome.detail,
+                    "error": outcome.error,
+                    "points": [list(p) for p in outcome.points],
+                    "action": action_arguments(to_run),
+                }
+            )
+            if outcome.ok:
+                result = f"Executed {describe(to_run)}."
+                if decision.kind == "edit":
+                    result = f"The user changed your action to {describe(to_run)}; it was executed."
+            else:
+                result = f"Execution failed: {outcome.error}"
+            emit(Event("executed", index, {"ok": outcome.ok, "error": outcome.error}))
+
+            # Settle: wait until the screen stops changing (bounded).
+            step.record["timings"]["settle_s"] = screen.wait_until_stable(
+                min_s=settings.settle_min_s, max_s=settings.settle_max_s
+            )
+            step.finish_result(result)
+            history.append(HistoryEntry(image, reply, result))
+
+        return finish("max_steps", f"reached the limit of {settings.max_steps} steps", settings.max_steps)
+
+    try:
+        return _steps()
+    except KeyboardInterrupt:
+        stop.set()
+        return abort("stopped", "interrupted (Ctrl-C)")
+    except Exception as exc:
+        abort("error", f"internal error: {type(exc).__name__}: {exc}")
+        raise
+
+
+class _Step:
+    """Accumulates one step's record and writes it once the step is complete."""
+
+    def __init__(self, index: int, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.t0 = time.monotonic()
+        self.record: dict[str, Any] = {
+            "index": index,
+            "started_at": now_iso(),
+            "ended_at": None,
+            "screenshot": None,
+            "screen": None,
+            "tokens": {},
+            "thinking": "",
+            "raw_output": "",
+            "tool_calls": [],
+            "action": None,
+            "parse_error": None,
+            "decision": None,
+            "execution": None,
+            "result": None,
+            "error": None,
+            "timings": {},
+        }
+        self.written = False
+
+    def timed(self, name: str, fn: Callable[[], Any]) -> Any:
+        """Run fn and record its duration under timings[name]."""
+        t = time.monotonic()
+        try:
+            return fn()
+        finally:
+            self.record["timings"][name] = round(time.monotonic() - t, 4)
+
+    def observe(self, shot: str, obs: Observation, space: CoordinateSpace) -> None:
+        """Record what the model is shown."""
+        m = obs.frame.monitor
+        self.record["screenshot"] = shot
+        self.record["screen"] = {
+            "monitor": {"index": m.index, "left": m.left, "top": m.top, "width": m.width,
+                        "height": m.height, "scale": m.scale},
+            "captured_size": [obs.frame.width, obs.frame.height],
+            "image_size": [obs.image.width, obs.image.height],
+            "model_size": list(obs.model_size),
+            "coords": {"kind": space.kind, "width": space.width, "height": space.height},
+        }
+        self.record["tokens"]["visual"] = obs.tokens
+
+    def propose(self, completion: Completion, proposal: Proposal) -> None:
+        """Record the model's raw answer and what the parser made of it."""
+        self.record["raw_output"] = completion.content
+        self.record["thinking"] = proposal.thinking
+        self.record["tool_calls"] = [
+            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in completion.tool_calls
+        ]
+        self.record["finish_reason"] = completion.finish_reason
+        self.record["tokens"].update(
+            {"prompt": completion.prompt_tokens, "completion": completion.completion_tokens}
+        )
+        self.record["timings"]["first_token_s"] = completion.first_token_s
+        if proposal.action is not None:
+            self.record["action"] = action_arguments(proposal.action)
+        self.record["parse_error"] = proposal.error
+
+    def decide(self, decision: Decision) -> None:
+        """Record the decision."""
+        self.record["decision"] = decision.to_json()
+
+    def execution(self, data: dict[str, Any]) -> None:
+        """Record what execution did."""
+        self.record["execution"] = data
+
+    def finish_result(self, result: str) -> None:
+        """Record the result fed back to the model and write the step."""
+        self.record["result"] = result
+        self.write()
+
+    def write(self) -> None:
+        """Append the step to steps.jsonl (once)."""
+        if self.written:
+            return
+        self.record["ended_at"] = now_iso()
+        self.record["timings"]["total_s"] = round(time.monotonic() - self.t0, 4)
+        self.recorder.append_step(self.record)
+        self.written = True

@@ -1,0 +1,246 @@
+"""deskpilot's command line: builds the objects, wires them, and maps outcomes to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from pathlib import Path
+from typing import Any, NoReturn
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_LOCAL_MODEL = "Qwen/Qwen3.5-2B"
+
+
+def default_runs_dir() -> Path:
+    """Where recordings go unless --runs-dir says otherwise."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("deskpilot")) / "runs"
+
+
+def fail(message: str) -> NoReturn:
+    """Print a one-line error and exit with the usage/configuration status."""
+    print(f"deskpilot: error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI: run (headless), monitors; no sub-command starts the interactive default."""
+    parser = argparse.ArgumentParser(
+        prog="deskpilot", description="A desktop computer-use agent driven by Qwen 3.5."
+    )
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="run one task headless, asking on the terminal")
+    run.add_argument("task", help="what the agent should do, in plain words")
+    add_run_options(run)
+    sub.add_parser("monitors", help="list the monitors deskpilot can see")
+    return parser
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by every way of starting a run."""
+    p.add_argument("--endpoint", help="base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--model", help="model name (endpoint: default the first it lists; local: id or folder)")
+    p.add_argument(
+        "--backend",
+        choices=["local", "openai"],
+        help="local worker (default without --endpoint) or an OpenAI-compatible endpoint",
+    )
+    p.add_argument("--device", choices=["cuda", "mps", "cpu"], help="local worker device")
+    p.add_argument("--approve", choices=["ask", "auto"], default="ask", help="ask for every action (default) or run unattended")
+    p.add_argument("--max-steps", type=int, default=30, help="stop after this many steps (default 30)")
+    p.add_argument("--runs-dir", type=Path, help=f"where recordings go (default {default_runs_dir()})")
+    p.add_argument("--monitor", type=int, help="monitor number as `deskpilot monitors` lists it (default: primary)")
+    p.add_argument("--history-images", type=int, default=3, help="screenshots kept in the prompt (default 3)")
+    p.add_argument("--coords", choices=["relative", "absolute"], default="relative",
+                   help="the model's coordinate convention: 0-1000 (Qwen3.5) or resized-image pixels (Qwen2.5-VL)")
+    p.add_argument("--thinking", choices=["on", "off"], help="ask the model to think first (default: the model's own)")
+    p.add_argument("--max-pixels", type=int, help="downscale screenshots above this many pixels")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the model (default 120)")
+    p.add_argument("--api-key-env", default="DESKPILOT_API_KEY", help="environment variable holding the API key")
+    p.add_argument("-q", "--quiet", action="store_true", help="do not stream the model's thinking")
+
+
+def make_backend(args: argparse.Namespace) -> Any:
+    """The model backend the flags ask for; configuration problems exit with status 2."""
+    from agent.backends.base import BackendError
+
+    thinking = None if args.thinking is None else args.thinking == "on"
+    kind = args.backend or ("openai" if args.endpoint else "local")
+    try:
+        if kind == "openai":
+            if not args.endpoint:
+                fail("--backend openai needs --endpoint URL (the server's /v1 base)")
+            from agent.backends.openai_compat import OpenAIBackend
+
+            return OpenAIBackend(
+                args.endpoint, args.model, api_key_env=args.api_key_env,
+                timeout_s=args.timeout, thinking=thinking,
+            )
+        try:
+            from agent.backends.local import LocalBackend
+        except ImportError:
+            fail("the local worker is not available in this build; pass --endpoint URL")
+        return LocalBackend(args.model or DEFAULT_LOCAL_MODEL, device=args.device, thinking=thinking)
+    except BackendError as exc:
+        fail(str(exc))
+
+
+def warn_if_remote(endpoint: str | None) -> None:
+    """Screenshots of the user's desktop leave the machine: say so unless loopback or HTTPS."""
+    if not endpoint:
+        return
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(endpoint)
+    host = parts.hostname or ""
+    loopback = host in ("localhost", "::1") or host.startswith("127.")
+    if not loopback and parts.scheme != "https":
+        print(f"deskpilot: warning: {host} is neither loopback nor HTTPS; screenshots travel "
+              "unencrypted", file=sys.stderr)
+
+
+class TerminalView:
+    """Prints a run's events on the terminal."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.streaming = False
+
+    def __call__(self, event: Any) -> None:
+        """Show one loop event."""
+        from actions.types import describe
+
+        if event.kind == "delta" and not self.quiet:
+            if not self.streaming:
+                sys.stderr.write("  thinking: ")
+                self.streaming = True
+            sys.stderr.write(event.data["text"])
+            sys.stderr.flush()
+            return
+        if self.streaming:
+            sys.stderr.write("\n")
+            self.streaming = False
+        if event.kind == "step_started":
+            print(f"step {event.step + 1}: looking at the screen", file=sys.stderr)
+        elif event.kind == "proposal":
+            prop = event.data["proposal"]
+            if prop.action is not None:
+                print(f"  proposes {describe(prop.action)}", file=sys.stderr)
+        elif event.kind == "invalid":
+            print(f"  invalid output, nothing executed: {event.data['error']}", file=sys.stderr)
+        elif event.kind == "executed" and not event.data["ok"]:
+            print(f"  execution failed: {event.data['error']}", file=sys.stderr)
+        elif event.kind == "finished":
+            print(f"finished: {event.data['outcome']}: {event.data['message']}", file=sys.stderr)
+
+
+def command_run(args: argparse.Namespace, task: str) -> int:
+    """Run one task headless; returns the exit status."""
+    from actions.screen import DisplayError, Screen
+    from agent.approval import TerminalApprover, auto_approve
+    from agent.loop import LoopSettings, run_task
+    from agent.recording import Recorder
+
+    if args.max_steps < 1:
+        fail("--max-steps must be at least 1")
+    if args.history_images < 1:
+        fail("--history-images must be at least 1")
+    if not task.strip():
+        fail("the task is empty")
+    if args.approve == "ask" and not sys.stdin.isatty():
+        # Reading decisions from a pipe is allowed, but say what happens at its end.
+        print("deskpilot: note: stdin is not a terminal; decisions are read from it, "
+              "and its end stops the run", file=sys.stderr)
+    try:
+        screen = Screen(args.monitor)
+    except DisplayError as exc:
+        fail(str(exc))
+    warn_if_remote(args.endpoint)
+    backend = make_backend(args)
+    from actions.executor import Executor
+
+    settings_kwargs: dict[str, Any] = {
+        "max_steps": args.max_steps, "history_images": args.history_images, "coords": args.coords,
+    }
+    if args.max_pixels:
+        settings_kwargs["max_pixels"] = args.max_pixels
+    settings = LoopSettings(**settings_kwargs)
+    runs_dir = args.runs_dir or default_runs_dir()
+    try:
+        recorder = Recorder(runs_dir, {
+            "task": task,
+            "model": backend.model,
+            "backend": backend.describe(),
+            "approval": args.approve,
+            "monitor": {"index": screen.monitor.index, "left": screen.monitor.left,
+                        "top": screen.monitor.top, "width": screen.monitor.width,
+                        "height": screen.monitor.height},
+            "settings": settings.to_json(),
+        })
+    except OSError as exc:
+        fail(f"cannot write recordings to {runs_dir}: {exc}")
+    print(f"deskpilot: recording to {recorder.dir}", file=sys.stderr)
+    decide = auto_approve if args.approve == "auto" else TerminalApprover(sys.stdin, sys.stderr)
+    executor = Executor()
+    stop = threading.Event()
+    try:
+        result = run_task(
+            task, backend=backend, screen=screen, executor=executor, decide=decide,
+            recorder=recorder, settings=settings, on_event=TerminalView(args.quiet), stop=stop,
+        )
+    finally:
+        executor.close()
+        backend.close()
+    if result.answer is not None:
+        print(result.answer)
+    return result.exit_code
+
+
+def command_monitors() -> int:
+    """List monitors with their geometry."""
+    from actions.screen import DisplayError, Screen
+
+    try:
+        screen = Screen()
+    except DisplayError as exc:
+        fail(str(exc))
+    for m in screen.list_monitors():
+        mark = " (primary)" if m.primary else ""
+        print(f"{m.index}: {m.width}x{m.height} at {m.left:+d}{m.top:+d}{mark}")
+    return EXIT_OK
+
+
+def command_default() -> int:
+    """No sub-command: ask for a task on the terminal and run it with the default backend."""
+    if not sys.stdin.isatty():
+        build_parser().print_help()
+        return EXIT_USAGE
+    try:
+        task = input("deskpilot: what should I do? > ").strip()
+    except (EOFError, KeyboardInterrupt):
+        return EXIT_FAILED
+    if not task:
+        return EXIT_USAGE
+    parser = argparse.ArgumentParser()
+    add_run_options(parser)
+    return command_run(parser.parse_args([]), task)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `python main.py` and the `deskpilot` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return command_run(args, args.task)
+        if args.command == "monitors":
+            return command_monitors()
+        return command_default()
+    except KeyboardInterrupt:
+        print("deskpilot: interrupted", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""A real OpenAI-compatible HTTP server on 127.0.0.1 that answers from a script (the model stand-in)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    """One scripted answer: content text, optional reasoning_content, optional structured tool calls."""
+
+    content: str = ""
+    reasoning: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    status: int = 200
+    delay_s: float = 0.0
+    chunk_chars: int = 7
+
+
+def xml_call(**params: Any) -> str:
+    """A computer_use call in Qwen 3.5's XML format (non-string values as JSON)."""
+    body = "".join(
+        f"<parameter={k}>\n{v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)}\n</parameter>\n"
+        for k, v in params.items()
+    )
+    return f"<tool_call>\n<function=computer_use>\n{body}</function>\n</tool_call>"
+
+
+def json_call(**params: Any) -> str:
+    """A computer_use call in the JSON-in-content form (Qwen2.5-VL / Qwen3-VL style)."""
+    payload = {"name": "computer_use", "arguments": params}
+    return f"<tool_call>\n{json.dumps(payload, ensure_ascii=False)}\n</tool_call>"
+
+
+def structured_call(**params: Any) -> list[dict[str, Any]]:
+    """A computer_use call as an OpenAI `tool_calls` list (vLLM --tool-call-parser qwen3_coder)."""
+    return [{"id": f"call_{uuid.uuid4().hex[:8]}", "type": "function",
+             "function": {"name": "computer_use", "arguments": json.dumps(params, ensure_ascii=False)}}]
+
+
+@dataclass
+class ScriptedServer:
+    """Serves /v1/models and streaming /v1/chat/completions; keeps every request body."""
+
+    script: list[Reply | Callable[[dict[str, Any]], Reply]]
+    model: str = "Qwen/Qwen3.5-9B"
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    api_key: str | None = None
+    reject_tools: bool = False
+
+    def __post_init__(self) -> None:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _auth_ok(self) -> bool:
+                if server.api_key is None:
+                    return True
+                if self.headers.get("Authorization") == f"Bearer {server.api_key}":
+                    return True
+                self._json(401, {"error": {"message": "invalid api key", "type": "auth"}})
+                return False
+
+            def _json(self, status: int, obj: Any) -> None:
+                data = json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802
+                if not self._auth_ok():
+                    return
+                if self.path.rstrip("/") == "/v1/models":
+                    self._json(200, {"object": "list", "data": [
+                        {"id": server.model, "object": "model", "owned_by": "test"}]})
+                else:
+                    self._json(404, {"error": {"message": "not found"}})
+
+            def do_POST(self) -> None:  # noqa: N802
+                if not self._auth_ok():
+                    return
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length))
+                if self.path.rstrip("/") != "/v1/chat/completions":
+                    self._json(404, {"error": {"message": "not found"}})
+                    return
+                if server.reject_tools and body.get("tools"):
+                    self._json(400, {"error": {"message": '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set', "type": "BadRequestError"}})
+                    return
+                server.requests.append(body)
+                n = len(server.requests) - 1
+                item = server.script[n] if n < len(server.script) else Reply(
+                    xml_call(action="terminate", status="failure"))
+                reply = item(body) if callable(item) else item
+                if reply.delay_s:
+                    time.sleep(reply.delay_s)
+                if reply.status != 200:
+                    self._json(reply.status, {"error": {"message": "scripted failure"}})
+                    return
+                if body.get("stream"):
+                    self._stream(body, reply)
+                else:
+                    self._whole(body, reply)
+
+            def _chunk(self, delta: dict[str, Any], finish: str | None = None, usage: Any = None) -> None:
+                obj: dict[str, Any] = {"id": "chatcmpl-1", "object": "chat.completion.chunk",
+                                       "created": int(time.time()), "model": server.model,
+                                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                if usage is not None:
+                    obj["choices"] = []
+                    obj["usage"] = usage
+                data = f"data: {json.dumps(obj)}\n\n".encode()
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+
+            def _stream(self, body: dict[str, Any], reply: Reply) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self._chunk({"role": "assistant", "content": ""})
+                step = reply.chunk_chars
+                if reply.reasoning:
+                    for i in range(0, len(reply.reasoning), step):
+                        self._chunk({"reasoning_content": reply.reasoning[i:i + step]})
+                for i in range(0, len(reply.content), step):
+                    self._chunk({"content": reply.content[i:i + step]})
+                for idx, call in enumerate(reply.tool_calls or []):
+                    args = call["function"]["arguments"]
+                    self._chunk({"tool_calls": [{"index": idx, "id": call["id"], "type": "function",
+                                                 "function": {"name": call["function"]["name"], "arguments": ""}}]})
+                    for i in range(0, len(args), step):
+                        self._chunk({"tool_calls": [{"index": idx, "function": {"arguments": args[i:i + step]}}]})
+                finish = "tool_calls" if reply.tool_calls else "stop"
+                self._chunk({}, finish)
+                self._chunk({}, usage={"prompt_tokens": 1000 + 10 * len(server.requests),
+                                       "completion_tokens": max(1, len(reply.content) // 4),
+                                       "total_tokens": 0})
+                end = b"data: [DONE]\n\n"
+                self.wfile.write(f"{len(end):x}\r\n".encode() + end + b"\r\n0\r\n\r\n")
+                self.wfile.flush()
+
+            def _whole(self, body: dict[str, Any], reply: Reply) -> None:
+                message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+                if reply.reasoning:
+                    message["reasoning_content"] = reply.reasoning
+                if reply.tool_calls:
+                    message["tool_calls"] = reply.tool_calls
+                self._json(200, {"id": "chatcmpl-1", "object": "chat.completion", "model": server.model,
+                                 "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                                 "usage": {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010}})
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        """The /v1 base URL."""
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def close(self) -> None:
+        """Stop serving."""
+        self._httpd.shutdown()
+        self._httpd.server_close()

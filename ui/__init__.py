@@ -1,0 +1,1 @@
+"""deskpilot's Qt user interface."""
