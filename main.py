@@ -40,25 +40,58 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     """Options shared by every way of starting a run."""
-    p.add_argument("--endpoint", help="base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1")
-    p.add_argument("--model", help="model name (endpoint: default the first it lists; local: id or folder)")
+    p.add_argument(
+        "--endpoint", help="base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1"
+    )
+    p.add_argument(
+        "--model", help="model name (endpoint: default the first it lists; local: id or folder)"
+    )
     p.add_argument(
         "--backend",
         choices=["local", "openai"],
         help="local worker (default without --endpoint) or an OpenAI-compatible endpoint",
     )
     p.add_argument("--device", choices=["cuda", "mps", "cpu"], help="local worker device")
-    p.add_argument("--approve", choices=["ask", "auto"], default="ask", help="ask for every action (default) or run unattended")
-    p.add_argument("--max-steps", type=int, default=30, help="stop after this many steps (default 30)")
-    p.add_argument("--runs-dir", type=Path, help=f"where recordings go (default {default_runs_dir()})")
-    p.add_argument("--monitor", type=int, help="monitor number as `deskpilot monitors` lists it (default: primary)")
-    p.add_argument("--history-images", type=int, default=3, help="screenshots kept in the prompt (default 3)")
-    p.add_argument("--coords", choices=["relative", "absolute"], default="relative",
-                   help="the model's coordinate convention: 0-1000 (Qwen3.5) or resized-image pixels (Qwen2.5-VL)")
-    p.add_argument("--thinking", choices=["on", "off"], help="ask the model to think first (default: the model's own)")
+    p.add_argument(
+        "--approve",
+        choices=["ask", "auto"],
+        default="ask",
+        help="ask for every action (default) or run unattended",
+    )
+    p.add_argument(
+        "--max-steps", type=int, default=30, help="stop after this many steps (default 30)"
+    )
+    p.add_argument(
+        "--runs-dir", type=Path, help=f"where recordings go (default {default_runs_dir()})"
+    )
+    p.add_argument(
+        "--monitor",
+        type=int,
+        help="monitor number as `deskpilot monitors` lists it (default: primary)",
+    )
+    p.add_argument(
+        "--history-images", type=int, default=3, help="screenshots kept in the prompt (default 3)"
+    )
+    p.add_argument(
+        "--coords",
+        choices=["relative", "absolute"],
+        default="relative",
+        help="model coordinates: 0-1000 (Qwen3.5) or resized-image pixels (Qwen2.5-VL)",
+    )
+    p.add_argument(
+        "--thinking",
+        choices=["on", "off"],
+        help="ask the model to think first (default: the model's own)",
+    )
     p.add_argument("--max-pixels", type=int, help="downscale screenshots above this many pixels")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the model (default 120)")
-    p.add_argument("--api-key-env", default="DESKPILOT_API_KEY", help="environment variable holding the API key")
+    p.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds to wait for the model (default 120)"
+    )
+    p.add_argument(
+        "--api-key-env",
+        default="DESKPILOT_API_KEY",
+        help="environment variable holding the API key",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="do not stream the model's thinking")
 
 
@@ -75,14 +108,19 @@ def make_backend(args: argparse.Namespace) -> Any:
             from agent.backends.openai_compat import OpenAIBackend
 
             return OpenAIBackend(
-                args.endpoint, args.model, api_key_env=args.api_key_env,
-                timeout_s=args.timeout, thinking=thinking,
+                args.endpoint,
+                args.model,
+                api_key_env=args.api_key_env,
+                timeout_s=args.timeout,
+                thinking=thinking,
             )
         try:
             from agent.backends.local import LocalBackend
         except ImportError:
             fail("the local worker is not available in this build; pass --endpoint URL")
-        return LocalBackend(args.model or DEFAULT_LOCAL_MODEL, device=args.device, thinking=thinking)
+        return LocalBackend(
+            args.model or DEFAULT_LOCAL_MODEL, device=args.device, thinking=thinking
+        )
     except BackendError as exc:
         fail(str(exc))
 
@@ -97,35 +135,43 @@ def warn_if_remote(endpoint: str | None) -> None:
     host = parts.hostname or ""
     loopback = host in ("localhost", "::1") or host.startswith("127.")
     if not loopback and parts.scheme != "https":
-        print(f"deskpilot: warning: {host} is neither loopback nor HTTPS; screenshots travel "
-              "unencrypted", file=sys.stderr)
+        print(
+            f"deskpilot: warning: {host} is neither loopback nor HTTPS; screenshots travel "
+            "unencrypted",
+            file=sys.stderr,
+        )
 
 
 class TerminalView:
-    """Prints a run's events on the terminal."""
+    """Prints a run's events on the terminal: thinking as it streams, then each proposal."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.streaming = False
+        self.streamed = False
 
     def __call__(self, event: Any) -> None:
         """Show one loop event."""
         from actions.types import describe
 
-        if event.kind == "delta" and not self.quiet:
-            if not self.streaming:
-                sys.stderr.write("  thinking: ")
-                self.streaming = True
-            sys.stderr.write(event.data["text"])
-            sys.stderr.flush()
+        if event.kind == "delta":
+            if event.data["kind"] == "reasoning" and not self.quiet:
+                if not self.streaming:
+                    sys.stderr.write("  thinking: ")
+                    self.streaming = self.streamed = True
+                sys.stderr.write(event.data["text"])
+                sys.stderr.flush()
             return
         if self.streaming:
             sys.stderr.write("\n")
             self.streaming = False
         if event.kind == "step_started":
+            self.streamed = False
             print(f"step {event.step + 1}: looking at the screen", file=sys.stderr)
         elif event.kind == "proposal":
             prop = event.data["proposal"]
+            if prop.thinking.strip() and not self.streamed and not self.quiet:
+                print(f"  thinking: {_excerpt(prop.thinking, 400)}", file=sys.stderr)
             if prop.action is not None:
                 print(f"  proposes {describe(prop.action)}", file=sys.stderr)
         elif event.kind == "invalid":
@@ -134,6 +180,12 @@ class TerminalView:
             print(f"  execution failed: {event.data['error']}", file=sys.stderr)
         elif event.kind == "finished":
             print(f"finished: {event.data['outcome']}: {event.data['message']}", file=sys.stderr)
+
+
+def _excerpt(text: str, limit: int) -> str:
+    """One line of at most limit characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def command_run(args: argparse.Namespace, task: str) -> int:
@@ -151,8 +203,11 @@ def command_run(args: argparse.Namespace, task: str) -> int:
         fail("the task is empty")
     if args.approve == "ask" and not sys.stdin.isatty():
         # Reading decisions from a pipe is allowed, but say what happens at its end.
-        print("deskpilot: note: stdin is not a terminal; decisions are read from it, "
-              "and its end stops the run", file=sys.stderr)
+        print(
+            "deskpilot: note: stdin is not a terminal; decisions are read from it, "
+            "and its end stops the run",
+            file=sys.stderr,
+        )
     try:
         screen = Screen(args.monitor)
     except DisplayError as exc:
@@ -162,23 +217,32 @@ def command_run(args: argparse.Namespace, task: str) -> int:
     from actions.executor import Executor
 
     settings_kwargs: dict[str, Any] = {
-        "max_steps": args.max_steps, "history_images": args.history_images, "coords": args.coords,
+        "max_steps": args.max_steps,
+        "history_images": args.history_images,
+        "coords": args.coords,
     }
     if args.max_pixels:
         settings_kwargs["max_pixels"] = args.max_pixels
     settings = LoopSettings(**settings_kwargs)
     runs_dir = args.runs_dir or default_runs_dir()
     try:
-        recorder = Recorder(runs_dir, {
-            "task": task,
-            "model": backend.model,
-            "backend": backend.describe(),
-            "approval": args.approve,
-            "monitor": {"index": screen.monitor.index, "left": screen.monitor.left,
-                        "top": screen.monitor.top, "width": screen.monitor.width,
-                        "height": screen.monitor.height},
-            "settings": settings.to_json(),
-        })
+        recorder = Recorder(
+            runs_dir,
+            {
+                "task": task,
+                "model": backend.model,
+                "backend": backend.describe(),
+                "approval": args.approve,
+                "monitor": {
+                    "index": screen.monitor.index,
+                    "left": screen.monitor.left,
+                    "top": screen.monitor.top,
+                    "width": screen.monitor.width,
+                    "height": screen.monitor.height,
+                },
+                "settings": settings.to_json(),
+            },
+        )
     except OSError as exc:
         fail(f"cannot write recordings to {runs_dir}: {exc}")
     print(f"deskpilot: recording to {recorder.dir}", file=sys.stderr)
@@ -187,8 +251,15 @@ def command_run(args: argparse.Namespace, task: str) -> int:
     stop = threading.Event()
     try:
         result = run_task(
-            task, backend=backend, screen=screen, executor=executor, decide=decide,
-            recorder=recorder, settings=settings, on_event=TerminalView(args.quiet), stop=stop,
+            task,
+            backend=backend,
+            screen=screen,
+            executor=executor,
+            decide=decide,
+            recorder=recorder,
+            settings=settings,
+            on_event=TerminalView(args.quiet),
+            stop=stop,
         )
     finally:
         executor.close()

@@ -113,7 +113,7 @@ def _check_display() -> None:
     if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
         if os.environ.get("WAYLAND_DISPLAY"):
             raise DisplayError(
-                "Wayland session without DISPLAY: deskpilot needs X11 (or XWayland with DISPLAY set)"
+                "Wayland session without DISPLAY: deskpilot needs X11 (or XWayland, DISPLAY set)"
             )
         raise DisplayError(
             "no display: DISPLAY is not set; run on a desktop session or under Xvfb "

@@ -142,7 +142,7 @@ Action: TypeAlias = (
 )
 
 ACTION_TYPES: dict[str, type[Action]] = {
-    cls.name: cls  # type: ignore[misc]
+    cls.name: cls
     for cls in (
         Key,
         Type,
@@ -182,9 +182,14 @@ def action_arguments(action: Action) -> dict[str, object]:
             if s is not None:
                 args["start_coordinate"] = _point(s)
             args["coordinate"] = _point(c)
-        case MouseMove(coordinate=c) | LeftClick(coordinate=c) | RightClick(coordinate=c) | (
-            MiddleClick(coordinate=c)
-        ) | DoubleClick(coordinate=c) | TripleClick(coordinate=c):
+        case (
+            MouseMove(coordinate=c)
+            | LeftClick(coordinate=c)
+            | RightClick(coordinate=c)
+            | (MiddleClick(coordinate=c))
+            | DoubleClick(coordinate=c)
+            | TripleClick(coordinate=c)
+        ):
             args["coordinate"] = _point(c)
         case Scroll(pixels=p, coordinate=c) | HScroll(pixels=p, coordinate=c):
             if c is not None:

@@ -8,16 +8,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
+from actions.executor import FailSafeTriggered
 from actions.screen import CoordinateSpace, Frame, Monitor
 from actions.types import Action, Answer, Terminate, action_arguments, describe
 from agent.approval import ApprovalRequest, Decide, Decision
-from agent.backends.base import Backend, BackendError, Cancelled, Completion, Delta
-from agent.prompt import SYSTEM_PROMPT, SYSTEM_PROMPT_ABSOLUTE, HistoryEntry, PromptBuilder, echo_reply
+from agent.backends.base import Backend, BackendError, Cancelled, Completion, Delta, ImagePart
+from agent.prompt import (
+    SYSTEM_PROMPT,
+    SYSTEM_PROMPT_ABSOLUTE,
+    HistoryEntry,
+    PromptBuilder,
+    echo_reply,
+)
 from agent.protocol import Proposal, format_tool_call, parse_completion, tool_schema
 from agent.recording import Recorder, now_iso
 from agent.vision import MAX_PIXELS, Observation, prepare
 
-Outcome = Literal["success", "failure", "answered", "stopped", "max_steps", "invalid_output", "error"]
+Outcome = Literal[
+    "success", "failure", "answered", "stopped", "max_steps", "invalid_output", "error"
+]
 SUCCESS_OUTCOMES = ("success", "answered")
 
 
@@ -118,12 +127,6 @@ class RunResult:
         return 0 if self.outcome in SUCCESS_OUTCOMES else 1
 
 
-def _is_failsafe(exc: BaseException) -> bool:
-    """pyautogui's corner fail-safe, however the executor wraps it."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    return bool(names & {"FailSafeTriggered", "FailSafeException"})
-
-
 def _reply_text(completion: Completion) -> str:
     """The visible part of a reply (thinking removed) to echo back after an invalid output."""
     text = completion.content
@@ -147,178 +150,219 @@ def run_task(
     stop: threading.Event | None = None,
 ) -> RunResult:
     """Run one task to its end and record every step; expected failures end as outcomes."""
-    stop = stop or threading.Event()
-    emit = on_event or (lambda event: None)
-    system = settings.system_prompt or (
-        SYSTEM_PROMPT if settings.coords == "relative" else SYSTEM_PROMPT_ABSOLUTE
-    )
-    builder = PromptBuilder(task, system_prompt=system, history_images=settings.history_images)
-    history: list[HistoryEntry] = []
-    invalid_in_a_row = 0
-    current: list[_Step] = []
-
-    def finish(outcome: Outcome, message: str, steps: int, answer: str | None = None) -> RunResult:
-        result = RunResult(outcome, message, steps, answer, str(recorder.dir))
-        recorder.finish({"status": outcome, "message": message, "answer": answer, "steps": steps})
-        emit(Event("finished", steps, {"outcome": outcome, "message": message, "answer": answer}))
-        return result
-
-    def abort(outcome: Outcome, message: str) -> RunResult:
-        # Keep what the interrupted step already has: no recorded step is lost.
-        done = 0
-        if current:
-            done = current[-1].record["index"] + 1
-            if not current[-1].written:
-                current[-1].record["error"] = message
-                current[-1].write()
-        return finish(outcome, message, done)
-
-    def _steps() -> RunResult:
-        nonlocal invalid_in_a_row
-        for index in range(settings.max_steps):
-            if stop.is_set():
-                return finish("stopped", "stopped by the user", index)
-            step = _Step(index, recorder)
-            current.append(step)
-            emit(Event("step_started", index))
-
-            # Observe.
-            frame = step.timed("capture_s", screen.capture)
-            obs = step.timed("encode_s", lambda: prepare(frame, max_pixels=settings.max_pixels))
-            shot = step.timed("save_s", lambda: recorder.save_screenshot(index, obs.image.png))
-            image = replace(obs.image, path=str(recorder.dir / shot))
-            space = (
-                CoordinateSpace.relative()
-                if settings.coords == "relative"
-                else CoordinateSpace.absolute(*obs.model_size)
-            )
-            step.observe(shot, obs, space)
-            emit(Event("observation", index, {"screenshot": str(recorder.dir / shot), "frame": frame}))
-
-            # Propose.
-            messages = builder.messages(history, image)
-            tools = [tool_schema(space)]
-
-            def on_delta(delta: Delta, _i: int = index) -> None:
-                emit(Event("delta", _i, {"kind": delta.kind, "text": delta.text}))
-
-            try:
-                completion = step.timed(
-                    "model_s", lambda: backend.complete(messages, tools, on_delta=on_delta, cancel=stop)
-                )
-            except Cancelled:
-                step.record["error"] = "generation stopped by the user"
-                step.write()
-                return finish("stopped", "stopped by the user during generation", index + 1)
-            except BackendError as exc:
-                step.record["error"] = f"model backend: {exc}"
-                step.write()
-                return finish("error", f"model backend failed: {exc}", index + 1)
-            proposal = parse_completion(completion, space)
-            step.propose(completion, proposal)
-            emit(Event("proposal", index, {"proposal": proposal, "space": space, "frame": frame}))
-
-            if proposal.action is None:
-                invalid_in_a_row += 1
-                result = (
-                    f"Invalid output: {proposal.error}. Nothing was executed. "
-                    "Reply with exactly one computer_use tool call."
-                )
-                step.finish_result(result)
-                history.append(HistoryEntry(image, _reply_text(completion), result))
-                emit(Event("invalid", index, {"error": proposal.error}))
-                if invalid_in_a_row >= settings.max_invalid:
-                    return finish(
-                        "invalid_output",
-                        f"{invalid_in_a_row} invalid model outputs in a row; last: {proposal.error}",
-                        index + 1,
-                    )
-                continue
-            invalid_in_a_row = 0
-            action = proposal.action
-
-            # Final actions touch nothing, so they need no approval.
-            if isinstance(action, Terminate | Answer):
-                step.decide(Decision("approve", by="final"))
-                step.finish_result("Task ended.")
-                if isinstance(action, Answer):
-                    return finish("answered", "the model answered", index + 1, action.text)
-                if action.status == "success":
-                    return finish("success", "the model reports success", index + 1)
-                return finish("failure", "the model reports failure", index + 1)
-
-            # Decide: nothing executes before its decision.
-            decision = step.timed(
-                "decide_s", lambda: decide(ApprovalRequest(index, action, proposal.thinking, space))
-            )
-            step.decide(decision)
-            emit(Event("decision", index, {"decision": decision}))
-            reply = format_tool_call(action)
-            if decision.kind == "stop" or stop.is_set():
-                step.finish_result("Stopped by the user before execution.")
-                return finish("stopped", "stopped by the user", index + 1)
-            if decision.kind in ("skip", "reject"):
-                verb = "skipped" if decision.kind == "skip" else "rejected"
-                result = f"The user {verb} this action; nothing was executed."
-                if decision.note:
-                    result += f" The user says: {decision.note}"
-                step.finish_result(result)
-                history.append(HistoryEntry(image, reply, result))
-                continue
-            to_run = decision.action if decision.kind == "edit" and decision.action else action
-
-            # Act.
-            try:
-                outcome = step.timed(
-                    "execute_s",
-                    lambda: executor.execute(to_run, space=space, monitor=frame.monitor, cancel=stop),
-                )
-            except Exception as exc:
-                if not _is_failsafe(exc):
-                    raise
-                step.execution({"ok": False, "error": "fail-safe: pointer in a screen corner"})
-                step.finish_result("Stopped: the user triggered the fail-safe.")
-                return finish("stopped", "pyautogui fail-safe: the pointer was moved to a corner", index + 1)
-            step.execution(
-                {
-                    "ok": outcome.ok,
-                    "detail": outcome.detail,
-                    "error": outcome.error,
-                    "points": [list(p) for p in outcome.points],
-                    "action": action_arguments(to_run),
-                }
-            )
-            if outcome.ok:
-                result = f"Executed {describe(to_run)}."
-                if decision.kind == "edit":
-                    result = f"The user changed your action to {describe(to_run)}; it was executed."
-            else:
-                result = f"Execution failed: {outcome.error}"
-            emit(Event("executed", index, {"ok": outcome.ok, "error": outcome.error}))
-
-            # Settle: wait until the screen stops changing (bounded).
-            step.record["timings"]["settle_s"] = screen.wait_until_stable(
-                min_s=settings.settle_min_s, max_s=settings.settle_max_s
-            )
-            step.finish_result(result)
-            history.append(HistoryEntry(image, reply, result))
-
-        return finish("max_steps", f"reached the limit of {settings.max_steps} steps", settings.max_steps)
-
+    run = _Run(task, backend, screen, executor, decide, recorder, settings, on_event, stop)
     try:
-        return _steps()
+        for index in range(settings.max_steps):
+            if run.stop.is_set():
+                return run.finish("stopped", "stopped by the user", index)
+            ended = run.step(index)
+            if ended is not None:
+                return ended
+        return run.finish(
+            "max_steps", f"reached the limit of {settings.max_steps} steps", settings.max_steps
+        )
     except KeyboardInterrupt:
-        stop.set()
-        return abort("stopped", "interrupted (Ctrl-C)")
+        run.stop.set()
+        return run.abort("stopped", "interrupted (Ctrl-C)")
     except Exception as exc:
-        abort("error", f"internal error: {type(exc).__name__}: {exc}")
+        run.abort("error", f"internal error: {type(exc).__name__}: {exc}")
         raise
+
+
+class _Run:
+    """The state of one run: history, counters, and the step being recorded."""
+
+    def __init__(
+        self,
+        task: str,
+        backend: Backend,
+        screen: ScreenLike,
+        executor: ExecutorLike,
+        decide: Decide,
+        recorder: Recorder,
+        settings: LoopSettings,
+        on_event: OnEvent | None,
+        stop: threading.Event | None,
+    ) -> None:
+        self.backend, self.screen, self.executor = backend, screen, executor
+        self.decide, self.recorder, self.settings = decide, recorder, settings
+        self.emit: OnEvent = on_event or (lambda event: None)
+        self.stop = stop or threading.Event()
+        system = settings.system_prompt or (
+            SYSTEM_PROMPT if settings.coords == "relative" else SYSTEM_PROMPT_ABSOLUTE
+        )
+        self.builder = PromptBuilder(
+            task, system_prompt=system, history_images=settings.history_images
+        )
+        self.history: list[HistoryEntry] = []
+        self.invalid_in_a_row = 0
+        self.current: _Step | None = None
+
+    def finish(
+        self, outcome: Outcome, message: str, steps: int, answer: str | None = None
+    ) -> RunResult:
+        """Write the outcome into run.json and tell the viewer."""
+        self.recorder.finish(
+            {"status": outcome, "message": message, "answer": answer, "steps": steps}
+        )
+        self.emit(
+            Event("finished", steps, {"outcome": outcome, "message": message, "answer": answer})
+        )
+        return RunResult(outcome, message, steps, answer, str(self.recorder.dir))
+
+    def abort(self, outcome: Outcome, message: str) -> RunResult:
+        """End mid-step, keeping what the interrupted step already has: no step is lost."""
+        step = self.current
+        if step is not None and not step.written:
+            step.record["error"] = message
+            step.write()
+        return self.finish(outcome, message, 0 if step is None else step.index + 1)
+
+    def step(self, index: int) -> RunResult | None:
+        """One step: observe, propose, decide, act, settle, record; a RunResult ends the run."""
+        settings, recorder = self.settings, self.recorder
+        step = self.current = _Step(index, recorder)
+        self.emit(Event("step_started", index))
+
+        # Observe.
+        frame: Frame = step.timed("capture_s", self.screen.capture)
+        obs: Observation = step.timed("encode_s", prepare, frame, max_pixels=settings.max_pixels)
+        shot: str = step.timed("save_s", recorder.save_screenshot, index, obs.image.png)
+        image = replace(obs.image, path=str(recorder.dir / shot))
+        space = (
+            CoordinateSpace.relative()
+            if settings.coords == "relative"
+            else CoordinateSpace.absolute(*obs.model_size)
+        )
+        step.observe(shot, obs, space)
+        self.emit(Event("observation", index, {"screenshot": image.path, "frame": frame}))
+
+        # Propose.
+        messages = self.builder.messages(self.history, image)
+
+        def on_delta(delta: Delta) -> None:
+            self.emit(Event("delta", index, {"kind": delta.kind, "text": delta.text}))
+
+        try:
+            completion: Completion = step.timed(
+                "model_s",
+                self.backend.complete,
+                messages,
+                [tool_schema(space)],
+                on_delta=on_delta,
+                cancel=self.stop,
+            )
+        except Cancelled:
+            step.record["error"] = "generation stopped by the user"
+            step.write()
+            return self.finish("stopped", "stopped by the user during generation", index + 1)
+        except BackendError as exc:
+            step.record["error"] = f"model backend: {exc}"
+            step.write()
+            return self.finish("error", f"model backend failed: {exc}", index + 1)
+        proposal = parse_completion(completion, space)
+        step.propose(completion, proposal)
+        self.emit(Event("proposal", index, {"proposal": proposal, "space": space, "frame": frame}))
+
+        if proposal.action is None:
+            return self._invalid(step, image, completion, proposal)
+        self.invalid_in_a_row = 0
+        action = proposal.action
+
+        # Final actions touch nothing, so they need no approval.
+        if isinstance(action, Terminate | Answer):
+            step.decide(Decision("approve", by="final"))
+            step.finish_result("Task ended.")
+            if isinstance(action, Answer):
+                return self.finish("answered", "the model answered", index + 1, action.text)
+            if action.status == "success":
+                return self.finish("success", "the model reports success", index + 1)
+            return self.finish("failure", "the model reports failure", index + 1)
+
+        # Decide: nothing executes before its decision.
+        request = ApprovalRequest(index, action, proposal.thinking, space)
+        decision: Decision = step.timed("decide_s", self.decide, request)
+        step.decide(decision)
+        self.emit(Event("decision", index, {"decision": decision}))
+        reply = format_tool_call(action)
+        if decision.kind == "stop" or self.stop.is_set():
+            step.finish_result("Stopped by the user before execution.")
+            return self.finish("stopped", "stopped by the user", index + 1)
+        if decision.kind in ("skip", "reject"):
+            verb = "skipped" if decision.kind == "skip" else "rejected"
+            result = f"The user {verb} this action; nothing was executed."
+            if decision.note:
+                result += f" The user says: {decision.note}"
+            step.finish_result(result)
+            self.history.append(HistoryEntry(image, reply, result))
+            return None
+        to_run = decision.action if decision.kind == "edit" and decision.action else action
+
+        # Act.
+        try:
+            outcome: ExecResultLike = step.timed(
+                "execute_s",
+                self.executor.execute,
+                to_run,
+                space=space,
+                monitor=frame.monitor,
+                cancel=self.stop,
+            )
+        except FailSafeTriggered:
+            step.execution({"ok": False, "error": "fail-safe: pointer in a screen corner"})
+            step.finish_result("Stopped: the user triggered the fail-safe.")
+            return self.finish(
+                "stopped", "pyautogui fail-safe: the pointer was moved to a corner", index + 1
+            )
+        step.execution(
+            {
+                "ok": outcome.ok,
+                "detail": outcome.detail,
+                "error": outcome.error,
+                "points": [list(p) for p in outcome.points],
+                "action": action_arguments(to_run),
+            }
+        )
+        if not outcome.ok:
+            result = f"Execution failed: {outcome.error}"
+        elif decision.kind == "edit":
+            result = f"The user changed your action to {describe(to_run)}; it was executed."
+        else:
+            result = f"Executed {describe(to_run)}."
+        self.emit(Event("executed", index, {"ok": outcome.ok, "error": outcome.error}))
+
+        # Settle: wait until the screen stops changing (bounded).
+        step.record["timings"]["settle_s"] = round(
+            self.screen.wait_until_stable(min_s=settings.settle_min_s, max_s=settings.settle_max_s),
+            4,
+        )
+        step.finish_result(result)
+        self.history.append(HistoryEntry(image, reply, result))
+        return None
+
+    def _invalid(
+        self, step: _Step, image: ImagePart, completion: Completion, proposal: Proposal
+    ) -> RunResult | None:
+        """Bad output: execute nothing, tell the model why, give up after too many in a row."""
+        self.invalid_in_a_row += 1
+        result = f"Invalid output, nothing was executed: {proposal.error}"
+        step.finish_result(result)
+        self.history.append(HistoryEntry(image, _reply_text(completion), result))
+        self.emit(Event("invalid", step.index, {"error": proposal.error}))
+        if self.invalid_in_a_row >= self.settings.max_invalid:
+            return self.finish(
+                "invalid_output",
+                f"{self.invalid_in_a_row} invalid model outputs in a row; last: {proposal.error}",
+                step.index + 1,
+            )
+        return None
 
 
 class _Step:
     """Accumulates one step's record and writes it once the step is complete."""
 
     def __init__(self, index: int, recorder: Recorder) -> None:
+        self.index = index
         self.recorder = recorder
         self.t0 = time.monotonic()
         self.record: dict[str, Any] = {
@@ -341,11 +385,11 @@ class _Step:
         }
         self.written = False
 
-    def timed(self, name: str, fn: Callable[[], Any]) -> Any:
-        """Run fn and record its duration under timings[name]."""
+    def timed(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call fn and record its duration under timings[name]."""
         t = time.monotonic()
         try:
-            return fn()
+            return fn(*args, **kwargs)
         finally:
             self.record["timings"][name] = round(time.monotonic() - t, 4)
 
@@ -354,8 +398,14 @@ class _Step:
         m = obs.frame.monitor
         self.record["screenshot"] = shot
         self.record["screen"] = {
-            "monitor": {"index": m.index, "left": m.left, "top": m.top, "width": m.width,
-                        "height": m.height, "scale": m.scale},
+            "monitor": {
+                "index": m.index,
+                "left": m.left,
+                "top": m.top,
+                "width": m.width,
+                "height": m.height,
+                "scale": m.scale,
+            },
             "captured_size": [obs.frame.width, obs.frame.height],
             "image_size": [obs.image.width, obs.image.height],
             "model_size": list(obs.model_size),

@@ -1,4 +1,4 @@
-"""Chat messages for one step: system prompt, task, history and the current screen, prefix-stable."""
+"""Chat messages for one step: system prompt, task, history, current screen; prefix-stable."""
 
 from __future__ import annotations
 
@@ -89,6 +89,8 @@ class PromptBuilder:
         for i, entry in enumerate(history):
             msgs.append(ChatMessage("assistant", (entry.reply,)))
             msgs.append(
-                ChatMessage("user", (tool_response(entry.result) + "\nCurrent screen:\n", screen(i + 1)))
+                ChatMessage(
+                    "user", (tool_response(entry.result) + "\nCurrent screen:\n", screen(i + 1))
+                )
             )
         return msgs

@@ -53,7 +53,6 @@ class OpenAIBackend:
         max_tokens: int = 4096,
         sampling: Mapping[str, float] | None = None,
     ) -> None:
-        import httpx
         import openai
 
         self.base_url = base_url.rstrip("/")
@@ -68,7 +67,7 @@ class OpenAIBackend:
         self._client = openai.OpenAI(
             base_url=self.base_url,
             api_key=os.environ.get(api_key_env) or "EMPTY",
-            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+            timeout=openai.Timeout(timeout_s, connect=connect_timeout_s),
             max_retries=1,
         )
         self._urls: dict[int, tuple[bytes, str]] = {}
@@ -136,7 +135,8 @@ class OpenAIBackend:
         for i, msg in enumerate(messages):
             parts = list(msg.content)
             if i == 0 and msg.role == "system" and self.tools_in_prompt and tools:
-                parts = [msg.text() + "\n\n" + tools_system_text(tools)]
+                # The chat template puts the tools block first, then the system text.
+                parts = [tools_system_text(tools) + "\n\n" + msg.text()]
             if all(isinstance(p, str) for p in parts):
                 out.append({"role": msg.role, "content": "".join(str(p) for p in parts)})
                 continue

@@ -1,0 +1,58 @@
+"""Architecture rules: no Qt in agent/ or actions/, torch only in the worker, no eval/exec."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+QT = ("PySide6", "PyQt5", "PyQt6", "shiboken6")
+TORCH = ("torch", "transformers", "accelerate", "safetensors")
+WORKER = ROOT / "agent" / "backends" / "worker.py"
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def python_files(*dirs: str) -> list[Path]:
+    files = [p for d in dirs for p in (ROOT / d).rglob("*.py")]
+    assert files, "no files found: the layout changed"
+    return files
+
+
+def test_no_qt_in_agent_or_actions() -> None:
+    offenders = [str(p) for p in python_files("agent", "actions") if imported_modules(p) & set(QT)]
+    assert offenders == []
+
+
+def test_torch_only_in_the_worker() -> None:
+    files = python_files("agent", "actions", "ui") + [ROOT / "main.py"]
+    offenders = [str(p) for p in files if p != WORKER and imported_modules(p) & set(TORCH)]
+    assert offenders == []
+
+
+def test_no_eval_or_exec() -> None:
+    for path in python_files("agent", "actions", "ui") + [ROOT / "main.py"]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                assert node.func.id not in ("eval", "exec", "compile"), f"{path}: {node.func.id}"
+
+
+def test_cli_import_pulls_no_torch_or_qt() -> None:
+    code = (
+        "import sys, main, agent.loop, agent.backends.openai_compat, actions.executor;"
+        f"bad=[m for m in sys.modules if m.split('.')[0] in {TORCH + QT!r}];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
