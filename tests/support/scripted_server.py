@@ -41,8 +41,16 @@ def json_call(**params: Any) -> str:
 
 def structured_call(**params: Any) -> list[dict[str, Any]]:
     """A computer_use call as an OpenAI `tool_calls` list (vLLM --tool-call-parser qwen3_coder)."""
-    return [{"id": f"call_{uuid.uuid4().hex[:8]}", "type": "function",
-             "function": {"name": "computer_use", "arguments": json.dumps(params, ensure_ascii=False)}}]
+    return [
+        {
+            "id": f"call_{uuid.uuid4().hex[:8]}",
+            "type": "function",
+            "function": {
+                "name": "computer_use",
+                "arguments": json.dumps(params, ensure_ascii=False),
+            },
+        }
+    ]
 
 
 @dataclass
@@ -84,8 +92,13 @@ class ScriptedServer:
                 if not self._auth_ok():
                     return
                 if self.path.rstrip("/") == "/v1/models":
-                    self._json(200, {"object": "list", "data": [
-                        {"id": server.model, "object": "model", "owned_by": "test"}]})
+                    self._json(
+                        200,
+                        {
+                            "object": "list",
+                            "data": [{"id": server.model, "object": "model", "owned_by": "test"}],
+                        },
+                    )
                 else:
                     self._json(404, {"error": {"message": "not found"}})
 
@@ -98,12 +111,23 @@ class ScriptedServer:
                     self._json(404, {"error": {"message": "not found"}})
                     return
                 if server.reject_tools and body.get("tools"):
-                    self._json(400, {"error": {"message": '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set', "type": "BadRequestError"}})
+                    self._json(
+                        400,
+                        {
+                            "error": {
+                                "message": '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set',
+                                "type": "BadRequestError",
+                            }
+                        },
+                    )
                     return
                 server.requests.append(body)
                 n = len(server.requests) - 1
-                item = server.script[n] if n < len(server.script) else Reply(
-                    xml_call(action="terminate", status="failure"))
+                item = (
+                    server.script[n]
+                    if n < len(server.script)
+                    else Reply(xml_call(action="terminate", status="failure"))
+                )
                 reply = item(body) if callable(item) else item
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
@@ -115,10 +139,16 @@ class ScriptedServer:
                 else:
                     self._whole(body, reply)
 
-            def _chunk(self, delta: dict[str, Any], finish: str | None = None, usage: Any = None) -> None:
-                obj: dict[str, Any] = {"id": "chatcmpl-1", "object": "chat.completion.chunk",
-                                       "created": int(time.time()), "model": server.model,
-                                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            def _chunk(
+                self, delta: dict[str, Any], finish: str | None = None, usage: Any = None
+            ) -> None:
+                obj: dict[str, Any] = {
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion.chunk",
+                    "created": int(time.time()),
+                    "model": server.model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                }
                 if usage is not None:
                     obj["choices"] = []
                     obj["usage"] = usage
@@ -135,20 +165,41 @@ class ScriptedServer:
                 step = reply.chunk_chars
                 if reply.reasoning:
                     for i in range(0, len(reply.reasoning), step):
-                        self._chunk({"reasoning_content": reply.reasoning[i:i + step]})
+                        self._chunk({"reasoning_content": reply.reasoning[i : i + step]})
                 for i in range(0, len(reply.content), step):
-                    self._chunk({"content": reply.content[i:i + step]})
+                    self._chunk({"content": reply.content[i : i + step]})
                 for idx, call in enumerate(reply.tool_calls or []):
                     args = call["function"]["arguments"]
-                    self._chunk({"tool_calls": [{"index": idx, "id": call["id"], "type": "function",
-                                                 "function": {"name": call["function"]["name"], "arguments": ""}}]})
+                    self._chunk(
+                        {
+                            "tool_calls": [
+                                {
+                                    "index": idx,
+                                    "id": call["id"],
+                                    "type": "function",
+                                    "function": {"name": call["function"]["name"], "arguments": ""},
+                                }
+                            ]
+                        }
+                    )
                     for i in range(0, len(args), step):
-                        self._chunk({"tool_calls": [{"index": idx, "function": {"arguments": args[i:i + step]}}]})
+                        self._chunk(
+                            {
+                                "tool_calls": [
+                                    {"index": idx, "function": {"arguments": args[i : i + step]}}
+                                ]
+                            }
+                        )
                 finish = "tool_calls" if reply.tool_calls else "stop"
                 self._chunk({}, finish)
-                self._chunk({}, usage={"prompt_tokens": 1000 + 10 * len(server.requests),
-                                       "completion_tokens": max(1, len(reply.content) // 4),
-                                       "total_tokens": 0})
+                self._chunk(
+                    {},
+                    usage={
+                        "prompt_tokens": 1000 + 10 * len(server.requests),
+                        "completion_tokens": max(1, len(reply.content) // 4),
+                        "total_tokens": 0,
+                    },
+                )
                 end = b"data: [DONE]\n\n"
                 self.wfile.write(f"{len(end):x}\r\n".encode() + end + b"\r\n0\r\n\r\n")
                 self.wfile.flush()
@@ -159,9 +210,20 @@ class ScriptedServer:
                     message["reasoning_content"] = reply.reasoning
                 if reply.tool_calls:
                     message["tool_calls"] = reply.tool_calls
-                self._json(200, {"id": "chatcmpl-1", "object": "chat.completion", "model": server.model,
-                                 "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                                 "usage": {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010}})
+                self._json(
+                    200,
+                    {
+                        "id": "chatcmpl-1",
+                        "object": "chat.completion",
+                        "model": server.model,
+                        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                        "usage": {
+                            "prompt_tokens": 1000,
+                            "completion_tokens": 10,
+                            "total_tokens": 1010,
+                        },
+                    },
+                )
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True

@@ -11,7 +11,9 @@ from agent.recording import Recorder, read_run
 def test_round_trip(tmp_path: Path) -> None:
     rec = Recorder(tmp_path, {"task": "t", "model": "m", "backend": {"endpoint": "http://x/v1"}})
     shot = rec.save_screenshot(0, b"\x89PNG fake")
-    rec.append_step({"index": 0, "screenshot": shot, "raw_output": "héllo <tool_call>", "action": None})
+    rec.append_step(
+        {"index": 0, "screenshot": shot, "raw_output": "héllo <tool_call>", "action": None}
+    )
     rec.append_step({"index": 1, "screenshot": None, "parse_error": "no tool call"})
     rec.finish({"status": "success"})
     run = read_run(rec.dir)

@@ -84,4 +84,6 @@ def test_non_finite_is_refused() -> None:
 
 
 def test_space_contains() -> None:
-    assert REL.contains((0, 1000)) and not REL.contains((-0.01, 5)) and not REL.contains((5, 1000.5))
+    assert (
+        REL.contains((0, 1000)) and not REL.contains((-0.01, 5)) and not REL.contains((5, 1000.5))
+    )

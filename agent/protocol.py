@@ -1,0 +1,848 @@
+"""The one reader of model text: Qwen 3.5 tool calls (XML, JSON or structured) to actions."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from actions.screen import CoordinateSpace
+from actions.types import (
+    ACTION_TYPES,
+    Action,
+    Answer,
+    DoubleClick,
+    HScroll,
+    Key,
+    LeftClick,
+    LeftClickDrag,
+    MiddleClick,
+    MouseMove,
+    Point,
+    RightClick,
+    Scroll,
+    Terminate,
+    TripleClick,
+    Type,
+    Wait,
+    action_arguments,
+)
+from agent.backends.base import Completion
+
+TOOL_NAME = "computer_use"
+
+MAX_TEXT_CHARS = 10_000
+MAX_KEYS = 8
+MAX_KEY_CHARS = 32
+MAX_SCROLL_CLICKS = 100
+MAX_WAIT_S = 60.0
+# Far beyond any real answer (long thinking included); past this the output is junk and
+# scanning it would only cost time.
+MAX_OUTPUT_CHARS = 4_000_000
+MAX_ERROR_CHARS = 199
+
+# Parameters the Qwen 3.5 template writes verbatim (schema type "string"); all others are JSON.
+STRING_PARAMS = frozenset({"action", "text", "status"})
+
+_POINTER = ("mouse_move", "left_click", "right_click", "middle_click", "double_click",
+            "triple_click")
+
+# action -> (required parameters, optional parameters); "action" itself is implied.
+_PARAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "key": (("keys",), ()),
+    "type": (("text",), ()),
+    **{name: (("coordinate",), ()) for name in _POINTER},
+    "left_click_drag": (("coordinate",), ("start_coordinate",)),
+    "scroll": (("pixels",), ("coordinate",)),
+    "hscroll": (("pixels",), ("coordinate",)),
+    "wait": (("time",), ()),
+    "terminate": (("status",), ()),
+    "answer": (("text",), ()),
+}
+ACTION_NAMES: tuple[str, ...] = tuple(ACTION_TYPES)
+assert set(_PARAMS) == set(ACTION_NAMES), "the protocol must cover every action type"
+
+_TOOL_CALL_OPEN = "<tool_call>"
+_TOOL_CALL_CLOSE = "</tool_call>"
+_FUNCTION_OPEN = "<function="
+_FUNCTION_CLOSE = "</function>"
+_PARAM_OPEN = "<parameter="
+_PARAM_CLOSE = "</parameter>"
+_THINK_OPEN = "<think>"
+_THINK_CLOSE = "</think>"
+_TAGS = (_TOOL_CALL_OPEN, _TOOL_CALL_CLOSE, _FUNCTION_OPEN, _FUNCTION_CLOSE, _PARAM_OPEN,
+         _PARAM_CLOSE, _THINK_OPEN, _THINK_CLOSE)
+# A parameter value holding one of these almost surely swallowed a missing </parameter>.
+_SWALLOWED = (_PARAM_OPEN, _FUNCTION_OPEN, _FUNCTION_CLOSE)
+# Strings that cannot sit verbatim inside an XML parameter value and still read back the same.
+_XML_UNSAFE = (_PARAM_CLOSE, *_SWALLOWED, _THINK_OPEN, _THINK_CLOSE)
+
+# Verbatim from Qwen3.5's chat_template.jinja (the system turn when `tools` is given).
+_TOOLS_HEADER = "# Tools\n\nYou have access to the following functions:\n\n<tools>"
+_TOOLS_FOOTER = (
+    "\n</tools>"
+    "\n\nIf you choose to call a function ONLY reply in the following format with NO suffix:\n\n"
+    "<tool_call>\n<function=example_function_name>\n<parameter=example_parameter_1>\nvalue_1\n"
+    "</parameter>\n<parameter=example_parameter_2>\nThis is the value for the second parameter\n"
+    "that can span\nmultiple lines\n</parameter>\n</function>\n</tool_call>\n\n"
+    "<IMPORTANT>\nReminder:\n"
+    "- Function calls MUST follow the specified format: an inner <function=...></function> "
+    "block must be nested within <tool_call></tool_call> XML tags\n"
+    "- Required parameters MUST be specified\n"
+    "- You may provide optional reasoning for your function call in natural language BEFORE "
+    "the function call, but NOT after\n"
+    "- If there is no function call available, answer the question like normal with your "
+    "current knowledge and do not tell the user about function calls\n"
+    "</IMPORTANT>"
+)
+
+
+class ProtocolError(ValueError):
+    """The model's output is not exactly one valid computer_use call; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """What the model proposed: exactly one of action/error is set."""
+
+    action: Action | None
+    error: str | None
+    thinking: str
+    raw: str
+    tool_call_id: str | None = None
+
+
+# --------------------------------------------------------------------------- tool declaration
+
+
+def tool_schema(space: CoordinateSpace) -> dict[str, object]:
+    """The OpenAI `tools` entry for computer_use, with the coordinate convention of `space`."""
+    if space.kind == "relative":
+        convention = (
+            "Coordinates are relative to the screenshot: 0-1000 on each axis, x from the left "
+            "edge and y from the top edge, so (0, 0) is the top-left corner and (1000, 1000) "
+            "the bottom-right corner, whatever the screen's real resolution."
+        )
+    else:
+        w, h = _dim(space.width), _dim(space.height)
+        convention = (
+            f"Coordinates are pixels of the {w}x{h} screenshot you are shown: x from the left "
+            f"edge (0-{w}) and y from the top edge (0-{h}); (0, 0) is the top-left corner."
+        )
+    description = (
+        "Use a mouse and keyboard to interact with a computer, and take screenshots.\n"
+        "* This is an interface to a desktop GUI: what you see is one screenshot of the "
+        "user's screen, and your actions are real mouse and keyboard input.\n"
+        "* Some applications may take time to start or process actions, so you may need to "
+        "wait and take successive screenshots to see the results of your actions.\n"
+        "* Whenever you intend to move the cursor to click on an element like an icon, you "
+        "should consult a screenshot to determine the coordinates of the element before "
+        "moving the cursor.\n"
+        "* Make sure to click any buttons, links, icons, etc with the cursor tip in the "
+        "center of the element. Don't click boxes on their edges.\n"
+        f"* {convention}\n"
+        "* Call exactly one action per reply; you get a new screenshot after each action."
+    )
+    actions_doc = (
+        "The action to perform. The available actions are:\n"
+        "* `key`: Press the keys in `keys` together as one combination, e.g. "
+        '["ctrl", "c"]; a single key is a list of one.\n'
+        "* `type`: Type the string `text` on the keyboard, exactly as given.\n"
+        "* `mouse_move`: Move the cursor to `coordinate`.\n"
+        "* `left_click`: Click the left mouse button at `coordinate`.\n"
+        "* `left_click_drag`: Press the left button at `start_coordinate` (or where the cursor "
+        "is, if omitted), drag to `coordinate` and release.\n"
+        "* `right_click`: Click the right mouse button at `coordinate`.\n"
+        "* `middle_click`: Click the middle mouse button at `coordinate`.\n"
+        "* `double_click`: Double-click the left mouse button at `coordinate`.\n"
+        "* `triple_click`: Triple-click the left mouse button at `coordinate` (selects a line "
+        "or paragraph).\n"
+        "* `scroll`: Turn the mouse wheel vertically by `pixels` clicks (positive scrolls up, "
+        "negative down), over `coordinate` if given.\n"
+        "* `hscroll`: Turn the mouse wheel horizontally by `pixels` clicks (positive scrolls "
+        "right, negative left), over `coordinate` if given.\n"
+        "* `wait`: Wait `time` seconds for something on the screen to change.\n"
+        "* `terminate`: End the task and report `status`: success or failure.\n"
+        "* `answer`: End the task with `text` as the answer to the user's question."
+    )
+    point = {
+        "type": "array",
+        "items": {"type": "number"},
+        "minItems": 2,
+        "maxItems": 2,
+    }
+    parameters: dict[str, object] = {
+        "type": "object",
+        "properties": {
+            "action": {"description": actions_doc, "enum": list(ACTION_NAMES), "type": "string"},
+            "keys": {
+                "description": "The keys to press together. Required only by `action=key`.",
+                "type": "array",
+                "items": {"type": "string"},
+            },
+            "text": {
+                "description": "The text to type, or the answer. Required only by "
+                "`action=type` and `action=answer`.",
+                "type": "string",
+            },
+            "coordinate": {
+                "description": "(x, y): where the action happens, or where a drag ends. "
+                f"{convention} Required by the click actions, `mouse_move` and "
+                "`left_click_drag`; optional for `scroll` and `hscroll`.",
+                **point,
+            },
+            "start_coordinate": {
+                "description": "(x, y): where a drag starts, in the same convention as "
+                "`coordinate`. Optional, only for `action=left_click_drag`.",
+                **point,
+            },
+            "pixels": {
+                "description": "How many wheel clicks to scroll (a whole number, at most "
+                f"{MAX_SCROLL_CLICKS} either way); positive scrolls up or right, negative down "
+                "or left. Required only by `action=scroll` and `action=hscroll`.",
+                "type": "number",
+            },
+            "time": {
+                "description": f"Seconds to wait (more than 0, at most {MAX_WAIT_S:g}). "
+                "Required only by `action=wait`.",
+                "type": "number",
+            },
+            "status": {
+                "description": "Whether the task succeeded. Required only by "
+                "`action=terminate`.",
+                "type": "string",
+                "enum": ["success", "failure"],
+            },
+        },
+        "required": ["action"],
+    }
+    return {
+        "type": "function",
+        "function": {"name": TOOL_NAME, "description": description, "parameters": parameters},
+    }
+
+
+def tools_system_text(tools: Sequence[Mapping[str, object]]) -> str:
+    """The tool declaration as Qwen3.5's chat template writes it into the system turn."""
+    # The template renders each tool with transformers' `tojson` filter, which is
+    # json.dumps(ensure_ascii=False) with the default ", " / ": " separators and key order kept.
+    # A system prompt, if any, follows after "\n\n" (the caller adds it).
+    body = "".join("\n" + json.dumps(_plain(tool), ensure_ascii=False) for tool in tools)
+    return _TOOLS_HEADER + body + _TOOLS_FOOTER
+
+
+def _plain(value: object) -> object:
+    """Mappings and sequences as dicts and lists, so json.dumps takes them."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _dim(value: float) -> str:
+    """A size for display: integral sizes without the trailing .0."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+# --------------------------------------------------------------------------- writing calls
+
+
+def format_tool_call(action: Action) -> str:
+    """The action as Qwen 3.5 writes it: an XML tool call (JSON form if XML cannot hold it)."""
+    args = action_arguments(action)
+    rendered: list[tuple[str, str]] = []
+    for name, value in args.items():
+        if isinstance(value, str):
+            text = value
+        else:
+            # Lists as the template's `tojson` writes them; numbers the same as str() would.
+            text = json.dumps(value, ensure_ascii=False)
+        rendered.append((name, text))
+    if any(marker in text for _, text in rendered for marker in _XML_UNSAFE):
+        # Such a value would end the parameter early or look like thinking; the JSON form with
+        # every "<" escaped carries any string without ambiguity.
+        payload = json.dumps({"name": TOOL_NAME, "arguments": args}, ensure_ascii=False)
+        payload = payload.replace("<", "\\u003c")
+        return f"{_TOOL_CALL_OPEN}\n{payload}\n{_TOOL_CALL_CLOSE}"
+    lines = [_TOOL_CALL_OPEN, f"{_FUNCTION_OPEN}{TOOL_NAME}>"]
+    for name, text in rendered:
+        # Values sit between newlines, and exactly one newline each side is removed on reading.
+        lines += [f"{_PARAM_OPEN}{name}>", text, _PARAM_CLOSE]
+    lines += [_FUNCTION_CLOSE, _TOOL_CALL_CLOSE]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def parse_arguments(arguments: Mapping[str, object], space: CoordinateSpace) -> Action:
+    """Validate computer_use arguments into an action; raise ProtocolError saying what is wrong."""
+    if not isinstance(arguments, Mapping):
+        raise ProtocolError(f"arguments must be a JSON object, not {_kind(arguments)}")
+    given: dict[str, object] = {}
+    for name, value in arguments.items():
+        if not isinstance(name, str):
+            raise ProtocolError(f"parameter name {_show(name)} is not a string")
+        if name not in STRING_PARAMS:
+            value = _decode(value)
+        if value is None:
+            continue  # models often write every parameter, the unused ones as null
+        given[name] = value
+    if "action" not in given:
+        raise ProtocolError("missing parameter 'action'")
+    raw_action = given.pop("action")
+    if not isinstance(raw_action, str):
+        raise ProtocolError(f"action must be a string, not {_kind(raw_action)}")
+    action = raw_action.strip()
+    if action not in _PARAMS:
+        raise ProtocolError(f"unknown action {_show(action)}")
+    required, optional = _PARAMS[action]
+    for name in given:
+        if name not in required and name not in optional:
+            raise ProtocolError(f"unexpected parameter {_show(name)} for {action}")
+    for name in required:
+        if name not in given:
+            raise ProtocolError(f"missing parameter '{name}' for {action}")
+
+    match action:
+        case "key":
+            return Key(_keys(given["keys"]))
+        case "type":
+            return Type(_text(given["text"], "text"))
+        case "answer":
+            return Answer(_text(given["text"], "text"))
+        case "left_click_drag":
+            start = given.get("start_coordinate")
+            return LeftClickDrag(
+                _point(given["coordinate"], "coordinate", space),
+                None if start is None else _point(start, "start_coordinate", space),
+            )
+        case "scroll" | "hscroll":
+            where = given.get("coordinate")
+            point = None if where is None else _point(where, "coordinate", space)
+            pixels = _pixels(given["pixels"])
+            return Scroll(pixels, point) if action == "scroll" else HScroll(pixels, point)
+        case "wait":
+            return Wait(_time(given["time"]))
+        case "terminate":
+            return Terminate(_status(given["status"]))
+    pointer: dict[str, Callable[[Point], Action]] = {
+        "mouse_move": MouseMove,
+        "left_click": LeftClick,
+        "right_click": RightClick,
+        "middle_click": MiddleClick,
+        "double_click": DoubleClick,
+        "triple_click": TripleClick,
+    }
+    return pointer[action](_point(given["coordinate"], "coordinate", space))
+
+
+def _decode(value: object) -> object:
+    """A non-string parameter that arrived as a string (XML, lax servers): its JSON value."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text or len(text) > 10_000:
+        return value
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return value  # left as text; the type check of the parameter reports it
+
+
+def _number(value: object, what: str) -> float:
+    """A finite real number (bool excluded: JSON true is not 1)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ProtocolError(f"{what} must be a number, not {_kind(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ProtocolError(f"{what} is too large") from None
+    if not math.isfinite(number):
+        raise ProtocolError(f"{what} must be finite, not {number}")
+    return number
+
+
+def _point(value: object, what: str, space: CoordinateSpace) -> Point:
+    """An [x, y] pair of finite numbers inside the coordinate space."""
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        if isinstance(value, list | tuple):
+            raise ProtocolError(f"{what} must be [x, y], got {len(value)} numbers")
+        raise ProtocolError(f"{what} must be [x, y], not {_kind(value)} {_show(value)}")
+    x = _number(value[0], f"{what} x")
+    y = _number(value[1], f"{what} y")
+    point = (x, y)
+    if not space.contains(point):
+        if space.kind == "relative":
+            where = "the relative 0-1000 range"
+        else:
+            where = f"the {_dim(space.width)}x{_dim(space.height)} screenshot"
+        raise ProtocolError(f"{what} [{x:g}, {y:g}] is outside {where}")
+    return point
+
+
+def _keys(value: object) -> tuple[str, ...]:
+    """A key combination: a list of key names, or one "ctrl+c"-style string."""
+    items: list[object]
+    if isinstance(value, str):
+        items = [value]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise ProtocolError(f"keys must be a list of strings, not {_kind(value)}")
+    if not items:
+        raise ProtocolError("keys is empty")
+    if len(items) > MAX_KEYS:
+        raise ProtocolError(f"{len(items)} keys; at most {MAX_KEYS} at once")
+    keys: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ProtocolError(f"keys must be strings, not {_kind(item)}")
+        if len(item) > MAX_KEYS * (MAX_KEY_CHARS + 1):
+            raise ProtocolError(f"key {_show(item)} is too long")
+        keys.extend(_split_chord(item))
+        if len(keys) > MAX_KEYS:
+            raise ProtocolError(f"more than {MAX_KEYS} keys at once")
+    for key in keys:
+        if len(key) > MAX_KEY_CHARS:
+            raise ProtocolError(f"key {_show(key)} is longer than {MAX_KEY_CHARS} characters")
+        _check_unicode(key, "keys")
+    return tuple(keys)
+
+
+def _split_chord(item: str) -> list[str]:
+    """Split "ctrl+shift+t" into keys; a "+" where a key is expected is the plus key itself."""
+    if item == "+":
+        return ["+"]
+    if not item.strip():
+        raise ProtocolError("empty key")
+    keys: list[str] = []
+    i, n = 0, len(item)
+    while True:
+        if item[i] == "+":
+            keys.append("+")
+            i += 1
+            if i < n and item[i] != "+":
+                raise ProtocolError(f"malformed key combination {_show(item)}")
+        else:
+            j = item.find("+", i)
+            j = n if j == -1 else j
+            key = item[i:j].strip()
+            if not key:
+                raise ProtocolError(f"empty key in {_show(item)}")
+            keys.append(key)
+            i = j
+        if i == n:
+            return keys
+        i += 1  # the "+" between two keys
+        if i == n:
+            raise ProtocolError(f"key combination {_show(item)} ends with '+'")
+
+
+def _text(value: object, what: str) -> str:
+    """Text to type or answer: kept exactly, but bounded and free of NUL."""
+    if not isinstance(value, str):
+        raise ProtocolError(f"{what} must be a string, not {_kind(value)}")
+    if not value:
+        raise ProtocolError(f"{what} is empty")
+    if len(value) > MAX_TEXT_CHARS:
+        raise ProtocolError(f"{what} is {len(value)} characters; at most {MAX_TEXT_CHARS}")
+    if "\x00" in value:
+        raise ProtocolError(f"{what} contains a NUL character")
+    _check_unicode(value, what)
+    return value
+
+
+def _check_unicode(value: str, what: str) -> None:
+    """Reject lone surrogates (possible through JSON escapes): nothing can type them."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError(f"{what} is not valid Unicode (lone surrogate)") from None
+
+
+def _pixels(value: object) -> int:
+    """Wheel clicks: a whole, non-zero number within the limit."""
+    number = _number(value, "pixels")
+    if not number.is_integer():
+        raise ProtocolError(f"pixels must be a whole number, not {number:g}")
+    if number == 0:
+        raise ProtocolError("pixels is 0; scroll by a non-zero number of clicks")
+    if abs(number) > MAX_SCROLL_CLICKS:
+        raise ProtocolError(f"pixels {number:g} is beyond +/-{MAX_SCROLL_CLICKS} wheel clicks")
+    return int(number)
+
+
+def _time(value: object) -> float:
+    """Seconds to wait: more than 0, at most the limit."""
+    number = _number(value, "time")
+    if not 0.0 < number <= MAX_WAIT_S:
+        raise ProtocolError(f"time {number:g} is not within (0, {MAX_WAIT_S:g}] seconds")
+    return number
+
+
+def _status(value: object) -> Literal["success", "failure"]:
+    """The end status of terminate."""
+    if isinstance(value, str):
+        status = value.strip()
+        if status == "success":
+            return "success"
+        if status == "failure":
+            return "failure"
+    raise ProtocolError(f"status must be 'success' or 'failure', not {_show(value)}")
+
+
+def _kind(value: object) -> str:
+    """The JSON name of a value's type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def _show(value: object, limit: int = 40) -> str:
+    """A short one-line repr of untrusted input for an error message."""
+    try:
+        text = repr(value)
+    except Exception:  # a hostile __repr__ must not turn an error message into a crash
+        text = f"<{type(value).__name__}>"
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return text
+
+
+# --------------------------------------------------------------------------- reading output
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One tool call found in the output, before its arguments are validated."""
+
+    name: str
+    arguments: Mapping[str, object]
+    source: Literal["xml", "json", "structured"]
+    id: str | None = None
+
+
+def parse_completion(completion: Completion, space: CoordinateSpace) -> Proposal:
+    """Read one completion into a proposal; any problem becomes an error, never an exception."""
+    content = completion.content if isinstance(completion.content, str) else ""
+    reasoning = completion.reasoning if isinstance(completion.reasoning, str) else ""
+    structured = list(completion.tool_calls or [])
+    raw = content
+    thinking_parts = [reasoning]
+    try:
+        raw = content + _render_structured(structured, content)
+        if len(content) > MAX_OUTPUT_CHARS:
+            raise ProtocolError(f"output is {len(content)} characters; that is not a reply")
+        cut = _split_thinking(content)
+        thinking_parts.append(cut.thinking)
+        if cut.unclosed:
+            if structured:
+                raise ProtocolError("tool call inside unfinished thinking (<think> never closed)")
+            raise ProtocolError(
+                "output was cut off inside thinking (<think> never closed); no tool call"
+            )
+        calls = _scan(cut.answer, thinking_parts)
+        calls += [_structured_call(call) for call in structured]
+        thinking = _join(thinking_parts)
+        if not calls:
+            if completion.finish_reason == "length":
+                raise ProtocolError("output was cut off (length limit) before any tool call")
+            raise ProtocolError("no tool call in the output; reply with exactly one tool call")
+        if len(calls) > 1:
+            raise ProtocolError(f"{len(calls)} tool calls; reply with exactly one")
+        call = calls[0]
+        if call.name != TOOL_NAME:
+            raise ProtocolError(f"call to unknown function {_show(call.name)}; use {TOOL_NAME}")
+        action = parse_arguments(call.arguments, space)
+        return Proposal(action, None, thinking, raw, call.id)
+    except ProtocolError as exc:
+        return Proposal(None, _one_line(str(exc)), _join(thinking_parts), raw)
+    except Exception as exc:  # hostile input must never take the agent down
+        message = f"unexpected parser failure ({type(exc).__name__}); output rejected"
+        return Proposal(None, message, _join(thinking_parts), raw)
+
+
+@dataclass(frozen=True, slots=True)
+class _Cut:
+    """Content split into thinking and the answer after it."""
+
+    thinking: str
+    answer: str
+    unclosed: bool
+
+
+def _split_thinking(content: str) -> _Cut:
+    """Separate <think>...</think> (or a bare ...</think>, opened by the prompt) from the answer."""
+    opened = content.find(_THINK_OPEN)
+    closed = content.find(_THINK_CLOSE)
+    if opened != -1 and (closed == -1 or opened < closed):
+        if closed == -1:
+            return _Cut(content[:opened] + content[opened + len(_THINK_OPEN):], "", True)
+        thinking = content[:opened] + content[opened + len(_THINK_OPEN): closed]
+        return _Cut(thinking, content[closed + len(_THINK_CLOSE):], False)
+    if closed != -1:
+        # The generation prompt already opened <think>; the model only closed it.
+        return _Cut(content[:closed], content[closed + len(_THINK_CLOSE):], False)
+    return _Cut("", content, False)
+
+
+def _scan(text: str, free: list[str]) -> list[_Call]:
+    """Every tool call in the answer text; the text around them goes to `free`."""
+    calls: list[_Call] = []
+    pos = 0
+    finder = _TagFinder(text)
+    while True:
+        start, tag = finder.next(pos)
+        if start == -1:
+            free.append(text[pos:])
+            return calls
+        free.append(text[pos:start])
+        if tag == _TOOL_CALL_OPEN:
+            call, pos = _read_tool_call(text, start + len(tag))
+        elif tag == _FUNCTION_OPEN:
+            # Qwen 3.5 sometimes leaves out the opening <tool_call>; a stray closing one may follow.
+            call, pos = _read_function(text, start + len(tag))
+            after = _skip_space(text, pos)
+            if text.startswith(_TOOL_CALL_CLOSE, after):
+                pos = after + len(_TOOL_CALL_CLOSE)
+        elif tag in (_THINK_OPEN, _THINK_CLOSE):
+            raise ProtocolError(f"unexpected {tag} after thinking had ended")
+        elif tag == _PARAM_OPEN:
+            raise ProtocolError("<parameter=...> outside a <function=...> block")
+        else:
+            raise ProtocolError(f"stray {tag} without its opening tag")
+        calls.append(call)
+
+
+class _TagFinder:
+    """Finds the next protocol tag; remembers each tag's next position so scans stay linear."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._next: dict[str, int] = {tag: -2 for tag in _TAGS}  # -2: not searched yet
+
+    def next(self, pos: int) -> tuple[int, str]:
+        """The earliest tag at or after pos, as (index, tag), or (-1, "")."""
+        best, found = -1, ""
+        for tag in _TAGS:
+            at = self._next[tag]
+            if at == -2 or (at != -1 and at < pos):
+                at = self._text.find(tag, pos)
+                self._next[tag] = at
+            if at != -1 and (best == -1 or at < best):
+                best, found = at, tag
+        return best, found
+
+
+def _skip_space(text: str, pos: int) -> int:
+    """The index of the first non-whitespace character at or after pos."""
+    n = len(text)
+    while pos < n and text[pos].isspace():
+        pos += 1
+    return pos
+
+
+def _read_tool_call(text: str, pos: int) -> tuple[_Call, int]:
+    """The inside of <tool_call>...</tool_call>: an XML function block or a JSON object."""
+    pos = _skip_space(text, pos)
+    if text.startswith(_FUNCTION_OPEN, pos):
+        call, pos = _read_function(text, pos + len(_FUNCTION_OPEN))
+    elif text.startswith("{", pos):
+        call, pos = _read_json_call(text, pos)
+    else:
+        if text.find(_TOOL_CALL_CLOSE, pos) == -1:
+            raise ProtocolError("unclosed <tool_call>")
+        raise ProtocolError("<tool_call> holds neither <function=...> nor a JSON object")
+    pos = _skip_space(text, pos)
+    if not text.startswith(_TOOL_CALL_CLOSE, pos):
+        if pos >= len(text) or _TOOL_CALL_CLOSE.startswith(text[pos:]):
+            raise ProtocolError("unclosed <tool_call> (output cut off?)")
+        raise ProtocolError("unexpected text inside <tool_call> after the call")
+    return call, pos + len(_TOOL_CALL_CLOSE)
+
+
+def _read_name(text: str, pos: int, what: str) -> tuple[str, int]:
+    """The NAME of <function=NAME> or <parameter=NAME>, and the index after '>'."""
+    end = text.find(">", pos, pos + 200)
+    if end == -1:
+        raise ProtocolError(f"unclosed <{what}=...> tag")
+    name = text[pos:end]
+    if "<" in name or "\n" in name:
+        raise ProtocolError(f"malformed <{what}=...> tag")
+    name = name.strip()
+    if not name:
+        raise ProtocolError(f"<{what}=> without a name")
+    return name, end + 1
+
+
+def _read_function(text: str, pos: int) -> tuple[_Call, int]:
+    """A <function=NAME> block (after its "<function=") with its parameters."""
+    name, pos = _read_name(text, pos, "function")
+    params: dict[str, str] = {}
+    while True:
+        pos = _skip_space(text, pos)
+        if text.startswith(_FUNCTION_CLOSE, pos):
+            pos += len(_FUNCTION_CLOSE)
+            break
+        if not text.startswith(_PARAM_OPEN, pos):
+            if pos >= len(text) or _FUNCTION_CLOSE.startswith(text[pos:]):
+                raise ProtocolError(f"unclosed <function={_clip(name)}> (output cut off?)")
+            raise ProtocolError(f"unexpected text inside <function={_clip(name)}>")
+        param, pos = _read_name(text, pos + len(_PARAM_OPEN), "parameter")
+        end = text.find(_PARAM_CLOSE, pos)
+        if end == -1:
+            raise ProtocolError(f"unclosed <parameter={_clip(param)}>")
+        value = text[pos:end]
+        if any(marker in value for marker in _SWALLOWED):
+            raise ProtocolError(f"unclosed <parameter={_clip(param)}>")
+        if param in params:
+            raise ProtocolError(f"duplicate parameter {_show(param)}")
+        # The template writes "\n" + value + "\n"; exactly that is removed, nothing more, so
+        # typed text keeps its own leading/trailing spaces and newlines.
+        if value.startswith("\n"):
+            value = value[1:]
+        if value.endswith("\n"):
+            value = value[:-1]
+        params[param] = value
+        pos = end + len(_PARAM_CLOSE)
+    return _Call(name, _xml_arguments(params), "xml"), pos
+
+
+def _xml_arguments(params: Mapping[str, str]) -> dict[str, object]:
+    """XML parameter strings as arguments: strings verbatim, the rest left for JSON decoding."""
+    args: dict[str, object] = dict(params)
+    action = params.get("action", "").strip()
+    required, optional = _PARAMS.get(action, ((), ()))
+    for name, value in params.items():
+        # In XML, null is spelled "null"; for a string parameter the action does not take,
+        # that is the model writing every parameter with unused ones null, not text to type.
+        if name in STRING_PARAMS and name != "action" and value.strip() == "null":
+            if action in _PARAMS and name not in required and name not in optional:
+                args[name] = None
+    return args
+
+
+def _read_json_call(text: str, pos: int) -> tuple[_Call, int]:
+    """A {"name": ..., "arguments": ...} object starting at pos."""
+    try:
+        obj, end = json.JSONDecoder(object_pairs_hook=_unique_pairs).raw_decode(text, pos)
+    except ProtocolError:
+        raise
+    except RecursionError:
+        raise ProtocolError("JSON tool call is nested too deeply") from None
+    except ValueError as exc:
+        raise ProtocolError(f"malformed JSON in <tool_call>: {_json_reason(exc)}") from None
+    return _json_envelope(obj, "json"), end
+
+
+def _json_envelope(obj: object, source: Literal["json"]) -> _Call:
+    """Check the {"name", "arguments"} envelope of a JSON tool call."""
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"JSON tool call must be an object, not {_kind(obj)}")
+    extra = [k for k in obj if k not in ("name", "arguments")]
+    if extra:
+        raise ProtocolError(f"unexpected key {_show(extra[0])} in JSON tool call")
+    name = obj.get("name")
+    if not isinstance(name, str):
+        raise ProtocolError("JSON tool call has no string 'name'")
+    if "arguments" not in obj:
+        raise ProtocolError("JSON tool call has no 'arguments'")
+    return _Call(name.strip(), _arguments_object(obj["arguments"]), source)
+
+
+def _arguments_object(value: object) -> Mapping[str, object]:
+    """Arguments as an object; a JSON string holding the object is decoded (at most twice)."""
+    for _ in range(2):
+        if not isinstance(value, str):
+            break
+        if not value.strip():
+            return {}
+        try:
+            value = json.loads(value, object_pairs_hook=_unique_pairs)
+        except ProtocolError:
+            raise
+        except RecursionError:
+            raise ProtocolError("tool call arguments are nested too deeply") from None
+        except ValueError as exc:
+            raise ProtocolError(f"malformed JSON arguments: {_json_reason(exc)}") from None
+    if not isinstance(value, dict):
+        raise ProtocolError(f"tool call arguments must be an object, not {_kind(value)}")
+    return value
+
+
+def _structured_call(call: object) -> _Call:
+    """A structured (server-parsed) tool call."""
+    name = getattr(call, "name", None)
+    arguments = getattr(call, "arguments", None)
+    call_id = getattr(call, "id", None)
+    if not isinstance(name, str):
+        raise ProtocolError("structured tool call without a function name")
+    if arguments is None:
+        arguments = "{}"
+    args = _arguments_object(arguments)
+    return _Call(name.strip(), args, "structured", call_id if isinstance(call_id, str) else None)
+
+
+def _render_structured(calls: Sequence[object], content: str) -> str:
+    """Structured tool calls as text, so `raw` shows everything the model produced."""
+    if not calls:
+        return ""
+    parts = []
+    for call in calls:
+        name = getattr(call, "name", "")
+        arguments = getattr(call, "arguments", "")
+        name_json = json.dumps(name if isinstance(name, str) else str(name), ensure_ascii=False)
+        args_text = arguments if isinstance(arguments, str) else str(arguments)
+        parts.append(
+            f'{_TOOL_CALL_OPEN}\n{{"name": {name_json}, "arguments": {args_text}}}\n'
+            f"{_TOOL_CALL_CLOSE}"
+        )
+    lead = "\n" if content and not content.endswith("\n") else ""
+    return lead + "\n".join(parts)
+
+
+def _unique_pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object that rejects duplicate keys: which of two values would we act on?"""
+    obj: dict[str, object] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ProtocolError(f"duplicate key {_show(key)} in JSON")
+        obj[key] = value
+    return obj
+
+
+def _json_reason(exc: ValueError) -> str:
+    """The short reason of a JSON decoding error."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at character {exc.pos}"
+    return _show(str(exc), 80)
+
+
+def _clip(name: str) -> str:
+    """A tag name short enough for an error message."""
+    return name if len(name) <= 40 else name[:37] + "..."
+
+
+def _join(parts: Sequence[str]) -> str:
+    """Thinking pieces joined, empty ones left out."""
+    return "\n\n".join(p.strip() for p in parts if p and p.strip())
+
+
+def _one_line(message: str) -> str:
+    """An error message as one short line."""
+    line = " ".join(message.split())
+    return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 3] + "..."
