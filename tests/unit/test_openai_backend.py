@@ -1,0 +1,91 @@
+"""The OpenAI-compatible client against a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from agent.backends.base import BackendError, Cancelled, ChatMessage, Delta, ImagePart
+from agent.backends.openai_compat import OpenAIBackend, redact_url
+from tests.support.scripted_server import Reply, ScriptedServer, structured_call, xml_call
+
+MSGS = [
+    ChatMessage("system", ("sys",)),
+    ChatMessage("user", ("look:", ImagePart(b"\x89PNGdata", 10, 10))),
+]
+TOOLS = [{"type": "function", "function": {"name": "computer_use", "parameters": {}}}]
+
+
+@pytest.fixture
+def server() -> ScriptedServer:
+    srv = ScriptedServer([])
+    yield srv
+    srv.close()
+
+
+def test_streams_reasoning_then_content_and_counts_tokens(server: ScriptedServer) -> None:
+    call = xml_call(action="left_click", coordinate=[1, 2])
+    server.script.append(Reply(call, reasoning="because"))
+    deltas: list[Delta] = []
+    backend = OpenAIBackend(server.url)
+    done = backend.complete(MSGS, TOOLS, on_delta=deltas.append)
+    assert done.content == call and done.reasoning == "because"
+    assert "".join(d.text for d in deltas if d.kind == "reasoning") == "because"
+    assert "".join(d.text for d in deltas if d.kind == "content") == call
+    assert len([d for d in deltas if d.kind == "content"]) > 1  # really streamed
+    assert done.prompt_tokens and done.completion_tokens and done.first_token_s is not None
+    body = server.requests[0]
+    assert body["model"] == server.model and body["tools"] == TOOLS
+    image = body["messages"][1]["content"][1]["image_url"]["url"]
+    assert image == "data:image/png;base64,iVBOR2RhdGE="
+    backend.close()
+
+
+def test_structured_tool_calls_are_reassembled(server: ScriptedServer) -> None:
+    server.script.append(Reply("", tool_calls=structured_call(action="key", keys=["ctrl", "c"])))
+    done = OpenAIBackend(server.url).complete(MSGS, TOOLS)
+    assert len(done.tool_calls) == 1
+    assert done.tool_calls[0].name == "computer_use"
+    assert done.tool_calls[0].arguments == '{"action": "key", "keys": ["ctrl", "c"]}'
+    assert done.finish_reason == "tool_calls"
+
+
+def test_thinking_switch_goes_to_the_chat_template(server: ScriptedServer) -> None:
+    server.script.append(Reply("x"))
+    OpenAIBackend(server.url, thinking=False).complete(MSGS, TOOLS)
+    assert server.requests[0]["chat_template_kwargs"] == {"enable_thinking": False}
+
+
+def test_stop_cancels_a_slow_answer_quickly(server: ScriptedServer) -> None:
+    server.script.append(Reply("late", delay_s=5))
+    backend = OpenAIBackend(server.url)
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    t = time.monotonic()
+    with pytest.raises(Cancelled):
+        backend.complete(MSGS, TOOLS, cancel=cancel)
+    assert time.monotonic() - t < 1.0
+
+
+def test_timeout_is_a_clear_error(server: ScriptedServer) -> None:
+    server.script += [Reply("late", delay_s=3), Reply("late", delay_s=3)]
+    backend = OpenAIBackend(server.url, timeout_s=0.5)
+    with pytest.raises(BackendError, match="did not answer within"):
+        backend.complete(MSGS, TOOLS)
+
+
+def test_secrets_stay_out_of_describe(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DESKPILOT_API_KEY", "sk-very-secret")
+    backend = OpenAIBackend(server.url.replace("http://", "http://user:pw@"))
+    text = repr(backend.describe())
+    assert "sk-very-secret" not in text and "pw" not in text and "user" not in text
+    assert backend.describe()["api_key_set"] is True
+
+
+def test_redact_url() -> None:
+    assert redact_url("https://u:p@host:8443/v1?key=1#x") == "https://host:8443/v1"
+    assert redact_url("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
