@@ -1,4 +1,4 @@
-"""A real OpenAI-compatible HTTP server on 127.0.0.1 that answers from a script (the model stand-in)."""
+"""A real OpenAI-compatible server on 127.0.0.1 that answers from a script (the model stand-in)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 
 @dataclass
 class Reply:
-    """One scripted answer: content text, optional reasoning_content, optional structured tool calls."""
+    """One scripted answer: content, optional reasoning_content, optional structured tool calls."""
 
     content: str = ""
     reasoning: str | None = None
@@ -26,10 +26,11 @@ class Reply:
 
 def xml_call(**params: Any) -> str:
     """A computer_use call in Qwen 3.5's XML format (non-string values as JSON)."""
-    body = "".join(
-        f"<parameter={k}>\n{v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)}\n</parameter>\n"
-        for k, v in params.items()
-    )
+
+    def value(v: Any) -> str:
+        return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+
+    body = "".join(f"<parameter={k}>\n{value(v)}\n</parameter>\n" for k, v in params.items())
     return f"<tool_call>\n<function=computer_use>\n{body}</function>\n</tool_call>"
 
 
@@ -115,7 +116,8 @@ class ScriptedServer:
                         400,
                         {
                             "error": {
-                                "message": '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set',
+                                "message": '"auto" tool choice requires --enable-auto-tool-choice '
+                                "--tool-call-parser to be set",
                                 "type": "BadRequestError",
                             }
                         },
