@@ -1,0 +1,411 @@
+"""The one place that moves the mouse and presses keys: runs computer_use actions on the desktop."""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, assert_never
+
+from actions.keys import normalize_chord
+from actions.screen import CoordinateSpace, Monitor, model_to_screen
+from actions.types import (
+    Action,
+    Answer,
+    DoubleClick,
+    HScroll,
+    Key,
+    LeftClick,
+    LeftClickDrag,
+    MiddleClick,
+    MouseMove,
+    Point,
+    RightClick,
+    Scroll,
+    Terminate,
+    TripleClick,
+    Type,
+    Wait,
+)
+
+__all__ = ["ExecResult", "Executor", "FailSafeTriggered", "MAX_WAIT_S"]
+
+# A model asking to wait longer than this gets this much; the user can always stop earlier.
+MAX_WAIT_S = 60.0
+_WAIT_SLICE_S = 0.05
+_PYAUTOGUI_PAUSE_S = 0.02
+
+_pyautogui_module: Any = None
+_pyautogui_lock = threading.Lock()
+
+
+class FailSafeTriggered(RuntimeError):
+    """The user pushed the pointer into a screen corner (pyautogui's fail-safe): stop the run."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    """What executing one action did."""
+
+    ok: bool
+    detail: str
+    points: tuple[tuple[int, int], ...] = ()
+    error: str | None = None
+    duration_s: float = 0.0
+
+
+class _Cancelled(Exception):
+    """The cancel event was set before or during an action."""
+
+
+def _use_x11() -> bool:
+    """Whether input goes through X11 (XTEST) rather than pyautogui's other backends."""
+    return sys.platform not in ("win32", "darwin") and bool(os.environ.get("DISPLAY"))
+
+
+def _ensure_xauthority() -> None:
+    """Point XAUTHORITY at a stand-in file when the named one is missing (pyautogui crashes)."""
+    if not _use_x11():
+        return
+    path = os.environ.get("XAUTHORITY") or os.path.expanduser("~/.Xauthority")
+    if os.path.exists(path):
+        return
+    folder = tempfile.mkdtemp(prefix="deskpilot-xauth-")
+    stand_in = os.path.join(folder, "Xauthority")
+    with open(stand_in, "wb") as fp:
+        fp.write(_PLACEHOLDER_XAUTH_ENTRY)
+    os.environ["XAUTHORITY"] = stand_in
+
+
+def _xauth_field(data: bytes) -> bytes:
+    return struct.pack(">H", len(data)) + data
+
+
+# One entry for a host that does not exist: it never matches (so no cookie is sent, as with
+# no file), and python-xlib does not print "no xauthority details" as for an empty file.
+_PLACEHOLDER_XAUTH_ENTRY = (
+    struct.pack(">H", 256)  # FamilyLocal
+    + _xauth_field(b"deskpilot-placeholder.invalid")
+    + _xauth_field(b"0")
+    + _xauth_field(b"")
+    + _xauth_field(b"")
+)
+
+
+def _pyautogui() -> Any:
+    """pyautogui, imported on first use (it opens the display at import time)."""
+    global _pyautogui_module
+    with _pyautogui_lock:
+        if _pyautogui_module is None:
+            _ensure_xauthority()
+            import pyautogui
+
+            pyautogui.FAILSAFE = True
+            pyautogui.PAUSE = _PYAUTOGUI_PAUSE_S
+            _pyautogui_module = pyautogui
+        return _pyautogui_module
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one short line for ExecResult.error."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    line = f"{type(exc).__name__}: {text}"
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+def _chord_text(keys: tuple[str, ...]) -> str:
+    """A chord as "ctrl+shift+t" for details."""
+    return "+".join(keys)
+
+
+class Executor:
+    """Executes actions with pyautogui (mouse) and XTEST typing (keys, text) on X11."""
+
+    def __init__(self, *, drag_duration_s: float = 0.4, click_interval_s: float = 0.05) -> None:
+        self.drag_duration_s = drag_duration_s
+        self.click_interval_s = click_interval_s
+        self._typer: Any = None
+        self._typer_lock = threading.Lock()
+        self._focus: Any = None
+
+    # -- public API ---------------------------------------------------------------------
+
+    def execute(
+        self,
+        action: Action,
+        *,
+        space: CoordinateSpace,
+        monitor: Monitor,
+        cancel: threading.Event | None = None,
+    ) -> ExecResult:
+        """Perform one action; FailSafeTriggered propagates, other failures return ok=False."""
+        start = time.monotonic()
+        try:
+            if cancel is not None and cancel.is_set():
+                raise _Cancelled("cancelled before it started")
+            detail, points = self._run(action, space, monitor, cancel)
+        except FailSafeTriggered:
+            self._release_quietly()
+            raise
+        except _Cancelled as exc:
+            return ExecResult(
+                ok=False,
+                detail=f"{action.name} cancelled",
+                error=str(exc),
+                duration_s=time.monotonic() - start,
+            )
+        except Exception as exc:
+            if _is_pyautogui_failsafe(exc):
+                self._release_quietly()
+                raise FailSafeTriggered(
+                    "fail-safe: the pointer is in a screen corner; the run was stopped"
+                ) from exc
+            return ExecResult(
+                ok=False,
+                detail=f"{action.name} failed",
+                error=_one_line(exc),
+                duration_s=time.monotonic() - start,
+            )
+        return ExecResult(
+            ok=True, detail=detail, points=points, duration_s=time.monotonic() - start
+        )
+
+    def release_all(self) -> list[str]:
+        """Release held mouse buttons and modifier keys (for stop); returns what it released."""
+        if _use_x11():
+            from actions.xtyping import release_held_input
+
+            typer = self._typer
+            held = typer.held_keycodes() if typer is not None else []
+            return release_held_input(extra_keycodes=held)
+        pg = _pyautogui()
+        released: list[str] = []
+        for button in ("left", "middle", "right"):
+            try:
+                pg.mouseUp(button=button, _pause=False)
+                released.append(button)
+            except Exception:  # best effort: releasing must never raise during a stop
+                pass
+        for key in ("shift", "ctrl", "alt", "win"):
+            try:
+                pg.keyUp(key, _pause=False)
+                released.append(key)
+            except Exception:  # best effort, as above
+                pass
+        return released
+
+    def close(self) -> None:
+        """Restore the keyboard mapping changed for typing and drop the X connections."""
+        with self._typer_lock:
+            typer, self._typer = self._typer, None
+        if typer is not None:
+            typer.close()
+        if self._focus is not None:
+            self._focus.close()
+            self._focus = None
+
+    def _focus_clicked_window(self) -> None:
+        """Without a window manager, give the clicked window the keyboard, as a WM would."""
+        if not _use_x11():
+            return
+        if self._focus is None:
+            from actions.focus import ClickFocus
+
+            self._focus = ClickFocus()
+        self._focus.after_click()
+
+    # -- the one dispatch ---------------------------------------------------------------
+
+    def _run(
+        self,
+        action: Action,
+        space: CoordinateSpace,
+        monitor: Monitor,
+        cancel: threading.Event | None,
+    ) -> tuple[str, tuple[tuple[int, int], ...]]:
+        """Execute an action; returns a detail line and the screen points touched."""
+        match action:
+            case MouseMove(coordinate=c):
+                x, y = self._map(c, space, monitor)
+                _pyautogui().moveTo(x, y)
+                return f"moved to ({x}, {y})", ((x, y),)
+            case LeftClick(coordinate=c):
+                return self._click(c, space, monitor, "left", 1)
+            case RightClick(coordinate=c):
+                return self._click(c, space, monitor, "right", 1)
+            case MiddleClick(coordinate=c):
+                return self._click(c, space, monitor, "middle", 1)
+            case DoubleClick(coordinate=c):
+                return self._click(c, space, monitor, "left", 2)
+            case TripleClick(coordinate=c):
+                return self._click(c, space, monitor, "left", 3)
+            case LeftClickDrag(coordinate=c, start_coordinate=s):
+                return self._drag(s, c, space, monitor)
+            case Scroll(pixels=p, coordinate=c):
+                return self._scroll(p, c, space, monitor, horizontal=False)
+            case HScroll(pixels=p, coordinate=c):
+                return self._scroll(p, c, space, monitor, horizontal=True)
+            case Key(keys=keys):
+                return self._key(keys), ()
+            case Type(text=text):
+                return self._type(text, cancel), ()
+            case Wait(time=t):
+                return self._wait(t, cancel), ()
+            case Terminate(status=status):
+                return f"terminate ({status}): nothing to execute", ()
+            case Answer():
+                return "answer: nothing to execute", ()
+            case _:
+                assert_never(action)
+
+    # -- mouse --------------------------------------------------------------------------
+
+    def _map(self, point: Point, space: CoordinateSpace, monitor: Monitor) -> tuple[int, int]:
+        """Model point to screen pixel, kept 1 px off the fail-safe corners."""
+        x, y = model_to_screen(point, space, monitor)
+        pg = _pyautogui()
+        if (x, y) in pg.FAILSAFE_POINTS:
+            # Landing on a corner would make our own next action trip the user's fail-safe.
+            width, height = pg.size()
+            x = 1 if x <= 0 else (width - 2 if x >= width - 1 else x)
+            y = 1 if y <= 0 else (height - 2 if y >= height - 1 else y)
+        return x, y
+
+    def _click(
+        self, point: Point, space: CoordinateSpace, monitor: Monitor, button: str, clicks: int
+    ) -> tuple[str, tuple[tuple[int, int], ...]]:
+        x, y = self._map(point, space, monitor)
+        pg = _pyautogui()
+        pg.moveTo(x, y)
+        pg.click(x, y, clicks=clicks, interval=self.click_interval_s, button=button)
+        self._focus_clicked_window()
+        what = {1: "click", 2: "double-click", 3: "triple-click"}[clicks]
+        return f"{button} {what} at ({x}, {y})", ((x, y),)
+
+    def _drag(
+        self, start: Point | None, end: Point, space: CoordinateSpace, monitor: Monitor
+    ) -> tuple[str, tuple[tuple[int, int], ...]]:
+        pg = _pyautogui()
+        ex, ey = self._map(end, space, monitor)
+        if start is not None:
+            sx, sy = self._map(start, space, monitor)
+            pg.moveTo(sx, sy)
+        else:
+            sx, sy = (int(v) for v in pg.position())
+        pg.mouseDown(sx, sy, button="left")
+        released = False
+        try:
+            # A timed move sends intermediate motion, so apps see a drag rather than a jump.
+            pg.moveTo(ex, ey, duration=self.drag_duration_s)
+            pg.mouseUp(ex, ey, button="left")
+            released = True
+        finally:
+            if not released:
+                self._release_quietly()
+        return f"dragged ({sx}, {sy}) -> ({ex}, {ey})", ((sx, sy), (ex, ey))
+
+    def _scroll(
+        self,
+        clicks: int,
+        point: Point | None,
+        space: CoordinateSpace,
+        monitor: Monitor,
+        *,
+        horizontal: bool,
+    ) -> tuple[str, tuple[tuple[int, int], ...]]:
+        pg = _pyautogui()
+        points: tuple[tuple[int, int], ...] = ()
+        if point is not None:
+            x, y = self._map(point, space, monitor)
+            pg.moveTo(x, y)
+            points = ((x, y),)
+        amount = int(clicks)
+        if horizontal:
+            pg.hscroll(amount)
+            way = "right" if amount > 0 else "left"
+        else:
+            pg.scroll(amount)
+            way = "up" if amount > 0 else "down"
+        where = f" at {points[0]}" if points else ""
+        return f"scrolled {way} {abs(amount)} clicks{where}", points
+
+    # -- keyboard -----------------------------------------------------------------------
+
+    def _typer_instance(self) -> Any:
+        """The XTEST typer, created on first use."""
+        with self._typer_lock:
+            if self._typer is None:
+                from actions.xtyping import XTyper
+
+                self._typer = XTyper()
+            return self._typer
+
+    def _key(self, keys: tuple[str, ...]) -> str:
+        names = normalize_chord(keys)
+        pg = _pyautogui()
+        pg.failSafeCheck()
+        if _use_x11():
+            # XTEST by keysym: pyautogui's X11 table types '>' for '<', lacks the media keys
+            # and non-ASCII characters, and goes stale when the layout changes.
+            self._typer_instance().press_chord(names, check=pg.failSafeCheck)
+        else:
+            bad = [k for k in names if not pg.isValidKey(k)]
+            if bad:
+                raise ValueError(f"cannot press {', '.join(map(repr, bad))} on this platform")
+            pg.hotkey(*names)
+        return f"pressed {_chord_text(names)}"
+
+    def _type(self, text: str, cancel: threading.Event | None) -> str:
+        pg = _pyautogui()
+        pg.failSafeCheck()
+        if _use_x11():
+            from actions.xtyping import TypingCancelled
+
+            try:
+                typed = self._typer_instance().type_text(
+                    text, cancel=cancel, check=pg.failSafeCheck
+                )
+            except TypingCancelled as exc:
+                raise _Cancelled(str(exc)) from exc
+            return f"typed {typed} characters"
+        if not all(ch in "\n\t" or 0x20 <= ord(ch) < 0x7F for ch in text):
+            raise ValueError("typing non-ASCII text is only supported on X11")
+        pg.write(text)
+        return f"typed {len(text)} characters"
+
+    # -- waiting ------------------------------------------------------------------------
+
+    def _wait(self, seconds: float, cancel: threading.Event | None) -> str:
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"wait time must be a finite number of seconds >= 0, not {seconds!r}")
+        target = min(float(seconds), MAX_WAIT_S)
+        deadline = time.monotonic() + target
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            if cancel is not None:
+                if cancel.wait(min(_WAIT_SLICE_S, left)):
+                    raise _Cancelled(f"wait cancelled after {target - left:.2f} s")
+            else:
+                time.sleep(min(_WAIT_SLICE_S, left))
+        capped = f" (capped from {seconds:g} s)" if target < seconds else ""
+        return f"waited {target:g} s{capped}"
+
+    def _release_quietly(self) -> None:
+        """release_all for error paths: never raises over the original error."""
+        try:
+            self.release_all()
+        except Exception:  # the original error matters more than a failed release
+            pass
+
+
+def _is_pyautogui_failsafe(exc: BaseException) -> bool:
+    """Whether an exception is pyautogui's fail-safe (checked without importing pyautogui)."""
+    pg = _pyautogui_module
+    return pg is not None and isinstance(exc, pg.FailSafeException)

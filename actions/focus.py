@@ -1,0 +1,62 @@
+"""Click-to-focus on X servers that run no window manager (bare Xvfb, containers)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+
+class ClickFocus:
+    """Gives keyboard focus to the window clicked, as a window manager would, when none runs.
+
+    Without a window manager X starts in focus-follows-pointer, but a toolkit such as Qt takes
+    explicit focus on its first click and never gives it back: keys then miss every other
+    window, so an agent could click a terminal and type into the previous app.
+    """
+
+    def __init__(self) -> None:
+        self._display: Any = None
+        self._lock = threading.Lock()
+
+    def _connect(self) -> Any:
+        if self._display is None:
+            from Xlib import display
+
+            self._display = display.Display()
+        return self._display
+
+    def window_manager_running(self) -> bool:
+        """Whether an EWMH window manager announces itself on the root window."""
+        d = self._connect()
+        root = d.screen().root
+        atom = d.intern_atom("_NET_SUPPORTING_WM_CHECK", only_if_exists=True)
+        if not atom:
+            return False
+        prop = root.get_full_property(atom, 0)
+        return prop is not None and len(prop.value) > 0
+
+    def after_click(self) -> int | None:
+        """Focus the top-level window under the pointer if no WM does it; returns its id."""
+        from Xlib import X
+
+        with self._lock:
+            if self.window_manager_running():
+                return None
+            d = self._connect()
+            pointer = d.screen().root.query_pointer()
+            child = pointer.child
+            if not child:
+                return None
+            attrs = child.get_attributes()
+            if attrs.map_state != X.IsViewable or attrs.override_redirect:
+                return None  # menus and tooltips take no focus
+            child.set_input_focus(X.RevertToPointerRoot, X.CurrentTime)
+            d.sync()
+            return int(child.id)
+
+    def close(self) -> None:
+        """Drop the X connection."""
+        with self._lock:
+            if self._display is not None:
+                self._display.close()
+                self._display = None

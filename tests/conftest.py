@@ -1,0 +1,112 @@
+"""Shared fixtures: a private Xvfb display, the probe app and xterm on it (see tests/x11.py)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from x11 import ProbeApp, XTerm, Xvfb, start_probe_app, start_xterm  # noqa: E402
+
+_counter = itertools.count(1)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses the private display as x11 (deselect with -m 'not x11')."""
+    for item in items:
+        if "xdisplay" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.x11)
+
+
+@pytest.fixture(scope="session")
+def xdisplay() -> Iterator[str]:
+    """A private Xvfb (1920x1080) for the session; DISPLAY and XAUTHORITY point at it."""
+    pyautogui = sys.modules.get("pyautogui")
+    if pyautogui is not None:
+        # pyautogui binds to DISPLAY at import: input would go to some other display.
+        pytest.fail("pyautogui was imported before the private display started", pytrace=False)
+    server = Xvfb.start(1920, 1080)
+    saved = {name: os.environ.get(name) for name in ("DISPLAY", "XAUTHORITY")}
+    auth_dir = tempfile.TemporaryDirectory(prefix="deskpilot-xauth-")
+    auth_file = Path(auth_dir.name) / "Xauthority"
+    auth_file.touch()
+    os.environ["DISPLAY"] = server.display
+    os.environ["XAUTHORITY"] = str(auth_file)
+    try:
+        yield server.display
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        server.stop()
+        auth_dir.cleanup()
+
+
+ProbeFactory = Callable[..., ProbeApp]
+XTermFactory = Callable[..., XTerm]
+
+
+@pytest.fixture
+def probe_app(xdisplay: str, tmp_path: Path) -> Iterator[ProbeFactory]:
+    """Factory: probe_app(geometry=(x, y, w, h), title=None) starts tests/apps/probe_app.py.
+
+    Returns a ProbeApp once the app logged "ready" and its window is mapped; read its log
+    with .events()/.new_events(), wait with .wait_event()/.wait_text(), places with .center().
+    """
+    started: list[ProbeApp] = []
+
+    def start(geometry: tuple[int, int, int, int], title: str | None = None) -> ProbeApp:
+        n = next(_counter)
+        app = start_probe_app(
+            xdisplay,
+            tmp_path / f"probe-{n}.jsonl",
+            geometry,
+            title or f"deskpilot probe {n}",
+        )
+        started.append(app)
+        return app
+
+    yield start
+    for app in started:
+        app.close()
+
+
+@pytest.fixture
+def xterm(xdisplay: str) -> Iterator[XTermFactory]:
+    """Factory: xterm(command, position=(x, y), columns=80, rows=10, title=None) -> XTerm.
+
+    Runs `sh -c command` in a UTF-8 xterm (e.g. "cat > FILE" to capture typed bytes; send
+    Return and ctrl+d to end it). Sizes are in characters; .geometry has the real pixels.
+    """
+    started: list[XTerm] = []
+
+    def start(
+        command: str,
+        position: tuple[int, int] = (100, 100),
+        columns: int = 80,
+        rows: int = 10,
+        title: str | None = None,
+    ) -> XTerm:
+        term = start_xterm(
+            xdisplay,
+            command,
+            position=position,
+            columns=columns,
+            rows=rows,
+            title=title or f"deskpilot xterm {next(_counter)}",
+        )
+        started.append(term)
+        return term
+
+    yield start
+    for term in started:
+        term.close()

@@ -1,0 +1,429 @@
+"""Helpers for tests on a private X server: Xvfb, the probe app, xterm, window waits.
+
+Without a window manager (as here) windows have no decorations, stay where they are put, and
+the keyboard focus follows the pointer (PointerRoot): move the pointer into a window before
+typing into it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+PROBE_APP = REPO / "tests" / "apps" / "probe_app.py"
+APT_HINT = "apt-get install -y xvfb xdotool x11-utils xterm"
+
+Event = dict[str, Any]
+
+
+def require_tool(name: str) -> str:
+    """The path of a command-line tool, or a clear failure naming the apt-get command."""
+    path = shutil.which(name)
+    if path is None:
+        import pytest
+
+        pytest.fail(f"{name} is not installed: run `{APT_HINT}`", pytrace=False)
+    return path
+
+
+@dataclass
+class Xvfb:
+    """A private Xvfb server; `display` is e.g. ":7"."""
+
+    proc: subprocess.Popen[bytes]
+    display: str
+
+    @classmethod
+    def start(cls, width: int = 1920, height: int = 1080, timeout_s: float = 20.0) -> Xvfb:
+        """Start Xvfb on a free display number it picks itself (-displayfd)."""
+        xvfb = require_tool("Xvfb")
+        read_fd, write_fd = os.pipe()
+        proc = subprocess.Popen(
+            [
+                xvfb,
+                "-displayfd",
+                str(write_fd),
+                "-screen",
+                "0",
+                f"{width}x{height}x24",
+                "-nolisten",
+                "tcp",
+                "-noreset",
+            ],
+            pass_fds=(write_fd,),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        os.close(write_fd)
+        data = b""
+        deadline = time.monotonic() + timeout_s
+        try:
+            while not data.endswith(b"\n"):
+                left = deadline - time.monotonic()
+                if left <= 0 or proc.poll() is not None:
+                    break
+                ready, _, _ = select.select([read_fd], [], [], min(left, 0.2))
+                if ready:
+                    chunk = os.read(read_fd, 64)
+                    if not chunk:
+                        break
+                    data += chunk
+        finally:
+            os.close(read_fd)
+        if not data.strip().isdigit():
+            proc.kill()
+            _, err = proc.communicate(timeout=5)
+            raise RuntimeError(f"Xvfb did not start: {err.decode(errors='replace')[-2000:]}")
+        return cls(proc, f":{data.strip().decode()}")
+
+    def stop(self) -> None:
+        """Kill the server and reap it."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
+def x_env(display: str, **extra: str) -> dict[str, str]:
+    """The environment for a child on the display."""
+    env = dict(os.environ)
+    env["DISPLAY"] = display
+    env.update(extra)
+    return env
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.05
+) -> Any:
+    """Poll until predicate() is truthy and return its value; fail after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s:.1f} s waiting for {what}")
+        time.sleep(interval_s)
+
+
+def find_window(display: str, *, pid: int | None = None, name: str | None = None) -> int | None:
+    """A visible (mapped) window of a process or with a title, or None."""
+    xdotool = require_tool("xdotool")
+    args = [xdotool, "search", "--onlyvisible"]
+    if pid is not None:
+        args += ["--pid", str(pid)]
+    if name is not None:
+        args += ["--name", f"^{name}$"]
+    else:
+        args += ["--name", ""]
+    out = subprocess.run(args, env=x_env(display), capture_output=True, text=True, timeout=10)
+    ids = [int(line) for line in out.stdout.split() if line.strip().isdigit()]
+    return ids[0] if ids else None
+
+
+def window_geometry(display: str, window: int) -> tuple[int, int, int, int]:
+    """A window's absolute x, y, width, height (xwininfo)."""
+    out = subprocess.run(
+        [require_tool("xwininfo"), "-id", str(window)],
+        env=x_env(display),
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout
+    values: dict[str, int] = {}
+    for line in out.splitlines():
+        key, _, value = line.strip().partition(":")
+        if key in ("Absolute upper-left X", "Absolute upper-left Y", "Width", "Height"):
+            values[key] = int(value.strip())
+    return (
+        values["Absolute upper-left X"],
+        values["Absolute upper-left Y"],
+        values["Width"],
+        values["Height"],
+    )
+
+
+def wait_for_window(
+    display: str, *, name: str, proc: subprocess.Popen[Any] | None = None, timeout_s: float = 30.0
+) -> int:
+    """Wait until a window with exactly this title is mapped (viewable); returns its id."""
+
+    def probe() -> int | None:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the process for window {name!r} exited with {proc.returncode}")
+        return find_window(display, name=name)
+
+    return int(wait_until(probe, timeout_s, f"window {name!r} to be mapped", 0.1))
+
+
+def pointer_position(display: str) -> tuple[int, int]:
+    """Where the pointer is (xdotool)."""
+    out = subprocess.run(
+        [require_tool("xdotool"), "getmouselocation", "--shell"],
+        env=x_env(display),
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout
+    values = dict(line.split("=", 1) for line in out.split() if "=" in line)
+    return int(values["X"]), int(values["Y"])
+
+
+def move_pointer(display: str, x: int, y: int) -> None:
+    """Move the pointer without the code under test (xdotool)."""
+    # `mousemove --sync` waits for motion, and hangs when the pointer is already there.
+    if pointer_position(display) == (x, y):
+        return
+    subprocess.run(
+        [require_tool("xdotool"), "mousemove", "--sync", str(x), str(y)],
+        env=x_env(display),
+        timeout=10,
+        check=True,
+    )
+
+
+@dataclass
+class ProbeApp:
+    """A running tests/apps/probe_app.py and its event log."""
+
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    title: str
+    display: str
+    ready: Event = field(default_factory=dict)
+    _seen: int = 0
+
+    def events(self) -> list[Event]:
+        """Every event logged so far."""
+        if not self.log_path.exists():
+            return []
+        lines = self.log_path.read_text(encoding="utf-8").splitlines()
+        # A line still being written has no newline yet: json fails, skip it this time.
+        result = []
+        for line in lines:
+            try:
+                result.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
+        return result
+
+    def mark(self) -> None:
+        """Forget the events so far: later `new_events` and waits see only what comes next."""
+        self._seen = len(self.events())
+
+    def new_events(self, kind: str | None = None) -> list[Event]:
+        """Events since the last mark(), optionally of one kind."""
+        events = self.events()[self._seen :]
+        return [e for e in events if kind is None or e["event"] == kind]
+
+    def wait_for(
+        self, predicate: Callable[[list[Event]], Any], timeout_s: float = 10.0, what: str = ""
+    ) -> Any:
+        """Wait until predicate(new events) is truthy; returns its value."""
+
+        def probe() -> Any:
+            self._check_alive()
+            return predicate(self.new_events())
+
+        return wait_until(probe, timeout_s, what or "probe app events")
+
+    def wait_event(self, kind: str, count: int = 1, timeout_s: float = 10.0) -> list[Event]:
+        """Wait until `count` new events of a kind arrived; returns all new ones of that kind."""
+
+        def enough(events: list[Event]) -> list[Event] | None:
+            found = [e for e in events if e["event"] == kind]
+            return found if len(found) >= count else None
+
+        try:
+            return list(self.wait_for(enough, timeout_s, f"{count} {kind!r} event(s)"))
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}; new events: {self.new_events()}") from exc
+
+    def wait_text(self, expected: str, timeout_s: float = 15.0) -> str:
+        """Wait until the text field holds exactly `expected`; fails showing the last text."""
+        try:
+            self.wait_for(
+                lambda evs: any(e["event"] == "text" and e["text"] == expected for e in evs),
+                timeout_s,
+                "the text field",
+            )
+        except TimeoutError as exc:
+            raise AssertionError(f"text field is {self.text()!r}, expected {expected!r}") from exc
+        return expected
+
+    def text(self) -> str:
+        """The text field's latest content."""
+        texts = [e["text"] for e in self.events() if e["event"] == "text"]
+        return texts[-1] if texts else ""
+
+    def rect(self, part: str) -> tuple[int, int, int, int]:
+        """Global x, y, w, h of "window", "text_field" or "canvas"."""
+        x, y, w, h = self.ready[part]
+        return int(x), int(y), int(w), int(h)
+
+    def center(self, part: str) -> tuple[int, int]:
+        """The middle of a part, in global screen pixels."""
+        x, y, w, h = self.rect(part)
+        return x + w // 2, y + h // 2
+
+    def _check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"probe app exited with {self.proc.returncode}")
+
+    def close(self) -> None:
+        """Stop the app."""
+        stop_process(self.proc)
+
+
+def start_probe_app(
+    display: str,
+    log_path: Path,
+    geometry: tuple[int, int, int, int],
+    title: str,
+    timeout_s: float = 30.0,
+) -> ProbeApp:
+    """Launch the probe app (xcb, on the display) and wait until it logged "ready"."""
+    x, y, w, h = geometry
+    env = x_env(display, QT_QPA_PLATFORM="xcb")
+    # A warning-free, deterministic Qt: no accessibility bus, no session, no input methods.
+    env.pop("WAYLAND_DISPLAY", None)
+    env["QT_ACCESSIBILITY"] = "0"
+    env["NO_AT_BRIDGE"] = "1"
+    env["QT_IM_MODULE"] = ""
+    env["QT_LOGGING_RULES"] = "qt.qpa.*=false"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(PROBE_APP),
+            "--geometry",
+            f"{x},{y},{w},{h}",
+            "--log",
+            str(log_path),
+            "--title",
+            title,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    app = ProbeApp(proc, log_path, title, display)
+    try:
+        ready = app.wait_for(
+            lambda evs: next((e for e in evs if e["event"] == "ready"), None),
+            timeout_s,
+            "the probe app to be ready",
+        )
+        wait_for_window(display, name=title, proc=proc, timeout_s=timeout_s)
+    except BaseException:
+        app.close()
+        raise
+    app.ready = ready
+    app.mark()
+    return app
+
+
+@dataclass
+class XTerm:
+    """A running xterm: its window id and absolute geometry (pixels)."""
+
+    proc: subprocess.Popen[bytes]
+    window: int
+    geometry: tuple[int, int, int, int]
+    title: str
+
+    def center(self) -> tuple[int, int]:
+        """The middle of the window, in global pixels."""
+        x, y, w, h = self.geometry
+        return x + w // 2, y + h // 2
+
+    def wait_exit(self, timeout_s: float = 15.0) -> int:
+        """Wait for xterm to end (its command ended); returns the exit code."""
+        return self.proc.wait(timeout=timeout_s)
+
+    def close(self) -> None:
+        """Stop xterm if it still runs."""
+        stop_process(self.proc)
+
+
+def start_xterm(
+    display: str,
+    command: str,
+    *,
+    position: tuple[int, int],
+    columns: int = 80,
+    rows: int = 10,
+    title: str,
+    timeout_s: float = 30.0,
+) -> XTerm:
+    """Launch xterm running `sh -c command` at a pixel position, in a UTF-8 locale.
+
+    xterm's -geometry counts characters for the size (pixels only for the position); the
+    pixel size depends on the font (DejaVu Sans Mono 11 via -fa/-fs), so the real geometry
+    is read back with xwininfo once the window is mapped.
+    """
+    x, y = position
+    env = x_env(display, LANG="C.UTF-8", LC_ALL="C.UTF-8")
+    proc = subprocess.Popen(
+        [
+            require_tool("xterm"),
+            "-geometry",
+            f"{columns}x{rows}+{x}+{y}",
+            "-T",
+            title,
+            "-fa",
+            "DejaVu Sans Mono",
+            "-fs",
+            "11",
+            "-u8",
+            "-xrm",
+            "XTerm*allowTitleOps: false",
+            "-e",
+            "sh",
+            "-c",
+            command,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        window = wait_for_window(display, name=title, proc=proc, timeout_s=timeout_s)
+        geometry = window_geometry(display, window)
+    except BaseException:
+        stop_process(proc)
+        raise
+    return XTerm(proc, window, geometry, title)
+
+
+def shell_quote(path: Path | str) -> str:
+    """A path quoted for sh -c."""
+    return shlex.quote(str(path))
+
+
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    """Terminate a child we started, then kill it if it lingers."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
