@@ -83,6 +83,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         choices=["on", "off"],
         help="ask the model to think first (default: the model's own)",
     )
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        help="bound on generated tokens per step (default 4096; local non-thinking 1024)",
+    )
     p.add_argument("--max-pixels", type=int, help="downscale screenshots above this many pixels")
     p.add_argument(
         "--timeout", type=float, default=120.0, help="seconds to wait for the model (default 120)"
@@ -113,16 +118,54 @@ def make_backend(args: argparse.Namespace) -> Any:
                 api_key_env=args.api_key_env,
                 timeout_s=args.timeout,
                 thinking=thinking,
+                max_tokens=args.max_tokens or 4096,
             )
-        try:
-            from agent.backends.local import LocalBackend
-        except ImportError:
-            fail("the local worker is not available in this build; pass --endpoint URL")
-        return LocalBackend(
-            args.model or DEFAULT_LOCAL_MODEL, device=args.device, thinking=thinking
+        from agent.backends.local import LocalBackend, default_thinking
+
+        model = args.model or DEFAULT_LOCAL_MODEL
+        think = default_thinking(model) if thinking is None else thinking
+        local = LocalBackend(
+            model,
+            device=args.device,
+            thinking=think,
+            max_new_tokens=args.max_tokens or (4096 if think else 1024),
+            on_progress=LoadProgress(model),
         )
+        try:
+            local.start()  # load now: a missing model is a configuration error, not a step
+        except BaseException:
+            local.close()
+            raise
+        finally:
+            LoadProgress.end_line()
+        return local
     except BackendError as exc:
         fail(str(exc))
+
+
+class LoadProgress:
+    """Shows the local worker's download and load stages on the terminal."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.stage = ""
+
+    def __call__(self, stage: str, fraction: float | None) -> None:
+        """A new stage gets a line; on a terminal a fraction updates the line in place."""
+        pct = f" {fraction * 100:5.1f}%" if fraction is not None else ""
+        line = f"deskpilot: {self.model}: {stage}{pct}"
+        if sys.stderr.isatty():
+            sys.stderr.write(("\r" if stage == self.stage else "\n") + line + "\x1b[K")
+        elif stage != self.stage:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+        self.stage = stage
+
+    @staticmethod
+    def end_line() -> None:
+        """Finish the in-place line on a terminal."""
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
 
 
 def warn_if_remote(endpoint: str | None) -> None:
