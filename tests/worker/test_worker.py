@@ -130,7 +130,7 @@ def test_step_streams_and_returns_counts(backend: LocalBackend, screenshot: Imag
     streamed = "".join(d.text for d in deltas if d.kind == "content").strip()
     assert streamed.replace("\ufffd", "") == result.content.replace("\ufffd", "")
     facts = backend.describe()
-    assert facts["backend"] == "local" and facts["thinking"] is False
+    assert facts["kind"] == "local" and facts["thinking"] is False
     worker = facts["worker"]
     assert isinstance(worker, dict)
     assert worker["model_type"] in {"qwen3_5", "qwen3_5_moe"}
