@@ -304,6 +304,8 @@ def command_run(args: argparse.Namespace, task: str) -> int:
             on_event=TerminalView(args.quiet),
             stop=stop,
         )
+        if result.outcome in ("stopped", "error"):
+            executor.release_all()  # a stop mid-action must leave no key or button held
     finally:
         executor.close()
         backend.close()
@@ -354,6 +356,32 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("deskpilot: interrupted", file=sys.stderr)
         return EXIT_FAILED
+    except Exception as exc:  # a bug: keep the details in a file, show one line
+        log = report_crash(exc)
+        print(
+            f"deskpilot: internal error: {type(exc).__name__}: {exc} (details in {log})",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+
+
+def report_crash(exc: BaseException) -> Path:
+    """Write the traceback of an unexpected error to the user's log folder."""
+    import tempfile
+    import traceback
+
+    from platformdirs import user_log_dir
+
+    text = "".join(traceback.format_exception(exc))
+    for folder in (Path(user_log_dir("deskpilot")), Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / "crash.log"
+            path.write_text(text, encoding="utf-8")
+            return path
+        except OSError:
+            continue
+    return Path("(unwritable)")
 
 
 if __name__ == "__main__":

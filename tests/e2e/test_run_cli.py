@@ -332,3 +332,62 @@ def test_server_failing_mid_run_keeps_completed_steps(probe_app: Any, tmp_path: 
 def test_bad_flags_exit_2(bad: list[str], tmp_path: Path) -> None:
     proc = run_cli(None, tmp_path / "runs", *bad)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def _start_cli(server: ScriptedServer, runs: Path) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "main.py", "run", "t", "--endpoint", server.url, "--approve", "auto",
+           "--runs-dir", str(runs)]  # fmt: skip
+    return subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _wait_for_steps(runs: Path, n: int, timeout_s: float = 30) -> Path:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for d in runs.glob("*/steps.jsonl"):
+            if len(d.read_text().splitlines()) >= n:
+                return d.parent
+        time.sleep(0.05)
+    raise AssertionError(f"{n} steps were not recorded in time")
+
+
+def test_ctrl_c_mid_generation_stops_and_keeps_the_steps(xdisplay: str, tmp_path: Path) -> None:
+    import signal
+
+    from agent.recording import read_run
+
+    move = xml_call(action="mouse_move", coordinate=[500, 500])
+    server = ScriptedServer([Reply(move), Reply(move), Reply(move, delay_s=20)])
+    proc = _start_cli(server, tmp_path / "runs")
+    try:
+        run_dir = _wait_for_steps(tmp_path / "runs", 2)
+        time.sleep(0.5)  # the third request is being answered, slowly
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+        server.close()
+    assert proc.returncode == 1 and "Traceback" not in err
+    run = read_run(run_dir)
+    assert run.info["outcome"]["status"] == "stopped"
+    assert [s["index"] for s in run.steps] == [0, 1, 2]
+    assert run.steps[2]["action"] is None and "interrupted" in run.steps[2]["error"]
+
+
+def test_sigkill_mid_run_leaves_a_readable_recording(xdisplay: str, tmp_path: Path) -> None:
+    from agent.recording import read_run
+
+    move = xml_call(action="mouse_move", coordinate=[400, 400])
+    server = ScriptedServer([Reply(move), Reply(move), Reply(move), Reply(move, delay_s=20)])
+    proc = _start_cli(server, tmp_path / "runs")
+    try:
+        run_dir = _wait_for_steps(tmp_path / "runs", 3)
+        proc.kill()
+        proc.wait(timeout=10)
+    finally:
+        server.close()
+    run = read_run(run_dir)
+    assert [s["index"] for s in run.steps] == [0, 1, 2]
+    assert all(s["execution"]["ok"] for s in run.steps)
+    assert any("did not finish" in w for w in run.warnings)
