@@ -6,7 +6,7 @@ import argparse
 import sys
 import threading
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_LOCAL_MODEL = "Qwen/Qwen3.5-2B"
@@ -26,7 +26,7 @@ def fail(message: str) -> NoReturn:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The CLI: run (headless), monitors; no sub-command starts the interactive default."""
+    """The CLI: run (headless), monitors; no sub-command starts the desktop app."""
     parser = argparse.ArgumentParser(
         prog="deskpilot", description="A desktop computer-use agent driven by Qwen 3.5."
     )
@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("task", help="what the agent should do, in plain words")
     add_run_options(run)
     sub.add_parser("monitors", help="list the monitors deskpilot can see")
+    from ui.replay_cli import add_replay_parsers
+
+    add_replay_parsers(sub, add_run_options)
     return parser
 
 
@@ -103,42 +106,35 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 def make_backend(args: argparse.Namespace) -> Any:
     """The model backend the flags ask for; configuration problems exit with status 2."""
     from agent.backends.base import BackendError
+    from agent.backends.factory import build_backend
 
     thinking = None if args.thinking is None else args.thinking == "on"
-    kind = args.backend or ("openai" if args.endpoint else "local")
+    kind: Literal["local", "openai"] = args.backend or ("openai" if args.endpoint else "local")
+    if kind == "openai" and not args.endpoint:
+        fail("--backend openai needs --endpoint URL (the server's /v1 base)")
+    model: str | None = args.model or (None if kind == "openai" else DEFAULT_LOCAL_MODEL)
     try:
-        if kind == "openai":
-            if not args.endpoint:
-                fail("--backend openai needs --endpoint URL (the server's /v1 base)")
-            from agent.backends.openai_compat import OpenAIBackend
-
-            return OpenAIBackend(
-                args.endpoint,
-                args.model,
-                api_key_env=args.api_key_env,
-                timeout_s=args.timeout,
-                thinking=thinking,
-                max_tokens=args.max_tokens or 4096,
-            )
-        from agent.backends.local import LocalBackend, default_thinking
-
-        model = args.model or DEFAULT_LOCAL_MODEL
-        think = default_thinking(model) if thinking is None else thinking
-        local = LocalBackend(
-            model,
+        backend = build_backend(
+            kind,
+            endpoint=args.endpoint,
+            model=model,
             device=args.device,
-            thinking=think,
-            max_new_tokens=args.max_tokens or (4096 if think else 1024),
-            on_progress=LoadProgress(model),
+            thinking=thinking,
+            max_tokens=args.max_tokens,
+            timeout_s=args.timeout,
+            api_key_env=args.api_key_env,
+            on_progress=LoadProgress(model or DEFAULT_LOCAL_MODEL) if kind == "local" else None,
+            default_local_model=DEFAULT_LOCAL_MODEL,
         )
-        try:
-            local.start()  # load now: a missing model is a configuration error, not a step
-        except BaseException:
-            local.close()
-            raise
-        finally:
-            LoadProgress.end_line()
-        return local
+        if kind == "local":
+            try:
+                backend.start()  # load now: a missing model is a configuration error, not a step
+            except BaseException:
+                backend.close()
+                raise
+            finally:
+                LoadProgress.end_line()
+        return backend
     except BackendError as exc:
         fail(str(exc))
 
@@ -329,19 +325,16 @@ def command_monitors() -> int:
 
 
 def command_default() -> int:
-    """No sub-command: ask for a task on the terminal and run it with the default backend."""
-    if not sys.stdin.isatty():
-        build_parser().print_help()
-        return EXIT_USAGE
-    try:
-        task = input("deskpilot: what should I do? > ").strip()
-    except (EOFError, KeyboardInterrupt):
-        return EXIT_FAILED
-    if not task:
-        return EXIT_USAGE
-    parser = argparse.ArgumentParser()
-    add_run_options(parser)
-    return command_run(parser.parse_args([]), task)
+    """No sub-command: start the desktop app (ui/app.py)."""
+    import os
+
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        fail("no display for the app: set DISPLAY, or use `deskpilot run TASK` on a terminal")
+    from ui.app import run_app
+
+    return run_app()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -352,6 +345,10 @@ def main(argv: list[str] | None = None) -> int:
             return command_run(args, args.task)
         if args.command == "monitors":
             return command_monitors()
+        if args.command in ("replay", "export"):
+            from ui.replay_cli import run_replay_command
+
+            return run_replay_command(args, make_backend)
         return command_default()
     except KeyboardInterrupt:
         print("deskpilot: interrupted", file=sys.stderr)

@@ -38,6 +38,8 @@ __all__ = ["ExecResult", "Executor", "FailSafeTriggered", "MAX_WAIT_S"]
 # A model asking to wait longer than this gets this much; the user can always stop earlier.
 MAX_WAIT_S = 60.0
 _WAIT_SLICE_S = 0.05
+# Between the calls of one action; the last call of each action passes _pause=False, since
+# the loop's settle waits for the screen after every action anyway (20 ms of pure latency).
 _PYAUTOGUI_PAUSE_S = 0.02
 
 _pyautogui_module: Any = None
@@ -232,7 +234,7 @@ class Executor:
         match action:
             case MouseMove(coordinate=c):
                 x, y = self._map(c, space, monitor)
-                _pyautogui().moveTo(x, y)
+                _pyautogui().moveTo(x, y, _pause=False)
                 return f"moved to ({x}, {y})", ((x, y),)
             case LeftClick(coordinate=c):
                 return self._click(c, space, monitor, "left", 1)
@@ -282,7 +284,7 @@ class Executor:
         x, y = self._map(point, space, monitor)
         pg = _pyautogui()
         pg.moveTo(x, y)
-        pg.click(x, y, clicks=clicks, interval=self.click_interval_s, button=button)
+        pg.click(x, y, clicks=clicks, interval=self.click_interval_s, button=button, _pause=False)
         self._focus_clicked_window()
         what = {1: "click", 2: "double-click", 3: "triple-click"}[clicks]
         return f"{button} {what} at ({x}, {y})", ((x, y),)
@@ -302,7 +304,7 @@ class Executor:
         try:
             # A timed move sends intermediate motion, so apps see a drag rather than a jump.
             pg.moveTo(ex, ey, duration=self.drag_duration_s)
-            pg.mouseUp(ex, ey, button="left")
+            pg.mouseUp(ex, ey, button="left", _pause=False)
             released = True
         finally:
             if not released:
@@ -326,10 +328,10 @@ class Executor:
             points = ((x, y),)
         amount = int(clicks)
         if horizontal:
-            pg.hscroll(amount)
+            pg.hscroll(amount, _pause=False)
             way = "right" if amount > 0 else "left"
         else:
-            pg.scroll(amount)
+            pg.scroll(amount, _pause=False)
             way = "up" if amount > 0 else "down"
         where = f" at {points[0]}" if points else ""
         return f"scrolled {way} {abs(amount)} clicks{where}", points

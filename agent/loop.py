@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
@@ -19,6 +20,7 @@ from agent.prompt import (
     HistoryEntry,
     PromptBuilder,
     echo_reply,
+    estimate_prompt_tokens,
 )
 from agent.protocol import Proposal, format_tool_call, parse_completion, tool_schema
 from agent.recording import Recorder, now_iso
@@ -79,6 +81,12 @@ class LoopSettings:
     max_steps: int = 30
     max_invalid: int = 3
     history_images: int = 3
+    # Prompt window (docs/performance.md): screenshots dropped one at a time; the last
+    # history_text steps in full, older ones as one-line summaries, trimmed in chunks.
+    image_chunk: int = 1
+    history_text: int = 4
+    text_chunk: int = 4
+    summary_steps: int = 8
     coords: Literal["relative", "absolute"] = "relative"
     max_pixels: int = MAX_PIXELS
     settle_min_s: float = 0.1
@@ -91,6 +99,10 @@ class LoopSettings:
             "max_steps": self.max_steps,
             "max_invalid": self.max_invalid,
             "history_images": self.history_images,
+            "image_chunk": self.image_chunk,
+            "history_text": self.history_text,
+            "text_chunk": self.text_chunk,
+            "summary_steps": self.summary_steps,
             "coords": self.coords,
             "max_pixels": self.max_pixels,
             "settle_min_s": self.settle_min_s,
@@ -167,6 +179,8 @@ def run_task(
     except Exception as exc:
         run.abort("error", f"internal error: {type(exc).__name__}: {exc}")
         raise
+    finally:
+        run.saver.shutdown(wait=True)
 
 
 class _Run:
@@ -192,8 +206,16 @@ class _Run:
             SYSTEM_PROMPT if settings.coords == "relative" else SYSTEM_PROMPT_ABSOLUTE
         )
         self.builder = PromptBuilder(
-            task, system_prompt=system, history_images=settings.history_images
+            task,
+            system_prompt=system,
+            history_images=settings.history_images,
+            image_chunk=settings.image_chunk,
+            history_text=settings.history_text,
+            text_chunk=settings.text_chunk,
+            summary_steps=settings.summary_steps,
         )
+        # Screenshots are written on this thread while the model thinks: off the critical path.
+        self.saver = ThreadPoolExecutor(1, thread_name_prefix="deskpilot-recorder")
         self.history: list[HistoryEntry] = []
         self.invalid_in_a_row = 0
         self.current: _Step | None = None
@@ -227,39 +249,48 @@ class _Run:
         # Observe.
         frame: Frame = step.timed("capture_s", self.screen.capture)
         obs: Observation = step.timed("encode_s", prepare, frame, max_pixels=settings.max_pixels)
-        shot: str = step.timed("save_s", recorder.save_screenshot, index, obs.image.png)
-        image = replace(obs.image, path=str(recorder.dir / shot))
+        step.save_later(self.saver, obs.image.png)
+        # No path until the file exists: the local worker then takes the bytes instead.
+        image = obs.image
         space = (
             CoordinateSpace.relative()
             if settings.coords == "relative"
             else CoordinateSpace.absolute(*obs.model_size)
         )
-        step.observe(shot, obs, space)
-        self.emit(Event("observation", index, {"screenshot": image.path, "frame": frame}))
+        step.observe(obs, space)
+        self.emit(Event("observation", index, {"screenshot": None, "image": image, "frame": frame}))
 
         # Propose.
         messages = self.builder.messages(self.history, image)
+        tools = [tool_schema(space)]
+        step.record["tokens"]["prompt_estimate"] = estimate_prompt_tokens(messages, tools)
 
         def on_delta(delta: Delta) -> None:
             self.emit(Event("delta", index, {"kind": delta.kind, "text": delta.text}))
 
+        failure: BackendError | None = None
         try:
             completion: Completion = step.timed(
                 "model_s",
                 self.backend.complete,
                 messages,
-                [tool_schema(space)],
+                tools,
                 on_delta=on_delta,
                 cancel=self.stop,
             )
-        except Cancelled:
+        except BackendError as exc:  # Cancelled included
+            failure = exc
+        # From here on the screenshot is on disk; the recorded prompt names its file.
+        image = step.saved(image)
+        step.record["prompt"] = recorder.prompt_record(self.builder.messages(self.history, image))
+        if isinstance(failure, Cancelled):
             step.record["error"] = "generation stopped by the user"
             step.write()
             return self.finish("stopped", "stopped by the user during generation", index + 1)
-        except BackendError as exc:
-            step.record["error"] = f"model backend: {exc}"
+        if failure is not None:
+            step.record["error"] = f"model backend: {failure}"
             step.write()
-            return self.finish("error", f"model backend failed: {exc}", index + 1)
+            return self.finish("error", f"model backend failed: {failure}", index + 1)
         proposal = parse_completion(completion, space)
         step.propose(completion, proposal)
         self.emit(Event("proposal", index, {"proposal": proposal, "space": space, "frame": frame}))
@@ -294,7 +325,7 @@ class _Run:
             if decision.note:
                 result += f" The user says: {decision.note}"
             step.finish_result(result)
-            self.history.append(HistoryEntry(image, reply, result))
+            self.history.append(HistoryEntry(image, reply, result, describe(action)))
             return None
         to_run = decision.action if decision.kind == "edit" and decision.action else action
 
@@ -337,7 +368,7 @@ class _Run:
             4,
         )
         step.finish_result(result)
-        self.history.append(HistoryEntry(image, reply, result))
+        self.history.append(HistoryEntry(image, reply, result, describe(to_run)))
         return None
 
     def _invalid(
@@ -347,7 +378,7 @@ class _Run:
         self.invalid_in_a_row += 1
         result = f"Invalid output, nothing was executed: {proposal.error}"
         step.finish_result(result)
-        self.history.append(HistoryEntry(image, _reply_text(completion), result))
+        self.history.append(HistoryEntry(image, _reply_text(completion), result, "invalid output"))
         self.emit(Event("invalid", step.index, {"error": proposal.error}))
         if self.invalid_in_a_row >= self.settings.max_invalid:
             return self.finish(
@@ -371,6 +402,7 @@ class _Step:
             "ended_at": None,
             "screenshot": None,
             "screen": None,
+            "prompt": None,
             "tokens": {},
             "thinking": "",
             "raw_output": "",
@@ -384,6 +416,27 @@ class _Step:
             "timings": {},
         }
         self.written = False
+        self.saving: Future[tuple[str, float]] | None = None
+
+    def save_later(self, pool: ThreadPoolExecutor, png: bytes) -> None:
+        """Start writing the screenshot on the recorder thread."""
+
+        def save() -> tuple[str, float]:
+            t = time.monotonic()
+            return self.recorder.save_screenshot(self.index, png), time.monotonic() - t
+
+        self.saving = pool.submit(save)
+
+    def saved(self, image: ImagePart) -> ImagePart:
+        """Wait for the screenshot file (atomic, so complete) and name it in the image."""
+        if self.saving is None:
+            return image
+        t = time.monotonic()
+        shot, took = self.saving.result()
+        self.record["screenshot"] = shot
+        self.record["timings"]["save_s"] = round(took, 4)  # on the recorder thread
+        self.record["timings"]["save_wait_s"] = round(time.monotonic() - t, 4)
+        return replace(image, path=str(self.recorder.dir / shot))
 
     def timed(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call fn and record its duration under timings[name]."""
@@ -393,10 +446,9 @@ class _Step:
         finally:
             self.record["timings"][name] = round(time.monotonic() - t, 4)
 
-    def observe(self, shot: str, obs: Observation, space: CoordinateSpace) -> None:
-        """Record what the model is shown."""
+    def observe(self, obs: Observation, space: CoordinateSpace) -> None:
+        """Record what the model is shown (the screenshot's file once it is written)."""
         m = obs.frame.monitor
-        self.record["screenshot"] = shot
         self.record["screen"] = {
             "monitor": {
                 "index": m.index,
@@ -446,6 +498,9 @@ class _Step:
         """Append the step to steps.jsonl (once)."""
         if self.written:
             return
+        # Crash safety: the line names a screenshot only once that file exists.
+        if self.saving is not None and self.record["screenshot"] is None:
+            self.saved(ImagePart(b"", 0, 0))
         self.record["ended_at"] = now_iso()
         self.record["timings"]["total_s"] = round(time.monotonic() - self.t0, 4)
         self.recorder.append_step(self.record)

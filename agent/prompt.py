@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from agent.backends.base import ChatMessage, ImagePart, Part
@@ -36,6 +37,21 @@ class HistoryEntry:
     image: ImagePart
     reply: str
     result: str
+    summary: str = ""  # one line for the collapsed history, e.g. "left_click at [412, 96]"
+
+
+SUMMARY_CHARS = 160  # a summarised step's line is cut here: old steps need the gist only
+
+
+def summary_line(number: int, entry: HistoryEntry) -> str:
+    """A finished step as one bounded line of the summarised history."""
+    result = " ".join(entry.result.split())
+    if result == f"Executed {entry.summary}.":
+        result = ""  # the usual case says nothing the action does not
+    line = (
+        f"{number}. {entry.summary or 'step'}: {result}" if result else f"{number}. {entry.summary}"
+    )
+    return line if len(line) <= SUMMARY_CHARS else line[: SUMMARY_CHARS - 3] + "..."
 
 
 def tool_response(text: str) -> str:
@@ -60,19 +76,35 @@ class PromptBuilder:
         system_prompt: str = SYSTEM_PROMPT,
         history_images: int = 3,
         image_chunk: int = 1,
+        history_text: int = 4,
+        text_chunk: int = 4,
+        summary_steps: int = 8,
     ) -> None:
         if history_images < 1:
             raise ValueError("history_images must be at least 1 (the current screen)")
         self.task = task
         self.system_prompt = system_prompt
         self.history_images = history_images
-        # Dropping images in chunks changes the prefix less often (issue 8 tunes this).
+        # Dropping images in chunks changes the prefix less often, but makes the image count
+        # (most of the tokens) swing by image_chunk - 1; docs/performance.md explains 1.
         self.image_chunk = max(1, image_chunk)
+        # A step whose screenshot is shown keeps its full text, so the text window covers it.
+        self.history_text = max(history_text, history_images - 1, 0)
+        self.text_chunk = max(1, text_chunk)
+        self.summary_steps = max(0, summary_steps)
 
     def first_image_kept(self, observations: int) -> int:
         """Index of the oldest observation still shown as an image."""
         first = max(0, observations - self.history_images)
         return first - first % self.image_chunk if self.image_chunk > 1 else first
+
+    def text_window(self, steps: int) -> tuple[int, int]:
+        """(first summarised step, first step in full); both move only in text_chunk steps."""
+        full_from = max(0, steps - self.history_text)
+        full_from -= full_from % self.text_chunk
+        summary_from = max(0, full_from - self.summary_steps)
+        summary_from -= summary_from % self.text_chunk
+        return summary_from, full_from
 
     def messages(self, history: Sequence[HistoryEntry], current: ImagePart) -> list[ChatMessage]:
         """system, task + first screen, then (reply, result + screen) for each step so far."""
@@ -86,7 +118,14 @@ class PromptBuilder:
             ChatMessage("system", (self.system_prompt,)),
             ChatMessage("user", (f"Task: {self.task}\n\nCurrent screen:\n", screen(0))),
         ]
-        for i, entry in enumerate(history):
+        summary_from, full_from = self.text_window(len(history))
+        if full_from > 0:
+            # Older steps as one line each, oldest dropped: the text stays bounded too.
+            lines = [] if summary_from == 0 else [f"(steps 1-{summary_from} not shown)"]
+            lines += [summary_line(i + 1, history[i]) for i in range(summary_from, full_from)]
+            msgs.append(ChatMessage("user", ("Earlier steps, summarised:\n" + "\n".join(lines),)))
+        for i in range(full_from, len(history)):
+            entry = history[i]
             msgs.append(ChatMessage("assistant", (entry.reply,)))
             msgs.append(
                 ChatMessage(
@@ -94,3 +133,35 @@ class PromptBuilder:
                 )
             )
         return msgs
+
+
+# Estimating prompt tokens when the backend reports none: images exactly (Qwen's resize rule);
+# text at ~4 bytes a token (Qwen's BPE on English and JSON/XML); chat-template tokens per turn.
+BYTES_PER_TOKEN = 4
+TOKENS_PER_MESSAGE = 5  # <|im_start|>role\n ... <|im_end|>\n
+TOKENS_PER_IMAGE_WRAP = 2  # <|vision_start|> ... <|vision_end|>
+TOOLS_PREAMBLE_TOKENS = 80  # the template's "# Tools ..." text around the schemas
+
+
+def text_tokens(text: str) -> int:
+    """Estimated tokens of a text."""
+    return -(-len(text.encode("utf-8")) // BYTES_PER_TOKEN)
+
+
+def estimate_prompt_tokens(
+    messages: Sequence[ChatMessage], tools: Sequence[Mapping[str, object]] = ()
+) -> int:
+    """Estimated prompt tokens of a request: exact for images, approximate for text."""
+    from agent.vision import visual_tokens
+
+    total = 0
+    if tools:
+        total += TOOLS_PREAMBLE_TOKENS + text_tokens(json.dumps(list(tools)))
+    for m in messages:
+        total += TOKENS_PER_MESSAGE
+        for part in m.content:
+            if isinstance(part, ImagePart):
+                total += visual_tokens(part.width, part.height) + TOKENS_PER_IMAGE_WRAP
+            else:
+                total += text_tokens(part)
+    return total

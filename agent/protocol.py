@@ -46,8 +46,14 @@ MAX_ERROR_CHARS = 199
 # Parameters the Qwen 3.5 template writes verbatim (schema type "string"); all others are JSON.
 STRING_PARAMS = frozenset({"action", "text", "status"})
 
-_POINTER = ("mouse_move", "left_click", "right_click", "middle_click", "double_click",
-            "triple_click")
+_POINTER = (
+    "mouse_move",
+    "left_click",
+    "right_click",
+    "middle_click",
+    "double_click",
+    "triple_click",
+)
 
 # action -> (required parameters, optional parameters); "action" itself is implied.
 _PARAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -72,8 +78,16 @@ _PARAM_OPEN = "<parameter="
 _PARAM_CLOSE = "</parameter>"
 _THINK_OPEN = "<think>"
 _THINK_CLOSE = "</think>"
-_TAGS = (_TOOL_CALL_OPEN, _TOOL_CALL_CLOSE, _FUNCTION_OPEN, _FUNCTION_CLOSE, _PARAM_OPEN,
-         _PARAM_CLOSE, _THINK_OPEN, _THINK_CLOSE)
+_TAGS = (
+    _TOOL_CALL_OPEN,
+    _TOOL_CALL_CLOSE,
+    _FUNCTION_OPEN,
+    _FUNCTION_CLOSE,
+    _PARAM_OPEN,
+    _PARAM_CLOSE,
+    _THINK_OPEN,
+    _THINK_CLOSE,
+)
 # A parameter value holding one of these almost surely swallowed a missing </parameter>.
 _SWALLOWED = (_PARAM_OPEN, _FUNCTION_OPEN, _FUNCTION_CLOSE)
 # Strings that cannot sit verbatim inside an XML parameter value and still read back the same.
@@ -210,8 +224,7 @@ def tool_schema(space: CoordinateSpace) -> dict[str, object]:
                 "type": "number",
             },
             "status": {
-                "description": "Whether the task succeeded. Required only by "
-                "`action=terminate`.",
+                "description": "Whether the task succeeded. Required only by `action=terminate`.",
                 "type": "string",
                 "enum": ["success", "failure"],
             },
@@ -591,12 +604,12 @@ def _split_thinking(content: str) -> _Cut:
     closed = content.find(_THINK_CLOSE)
     if opened != -1 and (closed == -1 or opened < closed):
         if closed == -1:
-            return _Cut(content[:opened] + content[opened + len(_THINK_OPEN):], "", True)
-        thinking = content[:opened] + content[opened + len(_THINK_OPEN): closed]
-        return _Cut(thinking, content[closed + len(_THINK_CLOSE):], False)
+            return _Cut(content[:opened] + content[opened + len(_THINK_OPEN) :], "", True)
+        thinking = content[:opened] + content[opened + len(_THINK_OPEN) : closed]
+        return _Cut(thinking, content[closed + len(_THINK_CLOSE) :], False)
     if closed != -1:
         # The generation prompt already opened <think>; the model only closed it.
-        return _Cut(content[:closed], content[closed + len(_THINK_CLOSE):], False)
+        return _Cut(content[:closed], content[closed + len(_THINK_CLOSE) :], False)
     return _Cut("", content, False)
 
 

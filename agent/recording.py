@@ -11,7 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-FORMAT_VERSION = 1
+from agent.backends.base import ChatMessage, ImagePart, Part
+
+# 2 added each step's `prompt` (the messages sent); readers accept every version listed here.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 def now_iso(ts: float | None = None) -> str:
@@ -52,6 +56,7 @@ class Recorder:
             "steps": 0,
         }
         self._write_info()
+        self._last_prompt: list[dict[str, Any]] = []
         self._steps = open(self.dir / "steps.jsonl", "a", encoding="utf-8")  # noqa: SIM115
 
     def _write_info(self) -> None:
@@ -63,6 +68,17 @@ class Recorder:
         rel = f"screenshots/step-{index:04d}.png"
         _write_atomic(self.dir / rel, png)
         return rel
+
+    def prompt_record(self, messages: list[ChatMessage]) -> dict[str, Any]:
+        """A step's `prompt` field: the messages after those it shares with the previous step."""
+        encoded = [encode_message(m, self.dir) for m in messages]
+        same = 0
+        for old, new in zip(self._last_prompt, encoded, strict=False):
+            if old != new:
+                break
+            same += 1
+        self._last_prompt = encoded
+        return {"same_as_previous": same, "count": len(encoded), "messages": encoded[same:]}
 
     def append_step(self, record: dict[str, Any]) -> None:
         """Append one step as a JSON line and flush it to the OS."""
@@ -107,6 +123,59 @@ def read_run(run_dir: Path) -> Recording:
             last = n == len(lines) or all(not rest.strip() for rest in lines[n:])
             kind = "torn last line" if last else "unreadable line"
             warnings.append(f"steps.jsonl line {n}: {kind} skipped")
+    version = info.get("format_version")
+    if version not in READABLE_VERSIONS:
+        warnings.append(
+            f"format_version {version!r} is not one this reader knows ({READABLE_VERSIONS}); "
+            "fields may be missing or mean something else"
+        )
     if info.get("ended_at") is None:
         warnings.append("run did not finish (no end time): the process stopped mid-run")
     return Recording(run_dir, info, steps, warnings)
+
+
+def encode_message(message: ChatMessage, run_dir: Path) -> dict[str, Any]:
+    """A chat message as recorded: text verbatim, images as screenshot paths (never inlined)."""
+    content: list[dict[str, Any]] = []
+    for part in message.content:
+        if isinstance(part, str):
+            content.append({"type": "text", "text": part})
+            continue
+        path = part.path
+        if path is not None:
+            try:
+                path = Path(path).resolve().relative_to(Path(run_dir).resolve()).as_posix()
+            except ValueError:
+                pass  # an image from outside the run (never written by the loop): keep it
+        content.append({"type": "image", "path": path, "width": part.width, "height": part.height})
+    return {"role": message.role, "content": content}
+
+
+def prompt_messages(recording: Recording, index: int) -> list[dict[str, Any]] | None:
+    """The full message list sent at step `index` (images as paths); None when not recorded."""
+    full: list[dict[str, Any]] | None = None
+    for step in recording.steps:
+        prompt = step.get("prompt")
+        if prompt is not None:
+            base = full or []
+            full = base[: int(prompt["same_as_previous"])] + list(prompt["messages"])
+        if step.get("index") == index:
+            return full if prompt is not None else None
+    return None
+
+
+def load_messages(recording: Recording, messages: list[dict[str, Any]]) -> list[ChatMessage]:
+    """Recorded messages back into ChatMessages, with the screenshots read from the run."""
+    out: list[ChatMessage] = []
+    for msg in messages:
+        parts: list[Part] = []
+        for part in msg["content"]:
+            if part["type"] == "text":
+                parts.append(part["text"])
+            else:
+                path = recording.dir / part["path"]
+                parts.append(
+                    ImagePart(path.read_bytes(), int(part["width"]), int(part["height"]), str(path))
+                )
+        out.append(ChatMessage(msg["role"], tuple(parts)))
+    return out

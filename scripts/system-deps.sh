@@ -2,7 +2,7 @@
 # Installs the X packages the tests need (a virtual X server, xdotool, xterm, Qt's xcb libraries).
 # As root on Debian/Ubuntu it runs apt-get; otherwise it prints the one command to run and fails.
 set -eu
-PKGS="xvfb xdotool x11-utils x11-xserver-utils xterm libxcb-cursor0 libxkbcommon-x11-0 \
+PKGS="xvfb xdotool x11-utils x11-xserver-utils xterm scrot libxcb-cursor0 libxkbcommon-x11-0 \
 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-randr0 libxcb-shape0 \
 libxcb-xkb1 libxcb-xfixes0 libxcb-sync1 libxcb-shm0 libxcb-util1 libx11-xcb1 libegl1 libgl1 \
 libfontconfig1 libdbus-1-3"

@@ -44,7 +44,8 @@ def test_last_k_images_and_actions_as_text() -> None:
 
 
 def test_prefix_is_byte_identical_between_steps() -> None:
-    b = PromptBuilder("t", history_images=3)
+    # Text kept in full here; test_tokens_window covers the summarised history's trims.
+    b = PromptBuilder("t", history_images=3, history_text=100)
     history: list[HistoryEntry] = []
     previous: list[str] | None = None
     for step in range(12):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agent.recording import Recorder, read_run
+from agent.recording import FORMAT_VERSION, Recorder, read_run
 
 
 def test_round_trip(tmp_path: Path) -> None:
@@ -19,7 +19,8 @@ def test_round_trip(tmp_path: Path) -> None:
     run = read_run(rec.dir)
     assert run.warnings == []
     assert run.info["task"] == "t" and run.info["outcome"] == {"status": "success"}
-    assert run.info["steps"] == 2 and run.info["ended_at"] and run.info["format_version"] == 1
+    assert run.info["steps"] == 2 and run.info["ended_at"]
+    assert run.info["format_version"] == FORMAT_VERSION
     assert [s["index"] for s in run.steps] == [0, 1]
     assert run.steps[0]["raw_output"] == "héllo <tool_call>"
     assert (rec.dir / shot).read_bytes() == b"\x89PNG fake"

@@ -1,0 +1,244 @@
+"""Replaying recordings: re-execute recorded decisions, compare screens, ask the model again."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from actions.screen import CoordinateSpace, Frame, Monitor
+from actions.types import FINAL_ACTIONS, Action, describe
+from agent.backends.base import Backend, ChatMessage, Completion, ImagePart
+from agent.protocol import Proposal, ProtocolError, parse_arguments, parse_completion, tool_schema
+from agent.recording import Recording, load_messages, prompt_messages
+
+# The screens are compared as grey thumbnails THUMB_WIDTH pixels wide: small enough that
+# anti-aliasing, a blinking caret or a clock's seconds barely register, large enough that a
+# moved window or an opened dialog does. A thumbnail pixel "changed" when its grey level moved
+# by more than PIXEL_TOLERANCE of 255; the difference is the share of pixels that changed.
+THUMB_WIDTH = 160
+PIXEL_TOLERANCE = 32
+DEFAULT_THRESHOLD = 0.02  # 2 % of the screen changed: stop (or ask) before acting
+
+
+def screen_difference(recorded_png: bytes, live: Any) -> float:
+    """Share (0..1) of the screen that differs between a recorded PNG and a live PIL image."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(io.BytesIO(recorded_png)) as rec:
+        rec_grey = rec.convert("L")
+    height = max(1, round(rec_grey.height * THUMB_WIDTH / rec_grey.width))
+    size = (THUMB_WIDTH, height)
+    a = np.asarray(rec_grey.resize(size, Image.Resampling.BOX), dtype=np.int16)
+    b = np.asarray(live.convert("L").resize(size, Image.Resampling.BOX), dtype=np.int16)
+    return float(np.mean(np.abs(a - b) > PIXEL_TOLERANCE))
+
+
+def step_geometry(step: dict[str, Any]) -> tuple[CoordinateSpace, Monitor] | None:
+    """The coordinate space and monitor a step was recorded with; None if it saw no screen."""
+    screen = step.get("screen")
+    if not screen:
+        return None
+    c, m = screen["coords"], screen["monitor"]
+    space = CoordinateSpace(c["kind"], float(c["width"]), float(c["height"]))
+    monitor = Monitor(
+        int(m["index"]),
+        int(m["left"]),
+        int(m["top"]),
+        int(m["width"]),
+        int(m["height"]),
+        float(m.get("scale", 1.0)),
+    )
+    return space, monitor
+
+
+def executed_action(step: dict[str, Any]) -> Action | None:
+    """The action a step really executed (after any edit), or None if nothing ran."""
+    execution = step.get("execution")
+    geometry = step_geometry(step)
+    if not execution or not execution.get("action") or geometry is None:
+        return None
+    return parse_arguments(execution["action"], geometry[0])
+
+
+def recorded_action(step: dict[str, Any]) -> Action | None:
+    """The action the model proposed at a step, or None (invalid output, no step)."""
+    geometry = step_geometry(step)
+    if not step.get("action") or geometry is None:
+        return None
+    try:
+        return parse_arguments(step["action"], geometry[0])
+    except ProtocolError:
+        return None
+
+
+class ScreenLike(Protocol):
+    """What replay needs from actions.screen.Screen."""
+
+    def capture(self) -> Frame:
+        """Grab the monitor."""
+        ...
+
+    def wait_until_stable(self, *, min_s: float, max_s: float) -> float:
+        """Wait for the screen to stop changing."""
+        ...
+
+
+class ExecutorLike(Protocol):
+    """What replay needs from actions.executor.Executor."""
+
+    def execute(
+        self,
+        action: Action,
+        *,
+        space: CoordinateSpace,
+        monitor: Monitor,
+        cancel: threading.Event | None = None,
+    ) -> Any:
+        """Perform one action."""
+        ...
+
+
+Verdict = Literal["go", "skip", "stop"]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """What the replayer asks about before a step: the action and how far the screen moved."""
+
+    index: int
+    action: Action
+    difference: float
+    threshold: float
+
+    @property
+    def differs(self) -> bool:
+        """Whether the live screen differs from the recording beyond the threshold."""
+        return self.difference > self.threshold
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """How a replay ended: ok, or the step and reason it stopped at."""
+
+    ok: bool
+    message: str
+    executed: int
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every recorded action ran, 1 otherwise."""
+        return 0 if self.ok else 1
+
+
+def replay(
+    recording: Recording,
+    *,
+    screen: ScreenLike,
+    executor: ExecutorLike,
+    confirm: Callable[[Check], Verdict],
+    threshold: float = DEFAULT_THRESHOLD,
+    log: Callable[[str], None] = lambda line: None,
+    stop: threading.Event | None = None,
+) -> ReplayResult:
+    """Re-execute a recording's executed actions in order, checking the screen before each."""
+    settings = recording.info.get("settings") or {}
+    settle_min = float(settings.get("settle_min_s", 0.1))
+    settle_max = float(settings.get("settle_max_s", 2.0))
+    executed = 0
+    for step in recording.steps:
+        index = int(step["index"])
+        try:
+            action = executed_action(step)
+        except ProtocolError as exc:
+            return ReplayResult(False, f"step {index + 1}: unreadable action: {exc}", executed)
+        if action is None or isinstance(action, FINAL_ACTIONS):
+            kind = (step.get("decision") or {}).get("kind")
+            why = f"decision {kind}" if kind else step.get("parse_error") or "nothing executed"
+            log(f"step {index + 1}: nothing to replay ({why})")
+            continue
+        geometry = step_geometry(step)
+        assert geometry is not None  # executed_action found one
+        space, monitor = geometry
+        recorded = (recording.dir / step["screenshot"]).read_bytes()
+        difference = screen_difference(recorded, screen.capture().to_pil())
+        verdict = confirm(Check(index, action, difference, threshold))
+        if verdict == "stop" or (stop is not None and stop.is_set()):
+            return ReplayResult(False, f"stopped before step {index + 1}", executed)
+        if verdict == "skip":
+            log(f"step {index + 1}: skipped")
+            continue
+        result = executor.execute(action, space=space, monitor=monitor, cancel=stop)
+        if not result.ok:
+            return ReplayResult(
+                False, f"step {index + 1}: {describe(action)} failed: {result.error}", executed
+            )
+        executed += 1
+        log(f"step {index + 1}: executed {describe(action)}")
+        screen.wait_until_stable(min_s=settle_min, max_s=settle_max)
+    return ReplayResult(True, f"replayed {executed} actions", executed)
+
+
+# --------------------------------------------------------------------------- ask again
+
+
+@dataclass(frozen=True, slots=True)
+class AskAgain:
+    """A recorded step's proposal next to what the current backend proposes for it now."""
+
+    index: int
+    recorded: dict[str, Any]
+    proposal: Proposal
+    completion: Completion
+    messages: list[ChatMessage]
+
+
+def step_messages(recording: Recording, index: int, task: str | None = None) -> list[ChatMessage]:
+    """The messages sent at a step (screenshots read from the run), optionally with a new task."""
+    recorded = prompt_messages(recording, index)
+    if recorded is None:
+        raise ValueError(
+            f"step {index + 1} has no recorded prompt (format_version "
+            f"{recording.info.get('format_version')}; prompts are recorded from version 2)"
+        )
+    messages = load_messages(recording, recorded)
+    old_task = str(recording.info.get("task", ""))
+    if task is not None and len(messages) > 1:
+        first = messages[1]
+        head = first.content[0]
+        if isinstance(head, str) and head.startswith(f"Task: {old_task}"):
+            # The task sits in the first user message, as agent.prompt writes it.
+            new_head = f"Task: {task}" + head[len(f"Task: {old_task}") :]
+            messages[1] = ChatMessage(first.role, (new_head, *first.content[1:]))
+        else:
+            raise ValueError("the recorded prompt does not start with the task; cannot edit it")
+    return messages
+
+
+def ask_again(
+    recording: Recording,
+    index: int,
+    backend: Backend,
+    *,
+    task: str | None = None,
+    cancel: threading.Event | None = None,
+) -> AskAgain:
+    """Send a recorded step's prompt to a backend again; executes nothing."""
+    steps = {int(s["index"]): s for s in recording.steps}
+    if index not in steps:
+        raise ValueError(f"the recording has no step {index + 1} (it has {len(steps)})")
+    step = steps[index]
+    geometry = step_geometry(step)
+    if geometry is None:
+        raise ValueError(f"step {index + 1} has no screenshot")
+    messages = step_messages(recording, index, task)
+    completion = backend.complete(messages, [tool_schema(geometry[0])], cancel=cancel)
+    return AskAgain(index, step, parse_completion(completion, geometry[0]), completion, messages)
+
+
+def image_parts(messages: list[ChatMessage]) -> list[ImagePart]:
+    """The screenshots in a message list, in order."""
+    return [p for m in messages for p in m.content if isinstance(p, ImagePart)]

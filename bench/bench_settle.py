@@ -1,0 +1,131 @@
+"""Adaptive settle: how long it waits after an action that changes nothing, and after an animation.
+
+On a private 1920x1080 Xvfb: (a) a mouse move over a still desktop, (b) a click that starts a
+500 ms animation in tests/apps/animate_app.py (settle must return after its last frame).
+Target: median (a) <= 150 ms; (b) never before the animation ends.
+Usage: python -m bench.bench_settle [--runs 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench._x11 import ROOT, private_desktop
+
+TARGET_STILL_MS = 150.0
+APP = (200, 150, 900, 600)
+
+
+def child(runs: int) -> dict[str, Any]:
+    """Both measurements on one private display."""
+    from tests.support.animate import start_animate_app
+
+    with private_desktop(1920, 1080) as display, tempfile.TemporaryDirectory() as tmp:
+        import pyautogui
+
+        from actions.executor import Executor
+        from actions.screen import CoordinateSpace, Screen
+        from actions.types import MouseMove
+
+        screen, executor = Screen(), Executor()
+        space = CoordinateSpace.relative()
+        still = []
+        for i in range(runs):
+            move = MouseMove((100.0 + 300 * (i % 2), 800.0))
+            executor.execute(move, space=space, monitor=screen.monitor)
+            still.append(screen.wait_until_stable())
+        app = start_animate_app(display, Path(tmp) / "anim.jsonl", APP, duration_s=0.5)
+        animated = []
+        try:
+            x, y, w, h = APP
+            for n in range(1, max(3, runs // 4) + 1):
+                pyautogui.click(x + w // 2, y + h // 2, _pause=False)
+                clicked = time.time()
+                waited = screen.wait_until_stable()
+                returned = time.time()
+                end = app.wait_event("anim_end", count=n)[-1]["t"]
+                animated.append(
+                    {
+                        "waited_ms": round(waited * 1000, 1),
+                        "animation_ms": round((end - clicked) * 1000, 1),
+                        "after_end_ms": round((returned - end) * 1000, 1),
+                    }
+                )
+                time.sleep(0.2)
+        finally:
+            app.close()
+    return {
+        "still_median_ms": round(statistics.median(still) * 1000, 1),
+        "still_max_ms": round(max(still) * 1000, 1),
+        "animated": animated,
+        "never_early": all(a["after_end_ms"] >= 0 for a in animated),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run in a child process (pyautogui binds the display at import); table and JSON."""
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_settle", description=__doc__)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", default=str(ROOT / "runs" / "bench" / "bench_settle.json"))
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.runs)))
+        return 0
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.bench_settle", "--child", "--runs", str(args.runs)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if proc.returncode != 0:
+        print(proc.stderr[-3000:], file=sys.stderr)
+        return 1
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"{'case':<34} {'median ms':>10} {'max ms':>8}")
+    print("-" * 54)
+    still, worst = r["still_median_ms"], r["still_max_ms"]
+    print(f"{'mouse move, nothing changes':<34} {still:>10.1f} {worst:>8.1f}")
+    waits = [a["waited_ms"] for a in r["animated"]]
+    after = [a["after_end_ms"] for a in r["animated"]]
+    print(f"{'click, 500 ms animation':<34} {statistics.median(waits):>10.1f} {max(waits):>8.1f}")
+    label = "  returned after its last frame"
+    print(f"{label:<34} {statistics.median(after):>10.1f} {max(after):>8.1f}")
+    ok = r["still_median_ms"] <= TARGET_STILL_MS and r["never_early"]
+    print(
+        f"(target: still <= {TARGET_STILL_MS:.0f} ms, never before the animation ends: "
+        f"{'ok' if ok else 'MISSED'})"
+    )
+    report = {
+        "bench": "settle",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_avg": os.getloadavg(),
+        },
+        "runs": args.runs,
+        "target_still_ms": TARGET_STILL_MS,
+        "within_target": ok,
+        **r,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,41 @@
+"""Settings: TOML round trip, defaults for a missing or broken file, wrong types ignored."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from ui.settings import AppSettings, dumps, load_settings, save_settings
+
+
+def test_settings_round_trip(tmp_path: Path) -> None:
+    settings = AppSettings(
+        task='rename "a\\b" then mail it\n— héllo 你好\ttab',
+        backend="openai",
+        local_model="/models/Qwen3.5 2B",
+        device="cpu",
+        endpoint="http://127.0.0.1:8000/v1",
+        endpoint_model="Qwen/Qwen3.5-9B",
+        monitor=2,
+        approval="guarded",
+        max_steps=12,
+        runs_dir=str(tmp_path / "runs"),
+        hotkey="<ctrl>+<alt>+<shift>+q",
+    )
+    path = save_settings(settings, tmp_path / "cfg" / "settings.toml")
+    assert tomllib.loads(path.read_text(encoding="utf-8"))["task"] == settings.task
+    assert load_settings(path) == settings
+
+
+def test_missing_broken_and_wrong_types_give_defaults(tmp_path: Path) -> None:
+    assert load_settings(tmp_path / "none.toml") == AppSettings()
+    broken = tmp_path / "broken.toml"
+    broken.write_text("task = \n", encoding="utf-8")
+    assert load_settings(broken) == AppSettings()
+    odd = tmp_path / "odd.toml"
+    odd.write_text(
+        'max_steps = "many"\napproval = "yolo"\nbackend = "openai"\nunknown = 1\n', "utf-8"
+    )
+    loaded = load_settings(odd)
+    assert loaded.max_steps == 30 and loaded.approval == "step" and loaded.backend == "openai"
+    assert dumps(loaded).startswith("#")

@@ -1,0 +1,603 @@
+"""The desktop app: task entry, backend and approval settings, live view, approval, control."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QPoint, QRect, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QImage, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from actions.screen import Monitor
+from actions.types import describe
+from agent.approval import ApprovalRequest, Decision
+from ui.guard import Rect
+from ui.hotkey import GlobalHotkey, describe_combo
+from ui.run_controller import RunController
+from ui.settings import APPROVAL_MODES, AppSettings, load_settings, save_settings
+from ui.widgets import ApprovalPanel, ControlBar, LiveView
+
+# Time for the X server to unmap the window before the agent captures or acts.
+STEP_ASIDE_MS = 250
+APPROVAL_HELP = {
+    "step": "step: ask before every action",
+    "guarded": "guarded: ask before typing and key presses",
+    "auto": "auto: run unattended (Stop or the hotkey end it)",
+}
+
+
+def _preload() -> None:
+    """Import what a run needs ahead of time: first imports on the loop thread hold the GIL
+    long enough to stall the GUI (measured: 30-70 ms in the first step)."""
+    import importlib
+
+    for name in (
+        "numpy",
+        "mss",
+        "PIL.Image",
+        "PIL.PngImagePlugin",
+        "agent.loop",
+        "agent.backends.openai_compat",
+        "agent.backends.local",
+        "actions.executor",
+    ):
+        try:
+            importlib.import_module(name)
+        except Exception:  # a missing optional module shows up, with its reason, at run time
+            pass
+
+
+class _HotkeyRelay(QObject):
+    """Carries the hotkey from pynput's thread to the GUI thread."""
+
+    pressed = Signal()
+
+
+class StallMeter:
+    """Measures the GUI thread's longest stall with a 10 ms timer (for the figures and tests)."""
+
+    def __init__(self) -> None:
+        self.timer = QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self._tick)
+        self.last = 0.0
+        self.max_gap_ms = 0.0
+
+    def start(self) -> None:
+        """Begin measuring."""
+        self.last, self.max_gap_ms = time.monotonic(), 0.0
+        self.timer.start()
+
+    def stop(self) -> None:
+        """End measuring."""
+        self.timer.stop()
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        self.max_gap_ms = max(self.max_gap_ms, (now - self.last) * 1000 - 10)
+        self.last = now
+
+
+class MainWindow(QMainWindow):
+    """deskpilot's main window."""
+
+    def __init__(
+        self,
+        settings: AppSettings | None = None,
+        settings_file: Path | None = None,
+        *,
+        global_hotkey: bool = True,
+    ) -> None:
+        super().__init__()
+        self.settings_file = settings_file
+        self.settings = settings or load_settings(settings_file)
+        self.setWindowTitle("deskpilot")
+        self.excluded: list[Rect] = []
+        self.controller = RunController(excluded=lambda: list(self.excluded))
+        self.view = LiveView()
+        self.panel = ApprovalPanel(self.view)
+        self.bar = ControlBar(describe_combo(self.settings.hotkey))
+        self.stall = StallMeter()
+        self.step_t0 = 0.0
+        self.first_token_s: float | None = None
+        self.streaming_kind = ""
+        self.test_log = os.environ.get("DESKPILOT_UI_LOG")
+        self.test_shots = os.environ.get("DESKPILOT_UI_SHOTS")
+        self._build()
+        self._load_into_form(self.settings)
+        self._connect()
+        self._set_running(False)
+        threading.Thread(target=_preload, name="deskpilot-preload", daemon=True).start()
+        self.hotkey_relay = _HotkeyRelay()
+        self.hotkey_relay.pressed.connect(self.stop_run)
+        self.hotkey = GlobalHotkey(self.settings.hotkey, self.hotkey_relay.pressed.emit)
+        if not global_hotkey:
+            self.hotkey.error = "global hotkey off"
+            self.statusBar().showMessage("Kill switch: Esc here, or Stop")
+        elif self.hotkey.start():
+            self.statusBar().showMessage(
+                f"Kill switch: {describe_combo(self.settings.hotkey)} anywhere, Esc here, or Stop"
+            )
+        else:
+            self.statusBar().showMessage(f"{self.hotkey.error}; use Stop or Esc")
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.task = QPlainTextEdit()
+        self.task.setPlaceholderText("What should deskpilot do? e.g. Open the terminal and list ~")
+        self.task.setMaximumHeight(80)
+        self.backend_kind = QComboBox()
+        self.backend_kind.addItem("Local worker", "local")
+        self.backend_kind.addItem("OpenAI-compatible endpoint", "openai")
+        self.local_model = QLineEdit()
+        browse = QPushButton("Folder…")
+        browse.clicked.connect(self._browse_model)
+        self.device = QComboBox()
+        for d in ("auto", "cuda", "mps", "cpu"):
+            self.device.addItem(d, "" if d == "auto" else d)
+        local_box = QWidget()
+        local_form = QFormLayout(local_box)
+        row = QHBoxLayout()
+        row.addWidget(self.local_model)
+        row.addWidget(browse)
+        local_form.addRow("Model id or folder", row)
+        local_form.addRow("Device", self.device)
+        self.endpoint = QLineEdit()
+        self.endpoint_model = QLineEdit()
+        self.endpoint_model.setPlaceholderText("first model the server lists")
+        remote_box = QWidget()
+        remote_form = QFormLayout(remote_box)
+        remote_form.addRow("Endpoint (/v1)", self.endpoint)
+        remote_form.addRow("Model", self.endpoint_model)
+        self.backend_stack = QStackedWidget()
+        self.backend_stack.addWidget(local_box)
+        self.backend_stack.addWidget(remote_box)
+        self.monitor = QComboBox()
+        self._fill_monitors()
+        self.approval = QComboBox()
+        for mode in APPROVAL_MODES:
+            self.approval.addItem(APPROVAL_HELP[mode], mode)
+        self.max_steps = QSpinBox()
+        self.max_steps.setRange(1, 500)
+
+        self.start_button = QPushButton("Start")
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setCheckable(True)
+        self.pause_button.setToolTip("Hold the run at its next action until you approve it")
+        self.stop_button = QPushButton("Stop")
+        buttons = QHBoxLayout()
+        for b in (self.start_button, self.pause_button, self.stop_button):
+            buttons.addWidget(b)
+
+        self.worker_label = QLabel("worker: not started (it starts with the first run)")
+        self.worker_label.setWordWrap(True)
+        self.worker_progress = QProgressBar()
+        self.worker_progress.setRange(0, 1000)
+        self.worker_progress.setVisible(False)
+        self.restart_button = QPushButton("Restart worker")
+        worker_box = QGroupBox("Model worker")
+        wl = QVBoxLayout(worker_box)
+        wl.addWidget(self.worker_label)
+        wl.addWidget(self.worker_progress)
+        wl.addWidget(self.restart_button)
+
+        form = QFormLayout()
+        form.addRow("Task", self.task)
+        form.addRow("Backend", self.backend_kind)
+        form.addRow(self.backend_stack)
+        form.addRow("Monitor", self.monitor)
+        form.addRow("Approval", self.approval)
+        form.addRow("Max steps", self.max_steps)
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.addLayout(form)
+        ll.addLayout(buttons)
+        ll.addWidget(worker_box)
+        ll.addStretch(1)
+
+        self.step_label = QLabel("idle")
+        self.thinking = QPlainTextEdit()
+        self.thinking.setReadOnly(True)
+        self.thinking.setPlaceholderText("The model's thinking and answer stream here.")
+        self.thinking.setMaximumHeight(140)
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.addWidget(self.step_label)
+        rl.addWidget(self.view, 1)
+        rl.addWidget(self.thinking)
+        rl.addWidget(self.panel)
+
+        split = QSplitter()
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setStretchFactor(1, 1)
+        split.setSizes([330, 800])
+        self.setCentralWidget(split)
+        self.resize(1200, 800)
+
+    def _fill_monitors(self) -> None:
+        self.monitor.addItem("primary", 0)
+        try:
+            from actions.screen import Screen
+
+            for m in Screen().list_monitors():
+                mark = " (primary)" if m.primary else ""
+                self.monitor.addItem(f"{m.index}: {m.width}x{m.height}{mark}", m.index)
+        except Exception as exc:  # no display to list: the primary still works at run time
+            self.monitor.setToolTip(f"cannot list monitors: {exc}")
+
+    def _connect(self) -> None:
+        self.backend_kind.currentIndexChanged.connect(self.backend_stack.setCurrentIndex)
+        self.start_button.clicked.connect(self.start_run)
+        self.stop_button.clicked.connect(self.stop_run)
+        self.pause_button.toggled.connect(self._pause)
+        self.restart_button.clicked.connect(self.restart_worker)
+        self.bar.stop_clicked.connect(self.stop_run)
+        self.panel.decided.connect(self.on_decided)
+        c = self.controller
+        c.loop_event.connect(self.on_event)
+        c.observed.connect(self.on_observed)
+        c.approval_requested.connect(self.on_approval)
+        c.aside_requested.connect(self.on_aside)
+        c.progress.connect(self.on_progress)
+        c.worker_state.connect(self.on_worker_state)
+        c.finished.connect(self.on_finished)
+        c.failed.connect(self.on_failed)
+        enter = QShortcut(QKeySequence(Qt.Key.Key_Return), self)
+        enter.activated.connect(self._enter)
+        QShortcut(QKeySequence(Qt.Key.Key_Enter), self).activated.connect(self._enter)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self).activated.connect(self.stop_run)
+
+    # -- settings -------------------------------------------------------------------------
+
+    def _load_into_form(self, s: AppSettings) -> None:
+        self.task.setPlainText(s.task)
+        self.backend_kind.setCurrentIndex(0 if s.backend == "local" else 1)
+        self.backend_stack.setCurrentIndex(self.backend_kind.currentIndex())
+        self.local_model.setText(s.local_model)
+        self.device.setCurrentIndex(max(0, self.device.findData(s.device)))
+        self.endpoint.setText(s.endpoint)
+        self.endpoint_model.setText(s.endpoint_model)
+        self.monitor.setCurrentIndex(max(0, self.monitor.findData(s.monitor)))
+        self.approval.setCurrentIndex(max(0, self.approval.findData(s.approval)))
+        self.max_steps.setValue(s.max_steps)
+
+    def form_settings(self) -> AppSettings:
+        """The settings as the form shows them."""
+        return dataclasses.replace(
+            self.settings,
+            task=self.task.toPlainText().strip(),
+            backend=self.backend_kind.currentData(),
+            local_model=self.local_model.text().strip(),
+            device=self.device.currentData(),
+            endpoint=self.endpoint.text().strip(),
+            endpoint_model=self.endpoint_model.text().strip(),
+            monitor=int(self.monitor.currentData() or 0),
+            approval=self.approval.currentData(),
+            max_steps=self.max_steps.value(),
+        )
+
+    def _save(self) -> None:
+        self.settings = self.form_settings()
+        try:
+            save_settings(self.settings, self.settings_file)
+        except OSError as exc:
+            self.statusBar().showMessage(f"cannot save settings: {exc}")
+
+    def _browse_model(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Model folder")
+        if folder:
+            self.local_model.setText(folder)
+
+    # -- run control ----------------------------------------------------------------------
+
+    def _set_running(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.pause_button.setEnabled(running)
+        self.stop_button.setEnabled(running)
+        self.restart_button.setEnabled(not running)
+        for w in (self.task, self.backend_kind, self.backend_stack, self.monitor, self.approval):
+            w.setEnabled(not running)
+        if not running:
+            self.pause_button.setChecked(False)
+
+    def _monitor_area(self) -> QRect:
+        """The driven monitor's rectangle (Qt's screens match mss's by geometry)."""
+        screens = QGuiApplication.screens()
+        wanted = self.settings.monitor
+        if wanted:
+            try:
+                from actions.screen import Screen
+
+                m = Screen(wanted).monitor
+                return QRect(m.left, m.top, m.width, m.height)
+            except Exception:  # fall back to the primary screen's rectangle
+                pass
+        primary = QGuiApplication.primaryScreen() or (screens[0] if screens else None)
+        return primary.geometry() if primary is not None else QRect(0, 0, 1920, 1080)
+
+    def start_run(self) -> None:
+        """Start: save the settings, step aside, run the task on the controller's thread."""
+        if self.controller.running:
+            return
+        self._save()
+        task = self.settings.task
+        if not task:
+            self.statusBar().showMessage("Type a task first.")
+            return
+        self.thinking.clear()
+        self._set_running(True)
+        self.bar.place(self._monitor_area())
+        self.bar.set_status("starting")
+        self.bar.show()
+        self.stall.start()
+        self._step_aside()
+        QTimer.singleShot(STEP_ASIDE_MS, self, lambda: self.controller.start(task, self.settings))
+
+    def stop_run(self) -> None:
+        """The kill switch (Stop, Esc, the hotkey): cancel generation and release input."""
+        if not self.controller.running:
+            return
+        self.controller.stop()
+        self.panel.clear()
+        self.bar.set_status("stopping…")
+        self.step_label.setText("stopping…")
+
+    def _pause(self, paused: bool) -> None:
+        self.controller.set_paused(paused)
+        self.pause_button.setText("Resume" if paused else "Pause")
+        self.bar.set_status("paused: the next action waits for you" if paused else "resumed")
+
+    def restart_worker(self) -> None:
+        """Close the backend and load it again."""
+        self._save()
+        self.worker_label.setText("worker: restarting")
+        self.controller.restart_backend(self.settings)
+
+    def _enter(self) -> None:
+        if not self.panel.pending:
+            return
+        if self.panel.note.hasFocus():
+            self.panel.reject()
+        elif not self.panel.text_edit.hasFocus():
+            self.panel.approve()
+
+    # -- stepping aside -------------------------------------------------------------------
+
+    def _update_excluded(self) -> None:
+        """Rectangles the agent must neither see nor act on: the bar, and this window if shown."""
+        rects = [self.bar.global_rect()] if self.bar.isVisible() else []
+        if self.isVisible():
+            g = self.frameGeometry()
+            rects.append((g.x(), g.y(), g.width(), g.height()))
+        self.excluded = rects
+
+    def _step_aside(self) -> None:
+        self.hide()
+        self._update_excluded()
+
+    def _come_back(self) -> None:
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
+
+    # -- controller signals ---------------------------------------------------------------
+
+    def on_event(self, event: Any) -> None:
+        """Show one loop event."""
+        kind, data = event.kind, event.data
+        if kind == "step_started":
+            self.step_t0 = time.monotonic()
+            self.first_token_s = None
+            self.streaming_kind = ""
+            self.thinking.clear()
+            self._status(f"step {event.step + 1}: looking at the screen")
+        elif kind == "delta":
+            if self.first_token_s is None:
+                self.first_token_s = time.monotonic() - self.step_t0
+                self._status(f"step {event.step + 1}: the model is thinking")
+            if data["kind"] != self.streaming_kind:
+                if self.streaming_kind:
+                    self.thinking.appendPlainText("")
+                self.thinking.appendPlainText("thinking:" if data["kind"] == "reasoning" else "")
+                self.streaming_kind = data["kind"]
+            cursor = self.thinking.textCursor()
+            cursor.movePosition(cursor.MoveOperation.End)
+            cursor.insertText(data["text"])
+            self.thinking.setTextCursor(cursor)
+        elif kind == "proposal":
+            prop = data["proposal"]
+            took = time.monotonic() - self.step_t0
+            first = f", first token {self.first_token_s:.2f} s" if self.first_token_s else ""
+            what = describe(prop.action) if prop.action is not None else "invalid output"
+            self._status(f"step {event.step + 1}: {what} (model {took:.1f} s{first})")
+            if prop.action is not None:
+                self.view.set_action(prop.action, data["space"], editable=False)
+        elif kind == "invalid":
+            self._status(f"step {event.step + 1}: invalid output, nothing executed")
+            self.thinking.appendPlainText(f"\n[invalid output: {data['error']}]")
+        elif kind == "decision":
+            self._status(f"step {event.step + 1}: {data['decision'].kind}")
+        elif kind == "executed" and not data["ok"]:
+            self._status(f"step {event.step + 1}: execution failed: {data['error']}")
+
+    def _status(self, text: str) -> None:
+        self.step_label.setText(text)
+        self.bar.set_status(text)
+
+    def on_observed(self, step: int, image: QImage, monitor: Monitor) -> None:
+        """A new screenshot: show it; the window may come back while the model thinks."""
+        self.view.set_frame(image, monitor)
+        if self.controller.running and not self.controller.stop_event.is_set():
+            self._come_back()
+            self._update_excluded()
+
+    def on_approval(self, request: ApprovalRequest) -> None:
+        """An action waits for the user."""
+        self.panel.set_request(request)
+        self._come_back()
+        self.approve_focus()
+        self._status(f"step {request.step + 1}: waiting for your decision")
+        self._log_test("approval", step=request.step, action=describe(request.action))
+        if self.test_shots:
+            QTimer.singleShot(300, self, lambda: self._save_shots(request.step))
+
+    def approve_focus(self) -> None:
+        """Keyboard focus on Approve so Enter works at once."""
+        self.panel.approve_button.setFocus()
+
+    def on_aside(self, request: ApprovalRequest) -> None:
+        """A policy-approved action: step aside, then let it run."""
+        self._step_aside()
+        QTimer.singleShot(STEP_ASIDE_MS, self, self.controller.resume)
+
+    def on_decided(self, decision: Decision) -> None:
+        """The user decided: step aside before anything executes, then hand it over."""
+        if decision.kind == "stop":
+            self.controller.decide(decision)
+            self.stop_run()
+            return
+        self._step_aside()
+        QTimer.singleShot(STEP_ASIDE_MS, self, lambda: self.controller.decide(decision))
+
+    def on_progress(self, stage: str, fraction: object) -> None:
+        """The local worker's download and load progress."""
+        self.worker_progress.setVisible(True)
+        if isinstance(fraction, float | int):
+            self.worker_progress.setRange(0, 1000)
+            self.worker_progress.setValue(int(fraction * 1000))
+        else:
+            self.worker_progress.setRange(0, 0)  # busy indicator: the stage has no fraction
+        self.worker_label.setText(f"worker: {stage}")
+        self.bar.set_status(f"model: {stage}")
+
+    def on_worker_state(self, text: str) -> None:
+        """Worker state: ready (device, memory) or an error with what to do."""
+        if text.startswith("ready") or text.startswith("error"):
+            self.worker_progress.setVisible(False)
+        self.worker_label.setText(f"worker: {text}")
+
+    def on_failed(self, message: str) -> None:
+        """A run could not start or broke."""
+        self.statusBar().showMessage(message)
+        self.step_label.setText(message)
+        if "internal error" not in message:
+            self.worker_label.setText(f"worker: error: {message}")
+
+    def on_finished(self, result: Any) -> None:
+        """The run ended: come back, show how."""
+        self.stall.stop()
+        self.bar.hide()
+        self.panel.clear()
+        self._set_running(False)
+        self._come_back()
+        self._update_excluded()
+        if result is not None:
+            text = f"finished: {result.outcome}: {result.message}"
+            if result.answer:
+                text += f" — answer: {result.answer}"
+            self.step_label.setText(text)
+            self.statusBar().showMessage(f"{text} (recording in {result.run_dir})")
+        self._log_test(
+            "finished",
+            outcome=None if result is None else result.outcome,
+            run_dir=None if result is None else result.run_dir,
+            stall_max_ms=round(self.stall.max_gap_ms, 1),
+        )
+
+    # -- test hooks (DESKPILOT_UI_LOG / DESKPILOT_UI_SHOTS) -------------------------------
+
+    def widget_rects(self) -> dict[str, list[int]]:
+        """Global rectangles of the controls and of the drawn screenshot (for tests)."""
+        out: dict[str, list[int]] = {}
+        named: dict[str, QWidget] = {
+            "start": self.start_button,
+            "stop": self.stop_button,
+            "approve": self.panel.approve_button,
+            "skip": self.panel.skip_button,
+            "reject": self.panel.reject_button,
+            "panel_stop": self.panel.stop_button,
+            "note": self.panel.note,
+            "text_edit": self.panel.text_edit,
+            "view": self.view,
+        }
+        for name, w in named.items():
+            p = w.mapToGlobal(QPoint(0, 0))
+            out[name] = [p.x(), p.y(), w.width(), w.height()]
+        t = self.view.target_rect()
+        p = self.view.mapToGlobal(QPoint(0, 0))
+        out["picture"] = [p.x() + t.x(), p.y() + t.y(), t.width(), t.height()]  # type: ignore[list-item]
+        out["bar"] = list(self.bar.global_rect())
+        return out
+
+    def _log_test(self, event: str, **fields: Any) -> None:
+        if not self.test_log:
+            return
+        record = {"event": event, **fields, "rects": self.widget_rects(), "t": time.time()}
+        with open(self.test_log, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def _save_shots(self, step: int) -> None:
+        assert self.test_shots
+        folder = Path(self.test_shots)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.grab().save(str(folder / f"window-step{step + 1}.png"))
+        if self.bar.isVisible():
+            self.bar.grab().save(str(folder / "control-bar.png"))
+        self._log_test("shots", step=step)
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802
+        """Log readiness once shown (test hook)."""
+        super().showEvent(event)
+        if not getattr(self, "_ready_logged", False):
+            self._ready_logged = True
+            QTimer.singleShot(
+                200, self, lambda: self._log_test("ready", hotkey_error=self.hotkey.error)
+            )
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        """Save the settings, stop the run and the worker."""
+        if not self.controller.running:
+            self._save()
+        self.hotkey.stop()
+        self.controller.shutdown()
+        self.bar.close()
+        super().closeEvent(event)
+
+
+def run_app(argv: list[str] | None = None) -> int:
+    """Start the Qt app; returns its exit status."""
+    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
+    window = MainWindow()
+    geometry = os.environ.get("DESKPILOT_UI_GEOMETRY")  # tests place the window; users' WM does
+    if geometry:
+        x, y, w, h = (int(v) for v in geometry.split(","))
+        window.setGeometry(x, y, w, h)
+    window.show()
+    return int(app.exec())

@@ -1,0 +1,465 @@
+"""Export a recorded run as MP4 (PyAV), GIF (Pillow) or one self-contained HTML page."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from actions.screen import CoordinateSpace, Monitor, model_to_screen, screen_to_image
+from actions.types import Action, describe
+from agent.recording import Recording, prompt_messages
+from agent.replay import step_geometry as step_space_monitor
+
+Format = Literal["mp4", "gif", "html"]
+FORMATS: tuple[Format, ...] = ("mp4", "gif", "html")
+
+# A step that took 0.05 s would flash by unseen, one that waited 2 minutes for a slow model
+# would stall the video: each frame lasts the step's real duration, clamped to these bounds.
+MIN_FRAME_S = 0.5
+MAX_FRAME_S = 5.0
+VIDEO_FPS = 10  # constant frame rate: every player seeks it; durations round to 0.1 s
+MAX_VIDEO_WIDTH = 1280  # larger screenshots are scaled down; keeps files and encoding small
+CAPTION_HEIGHT = 64
+THINKING_EXCERPT = 160
+
+T = TypeVar("T")
+
+
+class ExportError(RuntimeError):
+    """The recording cannot be exported (no steps, unwritable output, missing codec)."""
+
+
+# --------------------------------------------------------------------------- step helpers
+
+
+def shown_action(step: dict[str, Any]) -> Action | None:
+    """The action to draw for a step: what was executed, else what the model proposed."""
+    from agent.protocol import ProtocolError, parse_arguments
+
+    found = step_space_monitor(step)
+    execution = step.get("execution") or {}
+    args = execution.get("action") or step.get("action")
+    if found is None or not args:
+        return None
+    try:
+        return parse_arguments(args, found[0])
+    except (ProtocolError, ValueError, TypeError):
+        return None  # a hand-edited or foreign recording: show no overlay rather than fail
+
+
+def frame_seconds(step: dict[str, Any]) -> float:
+    """How long a step's frame is shown: its real duration within MIN_FRAME_S..MAX_FRAME_S."""
+    total = (step.get("timings") or {}).get("total_s")
+    seconds = float(total) if isinstance(total, int | float) else MIN_FRAME_S
+    return min(max(seconds, MIN_FRAME_S), MAX_FRAME_S)
+
+
+def video_frame_count(step: dict[str, Any]) -> int:
+    """Frames a step occupies in the MP4 at VIDEO_FPS."""
+    return max(1, round(frame_seconds(step) * VIDEO_FPS))
+
+
+def excerpt(text: str, limit: int) -> str:
+    """One line of at most limit characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def caption_lines(step: dict[str, Any], total: int) -> tuple[str, str]:
+    """Two caption lines: step, action, decision and time; then thinking or the error."""
+    action = shown_action(step)
+    what = describe(action) if action is not None else "no valid action"
+    decision = step.get("decision") or {}
+    how = f" [{decision.get('kind')}]" if decision.get("kind") not in (None, "approve") else ""
+    secs = (step.get("timings") or {}).get("total_s")
+    took = f"  {secs:.1f} s" if isinstance(secs, int | float) else ""
+    first = f"step {int(step.get('index', 0)) + 1}/{total}: {what}{how}{took}"
+    problem = step.get("parse_error") or step.get("error")
+    second = f"! {problem}" if problem else str(step.get("thinking") or "")
+    return excerpt(first, 200), excerpt(second, THINKING_EXCERPT)
+
+
+# --------------------------------------------------------------------------- Qt rendering
+
+
+def ensure_gui() -> Any:
+    """A QGuiApplication for fonts; offscreen unless one already runs (the app, the viewer)."""
+    from PySide6.QtGui import QGuiApplication
+
+    app = QGuiApplication.instance()
+    if app is None:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # export never opens a window
+        app = QGuiApplication(sys.argv[:1])
+    return app
+
+
+def image_point(
+    point: tuple[float, float],
+    space: CoordinateSpace,
+    monitor: Monitor,
+    image_size: tuple[int, int],
+) -> tuple[float, float]:
+    """A model point to pixels of the recorded screenshot, through the one mapping."""
+    sx, sy = model_to_screen(point, space, monitor)
+    cx, cy = screen_to_image((sx + 0.5, sy + 0.5), monitor)
+    captured_w, captured_h = monitor.width * monitor.scale, monitor.height * monitor.scale
+    return cx * image_size[0] / captured_w, cy * image_size[1] / captured_h
+
+
+def _fallback_paint(
+    painter: Any,
+    action: Action,
+    *,
+    space: CoordinateSpace,
+    monitor: Monitor,
+    target: Any,
+    image_size: tuple[int, int],
+) -> None:
+    """A plain marker, used only until ui/overlay.py (the app's shared painter) exists."""
+    from PySide6.QtCore import QPointF
+    from PySide6.QtGui import QColor, QPen
+
+    points = [getattr(action, n) for n in ("start_coordinate", "coordinate") if hasattr(action, n)]
+    points = [p for p in points if p is not None]
+    pen = QPen(QColor(255, 40, 40), 3)
+    painter.setPen(pen)
+    mapped = []
+    for p in points:
+        ix, iy = image_point((float(p[0]), float(p[1])), space, monitor, image_size)
+        qp = QPointF(
+            target.x() + ix * target.width() / image_size[0],
+            target.y() + iy * target.height() / image_size[1],
+        )
+        mapped.append(qp)
+        painter.drawEllipse(qp, 14.0, 14.0)
+        painter.drawLine(qp - QPointF(20, 0), qp + QPointF(20, 0))
+        painter.drawLine(qp - QPointF(0, 20), qp + QPointF(0, 20))
+    if len(mapped) == 2:
+        painter.drawLine(mapped[0], mapped[1])
+
+
+def overlay_painter() -> Callable[..., None]:
+    """ui.overlay.paint_action when the app provides it, else a plain marker."""
+    try:
+        from ui.overlay import paint_action
+    except ImportError:
+        return _fallback_paint
+    return paint_action
+
+
+def render_step(
+    recording: Recording, step: dict[str, Any], size: tuple[int, int], *, caption: bool = True
+) -> Any:
+    """A QImage of size: the step's screenshot (fitted) with its overlay and caption."""
+    from PySide6.QtCore import QRectF, Qt
+    from PySide6.QtGui import QColor, QFont, QImage, QPainter
+
+    ensure_gui()
+    width, height = size
+    out = QImage(width, height, QImage.Format.Format_RGB888)
+    out.fill(QColor(32, 32, 32))
+    painter = QPainter(out)
+    try:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        shot_h = height - (CAPTION_HEIGHT if caption else 0)
+        shot = QImage()
+        if step.get("screenshot"):
+            shot.load(str(recording.dir / step["screenshot"]))
+        if not shot.isNull() and shot_h > 0:
+            scale = min(width / shot.width(), shot_h / shot.height())
+            w, h = shot.width() * scale, shot.height() * scale
+            target = QRectF((width - w) / 2, (shot_h - h) / 2, w, h)
+            painter.drawImage(target, shot)
+            action = shown_action(step)
+            found = step_space_monitor(step)
+            if action is not None and found is not None:
+                overlay_painter()(
+                    painter,
+                    action,
+                    space=found[0],
+                    monitor=found[1],
+                    target=target,
+                    image_size=(shot.width(), shot.height()),
+                )
+        if caption:
+            total = int(recording.info.get("steps") or len(recording.steps))
+            total = max(total, len(recording.steps))
+            first, second = caption_lines(step, total)
+            painter.fillRect(QRectF(0, shot_h, width, CAPTION_HEIGHT), QColor(0, 0, 0))
+            font = QFont()
+            font.setPixelSize(18)
+            painter.setFont(font)
+            painter.setPen(QColor(255, 255, 255))
+            flags = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+            painter.drawText(QRectF(10, shot_h + 4, width - 20, 28), flags, first)
+            font.setPixelSize(15)
+            painter.setFont(font)
+            painter.setPen(QColor(200, 200, 200))
+            painter.drawText(QRectF(10, shot_h + 32, width - 20, 28), flags, second)
+    finally:
+        painter.end()
+    return out
+
+
+def frame_size(recording: Recording) -> tuple[int, int]:
+    """Video/GIF frame size: the first screenshot scaled to MAX_VIDEO_WIDTH, plus the caption."""
+    from PySide6.QtGui import QImageReader
+
+    w, h = 1280, 720
+    for step in recording.steps:
+        if step.get("screenshot"):
+            found = QImageReader(str(recording.dir / step["screenshot"])).size()
+            if found.isValid():
+                w, h = found.width(), found.height()
+                break
+    if w > MAX_VIDEO_WIDTH:
+        w, h = MAX_VIDEO_WIDTH, round(h * MAX_VIDEO_WIDTH / w)
+    # yuv420p needs even sizes.
+    return w - w % 2, (h + CAPTION_HEIGHT) - (h + CAPTION_HEIGHT) % 2
+
+
+def qimage_rgb(image: Any) -> Any:
+    """A QImage as an HxWx3 uint8 numpy array (copied, so the QImage may go)."""
+    import numpy as np
+    from PySide6.QtGui import QImage
+
+    img = image.convertToFormat(QImage.Format.Format_RGB888)
+    w, h, bpl = img.width(), img.height(), img.bytesPerLine()
+    arr = np.frombuffer(bytes(img.constBits()), dtype=np.uint8).reshape(h, bpl)
+    return arr[:, : w * 3].reshape(h, w, 3).copy()
+
+
+def qimage_png(image: Any) -> bytes:
+    """A QImage encoded as PNG."""
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+
+    data = QByteArray()
+    buf = QBuffer(data)
+    buf.open(QIODevice.OpenModeFlag.WriteOnly)
+    image.save(buf, "PNG")
+    buf.close()
+    return bytes(data.data())
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def progress(items: list[T], desc: str) -> Iterator[T]:
+    """Iterate with a terminal progress bar (tqdm when installed, else a plain counter)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        tqdm = None
+    if tqdm is not None:
+        yield from tqdm(items, desc=desc, unit="step", file=sys.stderr, leave=True)
+        return
+    n = len(items)
+    for i, item in enumerate(items, start=1):
+        yield item
+        end = "\n" if i == n else ""
+        sys.stderr.write(f"\r{desc}: {i}/{n}{end}")
+        sys.stderr.flush()
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def export_run(recording: Recording, fmt: Format, out: Path, *, show_progress: bool = True) -> Path:
+    """Write the recording to out in the given format; returns out."""
+    if not recording.steps:
+        raise ExportError("the recording has no complete step to export")
+    steps = list(recording.steps)
+    items: Iterable[dict[str, Any]] = progress(steps, f"export {fmt}") if show_progress else steps
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp")  # a crash leaves no half file under the real name
+    try:
+        if fmt == "mp4":
+            _write_mp4(recording, items, tmp)
+        elif fmt == "gif":
+            _write_gif(recording, items, tmp)
+        elif fmt == "html":
+            tmp.write_text(render_html(recording, items), encoding="utf-8")
+        else:
+            raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def _video_codec() -> str:
+    """The best H.264 encoder PyAV's build has, else MPEG-4 part 2."""
+    import av
+
+    for name in ("libx264", "h264", "mpeg4"):
+        if name in av.codecs_available:
+            try:
+                av.codec.Codec(name, "w")
+                return name
+            except Exception:  # listed but without an encoder in this build
+                continue
+    raise ExportError("PyAV has no H.264 or MPEG-4 encoder")
+
+
+def _write_mp4(recording: Recording, steps: Iterable[dict[str, Any]], out: Path) -> None:
+    """Constant-rate MP4: each step's frame repeated for its (clamped) duration."""
+    import av
+
+    size = frame_size(recording)
+    with av.open(str(out), mode="w", format="mp4") as container:
+        stream = container.add_stream(_video_codec(), rate=VIDEO_FPS)
+        assert isinstance(stream, av.video.stream.VideoStream)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        if stream.codec_context.name == "libx264":
+            stream.options = {"preset": "veryfast", "crf": "23"}
+        for step in steps:
+            rgb = qimage_rgb(render_step(recording, step, size))
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            for _ in range(video_frame_count(step)):
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def _write_gif(recording: Recording, steps: Iterable[dict[str, Any]], out: Path) -> None:
+    """Animated GIF, one frame per step, each lasting the step's (clamped) duration."""
+    from PIL import Image
+
+    size = frame_size(recording)
+    frames: list[Image.Image] = []
+    durations: list[int] = []
+    for step in steps:
+        rgb = qimage_rgb(render_step(recording, step, size))
+        frames.append(Image.fromarray(rgb).quantize(colors=256, method=Image.Quantize.MEDIANCUT))
+        durations.append(round(frame_seconds(step) * 1000))
+    frames[0].save(
+        out,
+        format="GIF",
+        save_all=True,
+        append_images=frames[1:],
+        duration=durations,
+        loop=0,
+        disposal=1,
+        optimize=False,  # optimizing may merge identical frames: one frame per step stays true
+    )
+
+
+# --------------------------------------------------------------------------- HTML
+
+_CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:16px;
+background:#fafafa;color:#222}
+header{border-bottom:1px solid #ccc;margin-bottom:16px}
+section{background:#fff;border:1px solid #ddd;border-radius:6px;margin:0 0 18px;padding:12px}
+img{max-width:100%;border:1px solid #ccc}
+pre{white-space:pre-wrap;word-break:break-word;background:#f3f3f3;padding:8px;margin:4px 0}
+.err{color:#a00}.meta{color:#555;font-size:12px}
+table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:2px 6px;text-align:left}
+"""
+
+# Nothing may be fetched: the page carries everything, and the browser is told so.
+_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+def _esc(value: object) -> str:
+    """Model output and recorded text are hostile: escape everything, quotes included."""
+    return html.escape(str(value), quote=True)
+
+
+def _pre(value: object) -> str:
+    """A value in a <pre>, JSON for structures."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=1)
+    return f"<pre>{_esc(text)}</pre>"
+
+
+def _data_url(png: bytes) -> str:
+    """PNG bytes as a data URL."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def render_html(recording: Recording, steps: Iterable[dict[str, Any]]) -> str:
+    """One self-contained page: every step with its overlaid screenshot and everything recorded."""
+    info = recording.info
+    outcome = info.get("outcome") or {}
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<meta http-equiv='Content-Security-Policy' content=\"{_CSP}\">",
+        f"<title>deskpilot run {_esc(info.get('run_id', ''))}</title><style>{_CSS}</style>",
+        "</head><body><header>",
+        f"<h1>{_esc(info.get('task', ''))}</h1>",
+        "<p class='meta'>",
+        f"run {_esc(info.get('run_id', ''))} · model {_esc(info.get('model', ''))} · ",
+        f"started {_esc(info.get('started_at', ''))} · ended {_esc(info.get('ended_at'))} · ",
+        f"outcome <b>{_esc(outcome.get('status'))}</b>: {_esc(outcome.get('message'))}",
+        "</p>",
+    ]
+    if outcome.get("answer") is not None:
+        parts.append(f"<p>Answer: {_esc(outcome['answer'])}</p>")
+    for warning in recording.warnings:
+        parts.append(f"<p class='err'>warning: {_esc(warning)}</p>")
+    parts.append("</header>")
+    for step in steps:
+        parts.append(_step_html(recording, step))
+    parts.append("</body></html>\n")
+    return "".join(parts)
+
+
+def _step_html(recording: Recording, step: dict[str, Any]) -> str:
+    """One step's section."""
+    index = int(step.get("index", 0))
+    action = shown_action(step)
+    title = describe(action) if action is not None else "no valid action"
+    out = [f"<section id='step-{index}'><h2>Step {index + 1}: {_esc(title)}</h2>"]
+    if step.get("screenshot"):
+        image = render_step(recording, step, _html_size(recording, step), caption=False)
+        out.append(f"<img alt='step {index + 1} screenshot' src='{_data_url(qimage_png(image))}'>")
+    for key, label in (("parse_error", "Parse error"), ("error", "Error")):
+        if step.get(key):
+            out.append(f"<p class='err'>{label}: {_esc(step[key])}</p>")
+    if step.get("thinking"):
+        out.append(f"<details><summary>Thinking</summary>{_pre(step['thinking'])}</details>")
+    out.append(f"<details><summary>Raw output</summary>{_pre(step.get('raw_output', ''))}")
+    if step.get("tool_calls"):
+        out.append(_pre(step["tool_calls"]))
+    out.append("</details>")
+    rows = [
+        ("proposed action", step.get("action")),
+        ("decision", step.get("decision")),
+        ("execution", step.get("execution")),
+        ("result", step.get("result")),
+        ("tokens", step.get("tokens")),
+        ("timings", step.get("timings")),
+    ]
+    out.append("<table>")
+    for name, value in rows:
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        out.append(f"<tr><th>{_esc(name)}</th><td>{_esc(shown)}</td></tr>")
+    out.append("</table>")
+    messages = prompt_messages(recording, index)
+    if messages is not None:
+        out.append(f"<details><summary>Prompt ({len(messages)} messages)</summary>")
+        for msg in messages:
+            text = "".join(
+                p["text"] if p["type"] == "text" else f"[image {p.get('path')}]"
+                for p in msg["content"]
+            )
+            out.append(f"<p class='meta'>{_esc(msg['role'])}</p>{_pre(text)}")
+        out.append("</details>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def _html_size(recording: Recording, step: dict[str, Any]) -> tuple[int, int]:
+    """The screenshot's own size (HTML keeps full resolution)."""
+    from PySide6.QtGui import QImageReader
+
+    found = QImageReader(str(recording.dir / step["screenshot"])).size()
+    return (found.width(), found.height()) if found.isValid() else (1280, 720)

@@ -1,0 +1,252 @@
+"""The `replay` and `export` sub-commands; main.py only registers and dispatches them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from agent.replay import Verdict
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def add_replay_parsers(
+    sub: Any, add_run_options: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    """Register `replay` and `export` on main.py's sub-parsers (imports nothing heavy)."""
+    rp = sub.add_parser(
+        "replay",
+        help="view a recorded run (default), re-execute it (--execute) or re-ask a step",
+    )
+    rp.add_argument("run_dir", type=Path, help="the recording's folder")
+    mode = rp.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--execute", action="store_true", help="re-execute the recorded actions on this desktop"
+    )
+    mode.add_argument(
+        "--ask-again",
+        type=int,
+        metavar="N",
+        help="send step N (1-based) to the model again and compare; executes nothing",
+    )
+    rp.add_argument("--task", help="with --ask-again: an edited task instead of the recorded one")
+    rp.add_argument(
+        "--threshold",
+        type=float,
+        help="share of the screen (0-1) that may differ from the recording before replay "
+        "pauses or stops (default 0.02, agent.replay.DEFAULT_THRESHOLD)",
+    )
+    rp.add_argument(
+        "--force",
+        action="store_true",
+        help="with --approve auto: go on even when the screen differs from the recording",
+    )
+    add_run_options(rp)
+    ex = sub.add_parser("export", help="export a recorded run as MP4, GIF or HTML")
+    ex.add_argument("run_dir", type=Path, help="the recording's folder")
+    ex.add_argument("--format", choices=("mp4", "gif", "html"), required=True, dest="fmt")
+    ex.add_argument("--out", type=Path, required=True, help="file to write")
+    ex.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def fail(message: str) -> int:
+    """Print a one-line error; returns the usage status."""
+    print(f"deskpilot: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def load(run_dir: Path) -> Any:
+    """Read a recording, printing its warnings (torn last line, unfinished run)."""
+    from agent.recording import read_run
+
+    if not (run_dir / "run.json").is_file():
+        return None
+    recording = read_run(run_dir)
+    for warning in recording.warnings:
+        print(f"deskpilot: warning: {warning}", file=sys.stderr)
+    return recording
+
+
+def run_replay_command(args: argparse.Namespace, make_backend: Callable[..., Any]) -> int:
+    """Dispatch `replay` and `export`; returns the exit status."""
+    recording = load(args.run_dir)
+    if recording is None:
+        return fail(f"{args.run_dir} is not a recording (no run.json)")
+    if args.command == "export":
+        return command_export(recording, args)
+    if args.execute:
+        return command_execute(recording, args)
+    if args.ask_again is not None:
+        return command_ask_again(recording, args, make_backend)
+    return command_view(recording)
+
+
+def command_export(recording: Any, args: argparse.Namespace) -> int:
+    """Write the recording as mp4, gif or html."""
+    from ui.export import ExportError, export_run
+
+    try:
+        out = export_run(recording, args.fmt, args.out, show_progress=not args.quiet)
+    except ExportError as exc:
+        return fail(str(exc))
+    except OSError as exc:
+        return fail(f"cannot write {args.out}: {exc}")
+    print(f"deskpilot: wrote {out}", file=sys.stderr)
+    return EXIT_OK
+
+
+class TerminalCheck:
+    """Asks on the terminal before each replayed step (ask), or only when the screen moved."""
+
+    def __init__(self, approve: str, force: bool, inp: TextIO, out: TextIO) -> None:
+        self.approve, self.force, self.inp, self.out = approve, force, inp, out
+        self.stopped_for_difference: str | None = None
+
+    def __call__(self, check: Any) -> Verdict:
+        """go, skip or stop for one step."""
+        from actions.types import describe
+
+        pct = f"{check.difference * 100:.1f}% of the screen differs from the recording"
+        limit = f"threshold {check.threshold * 100:.1f}%"
+        self.out.write(f"step {check.index + 1}: {describe(check.action)} ({pct})\n")
+        if self.approve == "auto":
+            if not check.differs or self.force:
+                if check.differs:
+                    self.out.write(f"  warning: {pct} > {limit}; going on (--force)\n")
+                return "go"
+            self.stopped_for_difference = (
+                f"step {check.index + 1}: {pct} (> {limit}); the desktop is not where the "
+                "recording was. Stopping; use --force to replay anyway"
+            )
+            return "stop"
+        if check.differs:
+            self.out.write(f"  the screen differs from the recording: {pct} > {limit}\n")
+        while True:
+            self.out.write("  [Enter] execute  [s] skip  [q] stop > ")
+            self.out.flush()
+            line = self.inp.readline()
+            if line == "":
+                return "stop"  # end of input: nobody is there to approve
+            choice = line.strip().lower()
+            if choice in ("", "y", "yes"):
+                return "go"
+            if choice in ("s", "q"):
+                return "skip" if choice == "s" else "stop"
+            self.out.write("  please answer Enter, s or q\n")
+
+
+def command_execute(recording: Any, args: argparse.Namespace) -> int:
+    """Re-execute the recorded actions on this desktop."""
+    from actions.screen import DisplayError, Screen
+    from agent.replay import DEFAULT_THRESHOLD, replay
+
+    if args.threshold is None:
+        args.threshold = DEFAULT_THRESHOLD
+    if not 0.0 <= args.threshold <= 1.0:
+        return fail("--threshold is a share of the screen between 0 and 1")
+    monitors = {int(s["screen"]["monitor"]["index"]) for s in recording.steps if s.get("screen")}
+    index = args.monitor if args.monitor is not None else (min(monitors) if monitors else None)
+    try:
+        screen = Screen(index)
+    except DisplayError as exc:
+        return fail(str(exc))
+    from actions.executor import Executor, FailSafeTriggered
+
+    check = TerminalCheck(args.approve, args.force, sys.stdin, sys.stderr)
+    executor = Executor()
+    try:
+        result = replay(
+            recording,
+            screen=screen,
+            executor=executor,
+            confirm=check,
+            threshold=args.threshold,
+            log=lambda line: print(line, file=sys.stderr),
+        )
+    except FailSafeTriggered:
+        executor.release_all()
+        print("deskpilot: stopped: pyautogui fail-safe (pointer in a corner)", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        executor.close()
+    message = check.stopped_for_difference or result.message
+    print(f"deskpilot: replay {'done' if result.ok else 'stopped'}: {message}", file=sys.stderr)
+    return result.exit_code
+
+
+def command_ask_again(
+    recording: Any, args: argparse.Namespace, make_backend: Callable[..., Any]
+) -> int:
+    """Send one recorded step to the current backend and print both proposals."""
+    from agent.backends.base import BackendError
+    from agent.replay import ask_again, recorded_action
+
+    index = args.ask_again - 1
+    if not any(int(s["index"]) == index for s in recording.steps):
+        return fail(f"the recording has no step {args.ask_again} (steps 1-{len(recording.steps)})")
+    backend_info = recording.info.get("backend") or {}
+    if args.endpoint is None and args.backend is None and backend_info.get("kind") == "openai":
+        args.endpoint = backend_info.get("endpoint")  # the recorded server, credentials stripped
+    if args.model is None:
+        args.model = recording.info.get("model")  # ask the model that made the recording
+    backend = make_backend(args)
+    try:
+        again = ask_again(recording, index, backend, task=args.task)
+    except ValueError as exc:
+        return fail(str(exc))
+    except BackendError as exc:
+        return fail(f"model backend failed: {exc}")
+    finally:
+        backend.close()
+    step = again.recorded
+    print(side_by_side(step, again, recorded_action(step)))
+    return EXIT_OK
+
+
+def side_by_side(step: dict[str, Any], again: Any, recorded: Any) -> str:
+    """The recorded proposal and the new one in two columns."""
+    import textwrap
+
+    from actions.types import describe
+
+    def column(action: Any, error: str | None, thinking: str) -> list[str]:
+        lines = [describe(action) if action is not None else f"invalid: {error}"]
+        if thinking.strip():
+            lines.append("thinking: " + " ".join(thinking.split())[:300])
+        wrapped: list[str] = []
+        for line in lines:
+            wrapped += textwrap.wrap(line, 48) or [""]
+        return wrapped
+
+    left = column(recorded, step.get("parse_error"), str(step.get("thinking") or ""))
+    prop = again.proposal
+    right = column(prop.action, prop.error, prop.thinking)
+    rows = [f"step {again.index + 1}", f"{'recorded':<50}| {'asked again now'}", "-" * 100]
+    for i in range(max(len(left), len(right))):
+        a = left[i] if i < len(left) else ""
+        b = right[i] if i < len(right) else ""
+        rows.append(f"{a:<50}| {b}")
+    same = (recorded is not None) and recorded == prop.action
+    rows.append("same action" if same else "different")
+    return "\n".join(rows)
+
+
+def command_view(recording: Any) -> int:
+    """Open the replay viewer window."""
+    import os
+
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY")
+        or os.environ.get("WAYLAND_DISPLAY")
+        or os.environ.get("QT_QPA_PLATFORM")
+    ):
+        return fail("no display for the viewer: set DISPLAY, or use `deskpilot export`")
+    try:
+        from ui.replay_view import run_viewer
+    except ImportError:
+        return fail("the replay viewer is not available in this build")
+    return int(run_viewer(recording))

@@ -1,0 +1,365 @@
+"""The live view (screenshot + proposed action), the approval panel and the control bar."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from actions.screen import CoordinateSpace, Monitor
+from actions.types import Action, Key, LeftClickDrag, Type, describe
+from agent.approval import ApprovalRequest, Decision
+from ui.overlay import action_point, model_to_view, paint_action, view_to_model
+
+GRAB_RADIUS = 16.0  # how close to a drag's start a press must be to move the start
+
+
+class LiveView(QWidget):
+    """The screenshot the model saw, scaled to fit, with the proposed action drawn on it."""
+
+    edited = Signal(object)  # the action after the user moved its point
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.image: QImage | None = None
+        self.monitor: Monitor | None = None
+        self.action: Action | None = None
+        self.space = CoordinateSpace.relative()
+        self.editable = False
+        self._part = "end"
+        self._scaled: QImage | None = None  # the picture at the drawn size, scaled once
+        self.setMinimumSize(320, 180)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def set_frame(self, image: QImage, monitor: Monitor) -> None:
+        """Show a new screenshot (and forget the previous step's action)."""
+        self.image, self.monitor, self.action, self.editable = image, monitor, None, False
+        self._scaled = None
+        self.update()
+
+    def set_action(self, action: Action | None, space: CoordinateSpace, editable: bool) -> None:
+        """Draw this action; editable lets a click or drag move its point."""
+        self.action, self.space, self.editable = action, space, editable
+        self.setCursor(Qt.CursorShape.CrossCursor if editable else Qt.CursorShape.ArrowCursor)
+        self.update()
+
+    def image_size(self) -> tuple[int, int]:
+        """The screenshot's size in pixels."""
+        assert self.image is not None
+        return self.image.width(), self.image.height()
+
+    def target_rect(self) -> QRectF:
+        """Where the picture is drawn: the widget, keeping the aspect ratio, centred."""
+        if self.image is None or self.image.isNull():
+            return QRectF(self.rect())
+        iw, ih = self.image_size()
+        scale = min(self.width() / iw, self.height() / ih)
+        w, h = iw * scale, ih * scale
+        return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        """Picture, then the action over it."""
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor(30, 30, 34))
+        if self.image is not None and self.monitor is not None:
+            target = self.target_rect()
+            size = target.size().toSize()
+            if self._scaled is None or self._scaled.size() != size:
+                # Smooth scaling of a full screenshot costs tens of ms: once per frame and size,
+                # not on every repaint (the crosshair moves while editing).
+                self._scaled = self.image.scaled(
+                    size,
+                    Qt.AspectRatioMode.IgnoreAspectRatio,
+                    Qt.TransformationMode.SmoothTransformation,
+                )
+            painter.drawImage(target, self._scaled)
+            if self.action is not None:
+                paint_action(
+                    painter,
+                    self.action,
+                    space=self.space,
+                    monitor=self.monitor,
+                    target=target,
+                    image_size=self.image_size(),
+                )
+        else:
+            painter.setPen(QColor(170, 170, 170))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "no screenshot yet")
+        painter.end()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        """Clicking the picture moves the action's point there (the start, near a drag's)."""
+        if not self._can_edit() or event.button() != Qt.MouseButton.LeftButton:
+            return super().mousePressEvent(event)
+        self._part = "end"
+        action = self.action
+        if isinstance(action, LeftClickDrag) and action.start_coordinate is not None:
+            start = self._to_view(action.start_coordinate)
+            end = self._to_view(action.coordinate)
+            pos = event.position()
+            if _dist(pos, start) <= GRAB_RADIUS and _dist(pos, start) < _dist(pos, end):
+                self._part = "start"
+        self._move_to(event.position())
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        """Dragging keeps moving the point."""
+        if self._can_edit() and event.buttons() & Qt.MouseButton.LeftButton:
+            self._move_to(event.position())
+        else:
+            super().mouseMoveEvent(event)
+
+    def _can_edit(self) -> bool:
+        return (
+            self.editable
+            and self.action is not None
+            and self.image is not None
+            and self.monitor is not None
+            and (action_point(self.action) is not None or hasattr(self.action, "coordinate"))
+        )
+
+    def _to_view(self, point: tuple[float, float]) -> QPointF:
+        assert self.monitor is not None
+        return model_to_view(
+            point,
+            space=self.space,
+            monitor=self.monitor,
+            target=self.target_rect(),
+            image_size=self.image_size(),
+        )
+
+    def _move_to(self, pos: QPointF) -> None:
+        assert self.monitor is not None and self.action is not None
+        target = self.target_rect()
+        clamped = QPointF(
+            min(max(pos.x(), target.left()), target.right()),
+            min(max(pos.y(), target.top()), target.bottom()),
+        )
+        point = view_to_model(
+            clamped,
+            space=self.space,
+            monitor=self.monitor,
+            target=target,
+            image_size=self.image_size(),
+        )
+        if self._part == "start" and isinstance(self.action, LeftClickDrag):
+            self.action = dataclasses.replace(self.action, start_coordinate=point)
+        else:
+            self.action = dataclasses.replace(self.action, coordinate=point)  # type: ignore[arg-type]
+        self.update()
+        self.edited.emit(self.action)
+
+
+def _dist(a: QPointF, b: QPointF) -> float:
+    return float(((a.x() - b.x()) ** 2 + (a.y() - b.y()) ** 2) ** 0.5)
+
+
+class ApprovalPanel(QWidget):
+    """Approve (Enter), edit, skip, reject with a note, or stop (Esc) one proposed action."""
+
+    decided = Signal(object)  # Decision
+
+    def __init__(self, view: LiveView) -> None:
+        super().__init__()
+        self.view = view
+        self.request: ApprovalRequest | None = None
+        self.title = QLabel("No action waiting.")
+        self.title.setWordWrap(True)
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.hint = QLabel("")
+        self.hint.setStyleSheet("color: gray")
+        self.text_edit = QPlainTextEdit()
+        self.text_edit.setMaximumHeight(54)
+        self.text_edit.setPlaceholderText("text or keys to send")
+        self.note = QLineEdit()
+        self.note.setPlaceholderText("note for the model (sent with Reject)")
+        self.approve_button = QPushButton("Approve (Enter)")
+        self.skip_button = QPushButton("Skip")
+        self.reject_button = QPushButton("Reject")
+        self.stop_button = QPushButton("Stop (Esc)")
+        self.reset_button = QPushButton("Undo edit")
+        self.approve_button.setDefault(True)
+        buttons = QHBoxLayout()
+        for b in (
+            self.approve_button,
+            self.reset_button,
+            self.skip_button,
+            self.reject_button,
+            self.stop_button,
+        ):
+            buttons.addWidget(b)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.title)
+        layout.addWidget(self.hint)
+        layout.addWidget(self.text_edit)
+        layout.addWidget(self.note)
+        layout.addLayout(buttons)
+        self.approve_button.clicked.connect(self.approve)
+        self.skip_button.clicked.connect(self.skip)
+        self.reject_button.clicked.connect(self.reject)
+        self.stop_button.clicked.connect(self.stop)
+        self.reset_button.clicked.connect(self.reset)
+        self.note.returnPressed.connect(self.reject)
+        view.edited.connect(self._on_edited)
+        self.clear()
+
+    @property
+    def pending(self) -> bool:
+        """Whether an action waits for a decision."""
+        return self.request is not None
+
+    def set_request(self, request: ApprovalRequest) -> None:
+        """Show a proposed action and enable the controls."""
+        self.request = request
+        self.view.set_action(request.action, request.space, editable=True)
+        action = request.action
+        self.text_edit.setVisible(isinstance(action, Type | Key))
+        if isinstance(action, Type):
+            self.text_edit.setPlainText(action.text)
+        elif isinstance(action, Key):
+            self.text_edit.setPlainText("+".join(action.keys))
+        self.hint.setText(
+            "Edit: click or drag on the screenshot to move the point."
+            if action_point(action) is not None or hasattr(action, "coordinate")
+            else "Edit: change the text or keys below."
+        )
+        self.note.clear()
+        self._refresh_title()
+        for w in self._controls():
+            w.setEnabled(True)
+
+    def clear(self) -> None:
+        """No action waiting: disable the controls."""
+        self.request = None
+        self.title.setText("No action waiting.")
+        self.hint.setText("")
+        self.text_edit.setVisible(False)
+        for w in self._controls():
+            w.setEnabled(False)
+        if self.view.editable:
+            self.view.set_action(self.view.action, self.view.space, editable=False)
+
+    def _controls(self) -> list[QWidget]:
+        return [
+            self.approve_button,
+            self.skip_button,
+            self.reject_button,
+            self.stop_button,
+            self.reset_button,
+            self.note,
+            self.text_edit,
+        ]
+
+    def current_action(self) -> Action | None:
+        """The action as edited so far (point from the view, text or keys from the field)."""
+        if self.request is None:
+            return None
+        action = self.view.action or self.request.action
+        typed = self.text_edit.toPlainText()
+        if isinstance(action, Type) and typed != action.text:
+            action = Type(typed)
+        elif isinstance(action, Key) and typed != "+".join(action.keys):
+            keys = tuple(k.strip() for k in typed.split("+") if k.strip())
+            action = Key(keys) if keys else action
+        return action
+
+    def _refresh_title(self) -> None:
+        if self.request is None:
+            return
+        current = self.current_action()
+        text = f"Step {self.request.step + 1}: {describe(self.request.action)}"
+        if current is not None and current != self.request.action:
+            text += f"\nedited to: {describe(current)}"
+        self.title.setText(text)
+
+    def _on_edited(self, action: object) -> None:
+        self._refresh_title()
+
+    def _emit(self, decision: Decision) -> None:
+        if self.request is None:
+            return
+        self.clear()
+        self.decided.emit(decision)
+
+    def approve(self) -> None:
+        """Approve, or send the edit when the action was changed."""
+        if self.request is None:
+            return
+        current = self.current_action()
+        if current is not None and current != self.request.action:
+            self._emit(Decision("edit", action=current))
+        else:
+            self._emit(Decision("approve"))
+
+    def skip(self) -> None:
+        """Do nothing this step; the model is told."""
+        self._emit(Decision("skip"))
+
+    def reject(self) -> None:
+        """Refuse, with the note (if any) sent back to the model."""
+        self._emit(Decision("reject", note=self.note.text().strip() or None))
+
+    def stop(self) -> None:
+        """End the run."""
+        self._emit(Decision("stop"))
+
+    def reset(self) -> None:
+        """Undo edits: back to the model's proposal."""
+        if self.request is not None:
+            self.set_request(self.request)
+
+
+class ControlBar(QWidget):
+    """A small always-on-top bar with the run's status and a Stop button."""
+
+    stop_clicked = Signal()
+
+    def __init__(self, hotkey_text: str = "") -> None:
+        super().__init__(
+            None,
+            Qt.WindowType.Window
+            | Qt.WindowType.FramelessWindowHint
+            | Qt.WindowType.WindowStaysOnTopHint
+            | Qt.WindowType.Tool
+            | Qt.WindowType.WindowDoesNotAcceptFocus,
+        )
+        self.setWindowTitle("deskpilot control bar")
+        self.setStyleSheet(
+            "ControlBar { background: #1e1e2a; } QLabel { color: white; }"
+            " QPushButton { background: #c0203a; color: white; padding: 4px 10px; }"
+        )
+        self.status = QLabel("starting")
+        self.status.setMinimumWidth(300)
+        self.stop_button = QPushButton("Stop" + (f" ({hotkey_text})" if hotkey_text else ""))
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 4, 8, 4)
+        layout.addWidget(QLabel("deskpilot"))
+        layout.addWidget(self.status, 1)
+        layout.addWidget(self.stop_button)
+        self.stop_button.clicked.connect(self.stop_clicked)
+        self.resize(560, 40)
+
+    def set_status(self, text: str) -> None:
+        """One line of status (elided by the label's width)."""
+        flat = " ".join(text.split())
+        self.status.setText(flat if len(flat) <= 80 else flat[:77] + "...")
+
+    def place(self, area: QRect) -> None:
+        """At the top-right corner of the monitor being driven."""
+        self.move(area.x() + area.width() - self.width() - 8, area.y() + 8)
+
+    def global_rect(self) -> tuple[int, int, int, int]:
+        """x, y, width, height on the screen."""
+        g = self.frameGeometry()
+        return g.x(), g.y(), g.width(), g.height()
