@@ -54,6 +54,16 @@ def structured_call(**params: Any) -> list[dict[str, Any]]:
     ]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-stream (a stop, a timeout) is expected, not an error."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @dataclass
 class ScriptedServer:
     """Serves /v1/models and streaming /v1/chat/completions; keeps every request body."""
@@ -227,7 +237,7 @@ class ScriptedServer:
                     },
                 )
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
