@@ -62,6 +62,18 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help="ask for every action (default) or run unattended",
     )
     p.add_argument(
+        "--break-at",
+        default="",
+        metavar="N[,M...]",
+        help="pause before these steps (1-based) and ask for each action until `c` (continue)",
+    )
+    p.add_argument(
+        "--break-on",
+        default="",
+        metavar="KIND[,KIND...]",
+        help="pause before actions of these kinds (left_click, type, key, ...), then step",
+    )
+    p.add_argument(
         "--max-steps", type=int, default=30, help="stop after this many steps (default 30)"
     )
     p.add_argument(
@@ -230,7 +242,7 @@ def _excerpt(text: str, limit: int) -> str:
 def command_run(args: argparse.Namespace, task: str) -> int:
     """Run one task headless; returns the exit status."""
     from actions.screen import DisplayError, Screen
-    from agent.approval import TerminalApprover, auto_approve
+    from agent.approval import Breakpoints, TerminalApprover, auto_approve, with_breakpoints
     from agent.loop import LoopSettings, run_task
     from agent.recording import Recorder
 
@@ -240,7 +252,11 @@ def command_run(args: argparse.Namespace, task: str) -> int:
         fail("--history-images must be at least 1")
     if not task.strip():
         fail("the task is empty")
-    if args.approve == "ask" and not sys.stdin.isatty():
+    try:
+        breakpoints = Breakpoints.parse(args.break_at, args.break_on)
+    except ValueError as exc:
+        fail(str(exc))
+    if (args.approve == "ask" or breakpoints) and not sys.stdin.isatty():
         # Reading decisions from a pipe is allowed, but say what happens at its end.
         print(
             "deskpilot: note: stdin is not a terminal; decisions are read from it, "
@@ -285,7 +301,9 @@ def command_run(args: argparse.Namespace, task: str) -> int:
     except OSError as exc:
         fail(f"cannot write recordings to {runs_dir}: {exc}")
     print(f"deskpilot: recording to {recorder.dir}", file=sys.stderr)
-    decide = auto_approve if args.approve == "auto" else TerminalApprover(sys.stdin, sys.stderr)
+    ask = TerminalApprover(sys.stdin, sys.stderr)
+    # With auto, the terminal is asked only from a breakpoint on, until `c` (continue).
+    decide = with_breakpoints(auto_approve if args.approve == "auto" else ask, ask, breakpoints)
     executor = Executor()
     stop = threading.Event()
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, TextIO
 
 from actions.screen import CoordinateSpace
@@ -20,17 +20,25 @@ class Decision:
     action: Action | None = None
     note: str | None = None
     by: str = "user"
+    # Set by with_breakpoints: why the user was asked ("step 3", "kind left_click", "stepping").
+    breakpoint: str | None = None
+    # "Continue" at a breakpoint: approve (or edit) this action and leave stepping mode.
+    # Not recorded: the next steps' decisions show it (no "breakpoint" field, "by": policy).
+    resume: bool = False
 
     def to_json(self) -> dict[str, object]:
         """The decision as recorded in steps.jsonl."""
         from actions.types import action_arguments
 
-        return {
+        data: dict[str, object] = {
             "kind": self.kind,
             "by": self.by,
             "note": self.note,
             "edited_action": action_arguments(self.action) if self.action is not None else None,
         }
+        if self.breakpoint is not None:  # only when set: recordings without breakpoints unchanged
+            data["breakpoint"] = self.breakpoint
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +49,99 @@ class ApprovalRequest:
     action: Action
     thinking: str
     space: CoordinateSpace
+    # Set when a breakpoint (or stepping after one) is why this is asked; deciders then
+    # offer "continue" (approve and leave stepping mode).
+    breakpoint: str | None = None
 
 
 Decide = Callable[[ApprovalRequest], Decision]
+
+STEPPING = "stepping"
+
+
+def _action_name(action: Action) -> str:
+    """The computer_use name of an action ("left_click", "type", ...)."""
+    from actions.types import action_arguments
+
+    return str(action_arguments(action)["action"])
+
+
+@dataclass(frozen=True, slots=True)
+class Breakpoints:
+    """Where a run pauses for the user: before step numbers (1-based) or action kinds."""
+
+    steps: frozenset[int] = frozenset()
+    kinds: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        from actions.types import ACTION_TYPES
+
+        bad_steps = sorted(n for n in self.steps if n < 1)
+        if bad_steps:
+            raise ValueError(f"breakpoint steps must be at least 1, not {bad_steps[0]}")
+        unknown = sorted(self.kinds - set(ACTION_TYPES))
+        if unknown:
+            raise ValueError(
+                f"unknown action kind {unknown[0]!r}; known: {', '.join(sorted(ACTION_TYPES))}"
+            )
+
+    @classmethod
+    def parse(cls, steps: str = "", kinds: str = "") -> Breakpoints:
+        """From comma-separated text ("2,5", "left_click,type"); ValueError says what is wrong."""
+        numbers: set[int] = set()
+        for part in steps.split(","):
+            if part.strip():
+                try:
+                    numbers.add(int(part.strip()))
+                except ValueError:
+                    raise ValueError(f"breakpoint step {part.strip()!r} is not a number") from None
+        names = {part.strip() for part in kinds.split(",") if part.strip()}
+        return cls(frozenset(numbers), frozenset(names))
+
+    def __bool__(self) -> bool:
+        """Whether any breakpoint is set."""
+        return bool(self.steps or self.kinds)
+
+    def reason(self, request: ApprovalRequest) -> str | None:
+        """Which breakpoint this request hits ("step 3", "kind left_click"), or None."""
+        if request.step + 1 in self.steps:  # request.step is 0-based; users see 1-based
+            return f"step {request.step + 1}"
+        name = _action_name(request.action)
+        if name in self.kinds:
+            return f"kind {name}"
+        return None
+
+    def hit(self, request: ApprovalRequest) -> bool:
+        """Whether the run pauses before this action."""
+        return self.reason(request) is not None
+
+
+class BreakpointDecider:
+    """A Decide: the usual policy until a breakpoint, then ask for each action until continue."""
+
+    def __init__(self, decide: Decide, ask: Decide, breakpoints: Breakpoints) -> None:
+        self.decide = decide
+        self.ask = ask
+        self.breakpoints = breakpoints
+        self.stepping = False
+
+    def __call__(self, request: ApprovalRequest) -> Decision:
+        """Decide one request; nothing here executes anything, it only chooses who decides."""
+        reason = self.breakpoints.reason(request)
+        if reason is None and not self.stepping:
+            return self.decide(request)
+        label = reason or STEPPING
+        decision = self.ask(replace(request, breakpoint=label))
+        # Continue leaves stepping mode; any other answer keeps stepping (stop ends the run).
+        self.stepping = not decision.resume
+        return replace(decision, breakpoint=label, resume=decision.resume)
+
+
+def with_breakpoints(decide: Decide, ask: Decide, breakpoints: Breakpoints) -> Decide:
+    """`decide` until a breakpoint is hit, then `ask` for every action until "continue"."""
+    if not breakpoints:
+        return decide
+    return BreakpointDecider(decide, ask, breakpoints)
 
 
 def auto_approve(request: ApprovalRequest) -> Decision:
@@ -52,9 +150,13 @@ def auto_approve(request: ApprovalRequest) -> Decision:
 
 
 class TerminalApprover:
-    """Asks on a terminal: Enter approves, e edits, s skips, r rejects with a note, q stops."""
+    """Asks on a terminal: Enter approves, e edits, s skips, r rejects with a note, q stops.
+
+    At a breakpoint (request.breakpoint set) `c` continues: approve and leave stepping mode.
+    """
 
     PROMPT = "  [Enter] approve  [e] edit  [s] skip  [r] reject  [q] stop > "
+    BREAK_PROMPT = "  [Enter] approve  [c] continue  [e] edit  [s] skip  [r] reject  [q] stop > "
 
     def __init__(self, inp: TextIO, out: TextIO) -> None:
         self.inp = inp
@@ -72,14 +174,18 @@ class TerminalApprover:
         """Ask until the answer is one of the choices."""
         from agent.protocol import ProtocolError, parse_arguments
 
-        self.out.write(f"step {request.step + 1}: {describe(request.action)}\n")
+        at_break = request.breakpoint is not None
+        where = f" [breakpoint: {request.breakpoint}]" if at_break else ""
+        self.out.write(f"step {request.step + 1}: {describe(request.action)}{where}\n")
         while True:
-            answer = self._ask(self.PROMPT)
+            answer = self._ask(self.BREAK_PROMPT if at_break else self.PROMPT)
             if answer is None:
                 return Decision("stop", note="end of input")
             choice = answer.strip().lower()
             if choice in ("", "y", "yes", "a"):
                 return Decision("approve")
+            if choice == "c" and at_break:
+                return Decision("approve", resume=True)
             if choice == "s":
                 return Decision("skip")
             if choice == "q":
@@ -92,7 +198,7 @@ class TerminalApprover:
                 if edited is not None:
                     return edited
                 continue
-            self.out.write("  please answer Enter, e, s, r or q\n")
+            self.out.write(f"  please answer Enter, {'c, ' if at_break else ''}e, s, r or q\n")
 
     def _edit(
         self,

@@ -34,8 +34,8 @@ from PySide6.QtWidgets import (
 )
 
 from actions.screen import Monitor
-from actions.types import describe
-from agent.approval import ApprovalRequest, Decision
+from actions.types import ACTION_TYPES, describe
+from agent.approval import ApprovalRequest, Breakpoints, Decision
 from ui.guard import Rect
 from ui.hotkey import GlobalHotkey, describe_combo
 from ui.run_controller import RunController
@@ -185,6 +185,15 @@ class MainWindow(QMainWindow):
             self.approval.addItem(APPROVAL_HELP[mode], mode)
         self.max_steps = QSpinBox()
         self.max_steps.setRange(1, 500)
+        # Breakpoints (docs/replay.md, Debugging): pause there, then step until Continue.
+        self.break_at = QLineEdit()
+        self.break_at.setPlaceholderText("none; e.g. 3,7")
+        self.break_at.setToolTip("Pause before these step numbers, then ask for every action")
+        self.break_on = QLineEdit()
+        self.break_on.setPlaceholderText("none; e.g. type,key")
+        self.break_on.setToolTip(
+            "Pause before these action kinds: " + ", ".join(sorted(ACTION_TYPES))
+        )
 
         self.start_button = QPushButton("Start")
         self.pause_button = QPushButton("Pause")
@@ -214,6 +223,8 @@ class MainWindow(QMainWindow):
         form.addRow("Monitor", self.monitor)
         form.addRow("Approval", self.approval)
         form.addRow("Max steps", self.max_steps)
+        form.addRow("Break at steps", self.break_at)
+        form.addRow("Break on actions", self.break_on)
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.addLayout(form)
@@ -287,6 +298,8 @@ class MainWindow(QMainWindow):
         self.monitor.setCurrentIndex(max(0, self.monitor.findData(s.monitor)))
         self.approval.setCurrentIndex(max(0, self.approval.findData(s.approval)))
         self.max_steps.setValue(s.max_steps)
+        self.break_at.setText(s.break_at)
+        self.break_on.setText(s.break_on)
 
     def form_settings(self) -> AppSettings:
         """The settings as the form shows them."""
@@ -301,6 +314,8 @@ class MainWindow(QMainWindow):
             monitor=int(self.monitor.currentData() or 0),
             approval=self.approval.currentData(),
             max_steps=self.max_steps.value(),
+            break_at=self.break_at.text().strip(),
+            break_on=self.break_on.text().strip(),
         )
 
     def _save(self) -> None:
@@ -322,7 +337,15 @@ class MainWindow(QMainWindow):
         self.pause_button.setEnabled(running)
         self.stop_button.setEnabled(running)
         self.restart_button.setEnabled(not running)
-        for w in (self.task, self.backend_kind, self.backend_stack, self.monitor, self.approval):
+        for w in (
+            self.task,
+            self.backend_kind,
+            self.backend_stack,
+            self.monitor,
+            self.approval,
+            self.break_at,
+            self.break_on,
+        ):
             w.setEnabled(not running)
         if not running:
             self.pause_button.setChecked(False)
@@ -350,6 +373,11 @@ class MainWindow(QMainWindow):
         task = self.settings.task
         if not task:
             self.statusBar().showMessage("Type a task first.")
+            return
+        try:
+            Breakpoints.parse(self.settings.break_at, self.settings.break_on)
+        except ValueError as exc:
+            self.statusBar().showMessage(f"Breakpoints: {exc}")
             return
         self.thinking.clear()
         self._set_running(True)
@@ -463,7 +491,8 @@ class MainWindow(QMainWindow):
         self.panel.set_request(request)
         self._come_back()
         self.approve_focus()
-        self._status(f"step {request.step + 1}: waiting for your decision")
+        where = f" (breakpoint: {request.breakpoint})" if request.breakpoint else ""
+        self._status(f"step {request.step + 1}: waiting for your decision{where}")
         self._log_test("approval", step=request.step, action=describe(request.action))
         if self.test_shots:
             QTimer.singleShot(300, self, lambda: self._save_shots(request.step))

@@ -17,13 +17,22 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
 from actions.types import Key, Type
-from agent.approval import ApprovalRequest, Decision
+from agent.approval import (
+    ApprovalRequest,
+    BreakpointDecider,
+    Breakpoints,
+    Decision,
+    with_breakpoints,
+)
 from ui.guard import GuardedExecutor, MaskedScreen, Rect
 from ui.settings import AppSettings
 
 
 class GuiApprover:
-    """The loop's Decide: policy for auto/guarded, otherwise ask the GUI and wait for it."""
+    """The loop's Decide: policy for auto/guarded, otherwise ask the GUI and wait for it.
+
+    Breakpoints ask the GUI from a breakpoint on, for every action, until Continue.
+    """
 
     def __init__(
         self,
@@ -31,6 +40,7 @@ class GuiApprover:
         stop: threading.Event,
         ask: Callable[[ApprovalRequest], None],
         aside: Callable[[ApprovalRequest], None] | None = None,
+        breakpoints: Breakpoints | None = None,
     ) -> None:
         self.mode = mode
         self.paused = False
@@ -38,6 +48,17 @@ class GuiApprover:
         self._ask = ask
         self._aside = aside
         self._answers: queue.Queue[Decision] = queue.Queue()
+        # The same policy as the terminal: shared, so both front ends step alike.
+        self._decide = with_breakpoints(
+            lambda r: self._wait(r, self.needs_user(r)),
+            lambda r: self._wait(r, True),
+            breakpoints or Breakpoints(),
+        )
+
+    @property
+    def stepping(self) -> bool:
+        """Whether a breakpoint was hit and the user has not pressed Continue yet."""
+        return isinstance(self._decide, BreakpointDecider) and self._decide.stepping
 
     def needs_user(self, request: ApprovalRequest) -> bool:
         """Whether this action waits for a person (guarded: typing and keys, until risk rules)."""
@@ -49,7 +70,11 @@ class GuiApprover:
 
     def __call__(self, request: ApprovalRequest) -> Decision:
         """Called on the loop thread; blocks it until a decision or a stop."""
-        automatic = not self.needs_user(request)
+        return self._decide(request)
+
+    def _wait(self, request: ApprovalRequest, ask_user: bool) -> Decision:
+        """Ask the GUI (or, when automatic, wait for it to step aside) and wait for the answer."""
+        automatic = not ask_user
         if automatic and self._aside is None:
             return Decision("approve", by=self.mode)
         while not self._answers.empty():  # an answer to an earlier request is stale
@@ -122,6 +147,8 @@ class RunController(QObject):
             self.stop_event,
             self.approval_requested.emit,
             self.aside_requested.emit,
+            # ValueError for a bad field: the window checks them before it calls start().
+            Breakpoints.parse(settings.break_at, settings.break_on),
         )
         self._thread = threading.Thread(
             target=self._run, args=(task, settings), name="deskpilot-run", daemon=True

@@ -25,6 +25,8 @@ class AppSettings:
     monitor: int = 0  # 0 = the primary monitor
     approval: ApprovalMode = "step"
     max_steps: int = 30
+    break_at: str = ""  # breakpoint steps, "2,5" (1-based); "" = none
+    break_on: str = ""  # breakpoint action kinds, "left_click,type"; "" = none
     runs_dir: str = ""  # "" = platformdirs user_data_dir("deskpilot")/runs
     hotkey: str = DEFAULT_HOTKEY  # pynput GlobalHotKeys syntax
 

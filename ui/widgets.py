@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -37,6 +37,7 @@ class LiveView(QWidget):
         self.action: Action | None = None
         self.space = CoordinateSpace.relative()
         self.editable = False
+        self.banner = ""  # e.g. "breakpoint: step 3", drawn over the picture's corner
         self._part = "end"
         self._scaled: QImage | None = None  # the picture at the drawn size, scaled once
         self.setMinimumSize(320, 180)
@@ -53,6 +54,12 @@ class LiveView(QWidget):
         self.action, self.space, self.editable = action, space, editable
         self.setCursor(Qt.CursorShape.CrossCursor if editable else Qt.CursorShape.ArrowCursor)
         self.update()
+
+    def set_banner(self, text: str) -> None:
+        """A line drawn over the top-left corner ("" hides it)."""
+        if text != self.banner:
+            self.banner = text
+            self.update()
 
     def image_size(self) -> tuple[int, int]:
         """The screenshot's size in pixels."""
@@ -96,6 +103,12 @@ class LiveView(QWidget):
         else:
             painter.setPen(QColor(170, 170, 170))
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "no screenshot yet")
+        if self.banner:
+            box = painter.fontMetrics().boundingRect(self.banner).adjusted(-6, -3, 6, 3)
+            box.moveTopLeft(QPoint(8, 8))
+            painter.fillRect(box, QColor(200, 40, 40))
+            painter.setPen(QColor(255, 255, 255))
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, self.banner)
         painter.end()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
@@ -184,6 +197,10 @@ class ApprovalPanel(QWidget):
         self.note = QLineEdit()
         self.note.setPlaceholderText("note for the model (sent with Reject)")
         self.approve_button = QPushButton("Approve (Enter)")
+        self.continue_button = QPushButton("Continue")
+        self.continue_button.setToolTip(
+            "At a breakpoint: approve this action and stop stepping (back to the approval mode)"
+        )
         self.skip_button = QPushButton("Skip")
         self.reject_button = QPushButton("Reject")
         self.stop_button = QPushButton("Stop (Esc)")
@@ -192,6 +209,7 @@ class ApprovalPanel(QWidget):
         buttons = QHBoxLayout()
         for b in (
             self.approve_button,
+            self.continue_button,
             self.reset_button,
             self.skip_button,
             self.reject_button,
@@ -206,6 +224,7 @@ class ApprovalPanel(QWidget):
         layout.addWidget(self.note)
         layout.addLayout(buttons)
         self.approve_button.clicked.connect(self.approve)
+        self.continue_button.clicked.connect(self.continue_run)
         self.skip_button.clicked.connect(self.skip)
         self.reject_button.clicked.connect(self.reject)
         self.stop_button.clicked.connect(self.stop)
@@ -238,6 +257,10 @@ class ApprovalPanel(QWidget):
         self._refresh_title()
         for w in self._controls():
             w.setEnabled(True)
+        # Continue only means something at a breakpoint (or while stepping after one).
+        self.continue_button.setVisible(request.breakpoint is not None)
+        self.continue_button.setEnabled(request.breakpoint is not None)
+        self.view.set_banner(f"breakpoint: {request.breakpoint}" if request.breakpoint else "")
 
     def clear(self) -> None:
         """No action waiting: disable the controls."""
@@ -247,6 +270,9 @@ class ApprovalPanel(QWidget):
         self.text_edit.setVisible(False)
         for w in self._controls():
             w.setEnabled(False)
+        self.continue_button.setEnabled(False)
+        self.continue_button.setVisible(False)
+        self.view.set_banner("")
         if self.view.editable:
             self.view.set_action(self.view.action, self.view.space, editable=False)
 
@@ -279,6 +305,8 @@ class ApprovalPanel(QWidget):
             return
         current = self.current_action()
         text = f"Step {self.request.step + 1}: {describe(self.request.action)}"
+        if self.request.breakpoint is not None:
+            text += f"  (breakpoint: {self.request.breakpoint})"
         if current is not None and current != self.request.action:
             text += f"\nedited to: {describe(current)}"
         self.title.setText(text)
@@ -294,13 +322,21 @@ class ApprovalPanel(QWidget):
 
     def approve(self) -> None:
         """Approve, or send the edit when the action was changed."""
+        self._approve(resume=False)
+
+    def _approve(self, resume: bool) -> None:
         if self.request is None:
             return
         current = self.current_action()
         if current is not None and current != self.request.action:
-            self._emit(Decision("edit", action=current))
+            self._emit(Decision("edit", action=current, resume=resume))
         else:
-            self._emit(Decision("approve"))
+            self._emit(Decision("approve", resume=resume))
+
+    def continue_run(self) -> None:
+        """At a breakpoint: approve (with any edit) and leave stepping mode."""
+        if self.request is not None and self.request.breakpoint is not None:
+            self._approve(resume=True)
 
     def skip(self) -> None:
         """Do nothing this step; the model is told."""

@@ -246,6 +246,51 @@ def test_ask_mode_approve_edit_skip_reject_then_stop(probe_app: Any, tmp_path: P
     assert all(s["execution"] is None for s in steps[2:])
 
 
+def test_breakpoint_in_auto_mode_steps_until_continue(probe_app: Any, tmp_path: Path) -> None:
+    app = probe_app((40, 40, 880, 700))
+    x, y, w, h = app.rect("canvas")
+    points = [(x + 60 + 80 * i, y + 100 + 40 * i) for i in range(5)]
+    script = [
+        Reply(xml_call(action="left_click", coordinate=mp(points[0]))),
+        Reply(xml_call(action="left_click", coordinate=mp(points[1]))),
+        Reply(xml_call(action="right_click", coordinate=mp(points[2]))),
+        Reply(xml_call(action="left_click", coordinate=mp(points[3]))),
+        Reply(xml_call(action="left_click", coordinate=mp(points[4]))),
+        Reply(xml_call(action="terminate", status="success")),
+    ]
+    answers = "\ns\nc\n"  # step 2: Enter, step 3: skip, step 4: continue; then auto again
+    server = ScriptedServer(script)
+    try:
+        proc = run_cli(
+            server, tmp_path / "runs", "--approve", "auto", "--break-at", "2", stdin=answers
+        )
+    finally:
+        server.close()
+    assert proc.returncode == 0, proc.stderr
+    assert "[breakpoint: step 2]" in proc.stderr and "[c] continue" in proc.stderr
+    assert proc.stderr.count("[c] continue") == 3  # asked at steps 2, 3 and 4 only
+    time.sleep(0.3)
+    presses = [e for e in app.events() if e["event"] == "press"]
+    # The skipped right click never ran; every other click ran once, in order.
+    expected = [points[0], points[1], points[3], points[4]]
+    assert len(presses) == len(expected), presses
+    for press, (px, py) in zip(presses, expected, strict=True):
+        assert abs(press["x"] - px) <= 1 and abs(press["y"] - py) <= 1
+    info, steps, _ = only_run(tmp_path / "runs")
+    assert info["outcome"]["status"] == "success"
+    decisions = [s["decision"] for s in steps]
+    assert [(d["kind"], d["by"], d.get("breakpoint")) for d in decisions] == [
+        ("approve", "auto", None),
+        ("approve", "user", "step 2"),
+        ("skip", "user", "stepping"),
+        ("approve", "user", "stepping"),
+        ("approve", "auto", None),
+        ("approve", "final", None),
+    ]
+    assert steps[2]["execution"] is None
+    assert all(s["execution"]["ok"] for s in steps[:5] if s["index"] != 2)
+
+
 def test_model_defaults_to_the_first_listed_and_api_key_is_sent(
     xdisplay: str, tmp_path: Path
 ) -> None:
@@ -332,10 +377,21 @@ def test_server_failing_mid_run_keeps_completed_steps(probe_app: Any, tmp_path: 
     assert "HTTP 500" in steps[1]["error"]
 
 
-@pytest.mark.parametrize("bad", [["--max-steps", "0"], ["--approve", "sometimes"]])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--max-steps", "0"],
+        ["--approve", "sometimes"],
+        ["--approve", "auto", "--break-at", "0"],
+        ["--approve", "auto", "--break-at", "two"],
+        ["--approve", "auto", "--break-on", "left_click,wiggle"],
+    ],
+)
 def test_bad_flags_exit_2(bad: list[str], tmp_path: Path) -> None:
     proc = run_cli(None, tmp_path / "runs", *bad)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    if any(flag.startswith("--break") for flag in bad):
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
 def _start_cli(server: ScriptedServer, runs: Path) -> subprocess.Popen[str]:

@@ -142,3 +142,40 @@ def test_step_mode_asks_for_everything_auto_for_nothing() -> None:
     threading.Timer(0.1, lambda: step.answer(Decision("approve"))).start()
     assert step(ApprovalRequest(0, LeftClick((1, 1)), "", REL)) == Decision("approve")
     assert len(asked) == 1
+
+
+def test_breakpoint_pauses_auto_mode_and_continue_resumes_it(qtbot: QtBot) -> None:
+    from agent.approval import Breakpoints
+
+    panel, view, _ = make_panel(qtbot, LeftClick((1, 1)))
+    panel.clear()
+    assert not panel.continue_button.isVisible()
+    stop = threading.Event()
+    asked: list[ApprovalRequest] = []
+    bp = Breakpoints(frozenset({2}))
+    approver = GuiApprover("auto", stop, asked.append, breakpoints=bp)
+    panel.decided.connect(approver.answer)
+    results: list[Decision] = []
+
+    def step(i: int) -> None:
+        results.append(approver(ApprovalRequest(i, LeftClick((10 * i, 10)), "", REL)))
+
+    step(0)
+    assert results == [Decision("approve", by="auto")] and asked == []
+    for i, press in [(1, panel.approve_button), (2, panel.continue_button)]:
+        worker = threading.Thread(target=step, args=(i,))
+        worker.start()
+        qtbot.waitUntil(lambda i=i: len(asked) == i, timeout=2000)
+        assert len(results) == i  # paused: nothing runs before the decision
+        panel.set_request(asked[-1])
+        label = "step 2" if i == 1 else "stepping"
+        assert f"breakpoint: {label}" in panel.title.text() and view.banner.endswith(label)
+        assert panel.continue_button.isVisible() and panel.continue_button.isEnabled()
+        qtbot.mouseClick(press, Qt.MouseButton.LeftButton)
+        worker.join(timeout=2)
+        assert approver.stepping == (i == 1)  # Approve keeps stepping, Continue leaves it
+    assert results[1] == Decision("approve", breakpoint="step 2")
+    assert results[2] == Decision("approve", breakpoint="stepping", resume=True)
+    assert view.banner == "" and not panel.continue_button.isVisible()
+    step(3)  # after Continue: auto again, nobody asked
+    assert results[3] == Decision("approve", by="auto") and len(asked) == 2

@@ -20,6 +20,7 @@ def test_form_round_trip_and_worker_progress(qtbot: QtBot, tmp_path: Path) -> No
         approval="guarded",
         max_steps=7,
         device="cpu",
+        break_at="3",
     )
     path = tmp_path / "settings.toml"
     window = MainWindow(settings, settings_file=path, global_hotkey=False)
@@ -28,6 +29,7 @@ def test_form_round_trip_and_worker_progress(qtbot: QtBot, tmp_path: Path) -> No
     assert window.form_settings() == settings
     window.approval.setCurrentIndex(window.approval.findData("auto"))
     window.task.setPlainText("something else")
+    window.break_on.setText("type, key")
 
     c = window.controller
     c.progress.emit("downloading model", 0.25)
@@ -41,7 +43,18 @@ def test_form_round_trip_and_worker_progress(qtbot: QtBot, tmp_path: Path) -> No
 
     window.close()  # closing saves what the form shows
     saved = load_settings(path)
-    assert saved == dataclasses.replace(settings, approval="auto", task="something else")
+    assert saved == dataclasses.replace(
+        settings, approval="auto", task="something else", break_on="type, key"
+    )
+
+
+def test_bad_breakpoints_do_not_start_a_run(qtbot: QtBot, tmp_path: Path) -> None:
+    settings = AppSettings(task="t", break_on="wiggle")
+    window = MainWindow(settings, settings_file=tmp_path / "s.toml", global_hotkey=False)
+    qtbot.addWidget(window)
+    window.start_run()
+    assert not window.controller.running
+    assert "unknown action kind 'wiggle'" in window.statusBar().currentMessage()
 
 
 def test_restart_worker_reports_errors_and_readiness(qtbot: QtBot, tmp_path: Path) -> None:
