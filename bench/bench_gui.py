@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -26,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench._report import machine, write_report
 from bench._x11 import ROOT, private_desktop
 
 TARGET_MS = 50.0
@@ -247,22 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "bench": "gui",
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "load_avg": os.getloadavg(),
-        },
+        "machine": machine(),
         "screen": f"{SIZE[0]}x{SIZE[1]}",
         "tick_ms": TICK_MS,
         "target_ms": TARGET_MS,
         "within_target": all(r["over_50ms"] == 0 for r in rows),
         "results": rows,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_report(args.out, report)
     return 0
 
 

@@ -15,7 +15,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
+from bench._report import machine, write_report
 from bench._x11 import ROOT, private_desktop, scripted_server
 
 TARGET_MS = {"1920x1080": 20.0, "3840x2160": 50.0}
@@ -186,20 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "bench": "overhead",
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "load_avg": os.getloadavg(),
-        },
+        "machine": machine(),
         "steps": args.steps,
         "target_ratio": TARGET_RATIO,
         "results": rows,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_report(args.out, report)
     return 0
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -20,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench._report import machine, write_report
 from bench._x11 import ROOT, private_desktop
 
 TARGET_STILL_MS = 150.0
@@ -110,20 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "bench": "settle",
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "load_avg": os.getloadavg(),
-        },
+        "machine": machine(),
         "runs": args.runs,
         "target_still_ms": TARGET_STILL_MS,
         "within_target": ok,
         **r,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_report(args.out, report)
     return 0
 
 

@@ -12,11 +12,10 @@ Usage: python -m bench.bench_tokens
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 from typing import Any
 
+from bench._report import write_report
 from bench._x11 import ROOT
 
 TARGET_RATIO = 1.1
@@ -154,10 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "target_ratio": TARGET_RATIO,
         "within_target": ok,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_report(args.out, report)
     return 0
 
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import io
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from bench._report import machine, write_report
 
 TARGET_RATIO = 1.1
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,16 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "bench": "worker",
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "fla": importlib.util.find_spec("fla") is not None,
-            "causal_conv1d": importlib.util.find_spec("causal_conv1d") is not None,
-        },
+        "machine": machine(
+            torch=torch.__version__,
+            transformers=transformers.__version__,
+            cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            fla=importlib.util.find_spec("fla") is not None,
+            causal_conv1d=importlib.util.find_spec("causal_conv1d") is not None,
+        ),
         "runs": args.runs,
         "max_new_tokens": args.max_new_tokens,
         "screenshot": f"{width}x{height}",
@@ -206,10 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": rows,
     }
     print_table(rows)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_report(args.out, report)
     return 0
 
 

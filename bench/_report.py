@@ -1,0 +1,28 @@
+"""What every bench writes: the machine it ran on, and its JSON report."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+
+def machine(**extra: Any) -> dict[str, Any]:
+    """The machine and its load, so figures from different runs can be compared honestly."""
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_avg": os.getloadavg(),
+        **extra,
+    }
+
+
+def write_report(path: str | Path, report: dict[str, Any]) -> None:
+    """Write a bench's JSON report and say where."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
