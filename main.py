@@ -244,7 +244,7 @@ def command_run(args: argparse.Namespace, task: str) -> int:
     from actions.screen import DisplayError, Screen
     from agent.approval import Breakpoints, TerminalApprover, auto_approve, with_breakpoints
     from agent.loop import LoopSettings, run_task
-    from agent.recording import Recorder
+    from agent.recording import Recorder, run_info
 
     if args.max_steps < 1:
         fail("--max-steps must be at least 1")
@@ -283,20 +283,13 @@ def command_run(args: argparse.Namespace, task: str) -> int:
     try:
         recorder = Recorder(
             runs_dir,
-            {
-                "task": task,
-                "model": backend.model,
-                "backend": backend.describe(),
-                "approval": args.approve,
-                "monitor": {
-                    "index": screen.monitor.index,
-                    "left": screen.monitor.left,
-                    "top": screen.monitor.top,
-                    "width": screen.monitor.width,
-                    "height": screen.monitor.height,
-                },
-                "settings": settings.to_json(),
-            },
+            run_info(
+                task,
+                backend=backend,
+                approval=args.approve,
+                monitor=screen.monitor,
+                settings=settings.to_json(),
+            ),
         )
     except OSError as exc:
         fail(f"cannot write recordings to {runs_dir}: {exc}")

@@ -9,7 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
-from actions.executor import FailSafeTriggered
+from actions.executor import ExecResult, FailSafeTriggered
 from actions.screen import CoordinateSpace, Frame, Monitor
 from actions.types import Action, Answer, Terminate, action_arguments, describe
 from agent.approval import ApprovalRequest, Decide, Decision
@@ -23,7 +23,7 @@ from agent.prompt import (
     estimate_prompt_tokens,
 )
 from agent.protocol import Proposal, format_tool_call, parse_completion, tool_schema
-from agent.recording import Recorder, now_iso
+from agent.recording import Recorder, monitor_json, now_iso
 from agent.vision import MAX_PIXELS, Observation, prepare
 
 Outcome = Literal[
@@ -46,19 +46,6 @@ class ScreenLike(Protocol):
         ...
 
 
-class ExecResultLike(Protocol):
-    """What the loop reads of an execution result."""
-
-    ok: bool
-    detail: str
-    error: str | None
-
-    @property
-    def points(self) -> tuple[tuple[int, int], ...]:
-        """Screen points the action touched."""
-        ...
-
-
 class ExecutorLike(Protocol):
     """What the loop needs from actions.executor.Executor."""
 
@@ -69,7 +56,7 @@ class ExecutorLike(Protocol):
         space: CoordinateSpace,
         monitor: Monitor,
         cancel: threading.Event | None = None,
-    ) -> ExecResultLike:
+    ) -> ExecResult:
         """Perform one action."""
         ...
 
@@ -331,7 +318,7 @@ class _Run:
 
         # Act.
         try:
-            outcome: ExecResultLike = step.timed(
+            outcome: ExecResult = step.timed(
                 "execute_s",
                 self.executor.execute,
                 to_run,
@@ -450,14 +437,7 @@ class _Step:
         """Record what the model is shown (the screenshot's file once it is written)."""
         m = obs.frame.monitor
         self.record["screen"] = {
-            "monitor": {
-                "index": m.index,
-                "left": m.left,
-                "top": m.top,
-                "width": m.width,
-                "height": m.height,
-                "scale": m.scale,
-            },
+            "monitor": monitor_json(m),
             "captured_size": [obs.frame.width, obs.frame.height],
             "image_size": [obs.image.width, obs.image.height],
             "model_size": list(obs.model_size),

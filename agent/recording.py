@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from actions.screen import Monitor
 from agent.backends.base import ChatMessage, ImagePart, Part
 
 # 2 added each step's `prompt` (the messages sent); readers accept every version listed here.
@@ -37,6 +38,39 @@ def _write_atomic(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def monitor_json(m: Monitor) -> dict[str, Any]:
+    """A monitor as recordings store it: origin and size in input pixels, and the scale."""
+    return {
+        "index": m.index,
+        "left": m.left,
+        "top": m.top,
+        "width": m.width,
+        "height": m.height,
+        "scale": m.scale,
+    }
+
+
+def run_info(
+    task: str,
+    *,
+    backend: Any,
+    approval: str,
+    monitor: Monitor,
+    settings: dict[str, Any],
+    **extra: Any,
+) -> dict[str, Any]:
+    """What run.json says about a run before it starts (the CLI and the app both use it)."""
+    return {
+        "task": task,
+        "model": backend.model,
+        "backend": backend.describe(),
+        "approval": approval,
+        "monitor": monitor_json(monitor),
+        "settings": settings,
+        **extra,
+    }
 
 
 class Recorder:

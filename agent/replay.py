@@ -6,11 +6,12 @@ import io
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-from actions.screen import CoordinateSpace, Frame, Monitor
+from actions.screen import CoordinateSpace, Monitor
 from actions.types import FINAL_ACTIONS, Action, describe
 from agent.backends.base import Backend, ChatMessage, Completion, ImagePart
+from agent.loop import ExecutorLike, ScreenLike
 from agent.protocol import Proposal, ProtocolError, parse_arguments, parse_completion, tool_schema
 from agent.recording import Recording, load_messages, prompt_messages
 
@@ -73,33 +74,6 @@ def recorded_action(step: dict[str, Any]) -> Action | None:
         return parse_arguments(step["action"], geometry[0])
     except ProtocolError:
         return None
-
-
-class ScreenLike(Protocol):
-    """What replay needs from actions.screen.Screen."""
-
-    def capture(self) -> Frame:
-        """Grab the monitor."""
-        ...
-
-    def wait_until_stable(self, *, min_s: float, max_s: float) -> float:
-        """Wait for the screen to stop changing."""
-        ...
-
-
-class ExecutorLike(Protocol):
-    """What replay needs from actions.executor.Executor."""
-
-    def execute(
-        self,
-        action: Action,
-        *,
-        space: CoordinateSpace,
-        monitor: Monitor,
-        cancel: threading.Event | None = None,
-    ) -> Any:
-        """Perform one action."""
-        ...
 
 
 Verdict = Literal["go", "skip", "stop"]

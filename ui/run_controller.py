@@ -255,7 +255,7 @@ class RunController(QObject):
         from actions.screen import DisplayError, Screen
         from agent.backends.base import BackendError
         from agent.loop import LoopSettings, run_task
-        from agent.recording import Recorder
+        from agent.recording import Recorder, run_info
 
         assert self.approver is not None
         try:
@@ -269,25 +269,17 @@ class RunController(QObject):
             return
         loop_settings = LoopSettings(max_steps=max(1, settings.max_steps))
         runs_dir = Path(settings.runs_dir) if settings.runs_dir else _default_runs_dir()
-        m = screen.monitor
         try:
             recorder = Recorder(
                 runs_dir,
-                {
-                    "task": task,
-                    "model": backend.model,
-                    "backend": backend.describe(),
-                    "approval": settings.approval,
-                    "monitor": {
-                        "index": m.index,
-                        "left": m.left,
-                        "top": m.top,
-                        "width": m.width,
-                        "height": m.height,
-                    },
-                    "settings": loop_settings.to_json(),
-                    "app": True,
-                },
+                run_info(
+                    task,
+                    backend=backend,
+                    approval=settings.approval,
+                    monitor=screen.monitor,
+                    settings=loop_settings.to_json(),
+                    app=True,
+                ),
             )
         except OSError as exc:
             self.failed.emit(f"cannot write recordings to {runs_dir}: {exc}")
