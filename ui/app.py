@@ -6,7 +6,6 @@ import dataclasses
 import json
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -52,8 +51,13 @@ APPROVAL_HELP = {
 
 
 def _preload() -> None:
-    """Import what a run needs ahead of time: first imports on the loop thread hold the GIL
-    long enough to stall the GUI (measured: 30-70 ms in the first step)."""
+    """Import what a run needs, on the GUI thread, before any worker thread starts.
+
+    First imports on the loop thread hold the GIL long enough to stall the GUI (30-70 ms in
+    the first step), and PySide6 hooks every import: a large first import (openai, pydantic)
+    on a worker thread while the GUI thread runs crashed the process once in CI (SIGSEGV in
+    shibokensupport's feature hook). Paid once at start-up instead.
+    """
     import importlib
 
     for name in (
@@ -61,10 +65,13 @@ def _preload() -> None:
         "mss",
         "PIL.Image",
         "PIL.PngImagePlugin",
+        "openai",
         "agent.loop",
+        "agent.backends.factory",
         "agent.backends.openai_compat",
         "agent.backends.local",
         "actions.executor",
+        "actions.focus",
     ):
         try:
             importlib.import_module(name)
@@ -132,7 +139,7 @@ class MainWindow(QMainWindow):
         self._load_into_form(self.settings)
         self._connect()
         self._set_running(False)
-        threading.Thread(target=_preload, name="deskpilot-preload", daemon=True).start()
+        _preload()
         self.hotkey_relay = _HotkeyRelay()
         self.hotkey_relay.pressed.connect(self.stop_run)
         self.hotkey = GlobalHotkey(self.settings.hotkey, self.hotkey_relay.pressed.emit)
