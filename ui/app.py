@@ -77,6 +77,22 @@ def _preload() -> None:
             importlib.import_module(name)
         except Exception:  # a missing optional module shows up, with its reason, at run time
             pass
+    # The openai client imports its HTTP stack (httpcore, ssl, truststore) on first use, not
+    # on import: build one and let one request fail fast (nothing listens on port 9).
+    try:
+        import openai
+
+        client = openai.OpenAI(
+            base_url="http://127.0.0.1:9/v1", api_key="x", max_retries=0, timeout=0.5
+        )
+        try:
+            client.models.list()
+        except openai.OpenAIError:
+            pass
+        finally:
+            client.close()
+    except Exception:  # warming is best effort: the real backend reports real problems
+        pass
 
 
 class _HotkeyRelay(QObject):
