@@ -8,8 +8,11 @@ from typing import Literal, TextIO
 
 from actions.screen import CoordinateSpace
 from actions.types import Action, describe
+from agent.risk import SAFE, Risk
 
 DecisionKind = Literal["approve", "edit", "skip", "reject", "stop"]
+ApprovalMode = Literal["ask", "guarded", "auto"]
+APPROVAL_MODES: tuple[ApprovalMode, ...] = ("ask", "guarded", "auto")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,16 @@ class ApprovalRequest:
     # Set when a breakpoint (or stepping after one) is why this is asked; deciders then
     # offer "continue" (approve and leave stepping mode).
     breakpoint: str | None = None
+    # What the risk rules say (agent/risk.py); blocked actions never reach a decider.
+    risk: Risk = SAFE
+    # Set when the run should pause whatever the mode (the same action repeated on a screen
+    # that does not change): one line saying why.
+    attention: str | None = None
+
+    @property
+    def needs_person(self) -> bool:
+        """Whether guarded mode must ask a person: a risky action or a runaway pause."""
+        return self.risk.level != "safe" or self.attention is not None
 
 
 Decide = Callable[[ApprovalRequest], Decision]
@@ -145,8 +158,38 @@ def with_breakpoints(decide: Decide, ask: Decide, breakpoints: Breakpoints) -> D
 
 
 def auto_approve(request: ApprovalRequest) -> Decision:
-    """Approve everything (the `auto` mode)."""
+    """Approve everything (the `auto` mode without anyone to ask)."""
     return Decision("approve", by="auto")
+
+
+def policy(mode: ApprovalMode, ask: Decide | None) -> Decide:
+    """The Decide for a mode; `ask` is a person (None: nobody can answer, e.g. stdin not a TTY).
+
+    ask: every action goes to the person. guarded: risky actions and runaway pauses go to the
+    person, the rest run. auto: only runaway pauses go to the person. With nobody to ask, a
+    risky action is refused (the model is told why) and a runaway pause stops the run.
+    """
+    if mode == "ask":
+        if ask is None:
+            raise ValueError("ask mode needs someone to ask")
+        return ask
+
+    def decide(request: ApprovalRequest) -> Decision:
+        if request.attention is not None:
+            if ask is not None:
+                return ask(request)
+            return Decision("stop", by="runaway", note=f"{request.attention}; nobody to ask")
+        if mode == "guarded" and request.risk.level != "safe":
+            if ask is not None:
+                return ask(request)
+            return Decision(
+                "reject",
+                by="guarded",
+                note=f"risky ({request.risk.reason}) and nobody is at a terminal to approve it",
+            )
+        return Decision("approve", by=mode)
+
+    return decide
 
 
 class TerminalApprover:
@@ -177,6 +220,10 @@ class TerminalApprover:
         at_break = request.breakpoint is not None
         where = f" [breakpoint: {request.breakpoint}]" if at_break else ""
         self.out.write(f"step {request.step + 1}: {describe(request.action)}{where}\n")
+        if request.risk.level != "safe":
+            self.out.write(f"  {request.risk.level}: {request.risk.reason}\n")
+        if request.attention is not None:
+            self.out.write(f"  paused: {request.attention}\n")
         while True:
             answer = self._ask(self.BREAK_PROMPT if at_break else self.PROMPT)
             if answer is None:

@@ -11,7 +11,7 @@ from typing import Any, Literal, Protocol
 
 from actions.executor import ExecResult, FailSafeTriggered
 from actions.screen import CoordinateSpace, Frame, Monitor
-from actions.types import Action, Answer, Terminate, action_arguments, describe
+from actions.types import Action, Answer, Key, Terminate, Type, action_arguments, describe
 from agent.approval import ApprovalRequest, Decide, Decision
 from agent.backends.base import Backend, BackendError, Cancelled, Completion, Delta, ImagePart
 from agent.prompt import (
@@ -24,10 +24,18 @@ from agent.prompt import (
 )
 from agent.protocol import Proposal, format_tool_call, parse_completion, tool_schema
 from agent.recording import Recorder, monitor_json, now_iso
+from agent.risk import Risk, RiskContext, RiskRules
 from agent.vision import MAX_PIXELS, Observation, prepare
 
 Outcome = Literal[
-    "success", "failure", "answered", "stopped", "max_steps", "invalid_output", "error"
+    "success",
+    "failure",
+    "answered",
+    "stopped",
+    "max_steps",
+    "max_time",
+    "invalid_output",
+    "error",
 ]
 SUCCESS_OUTCOMES = ("success", "answered")
 
@@ -79,6 +87,13 @@ class LoopSettings:
     settle_min_s: float = 0.1
     settle_max_s: float = 2.0
     system_prompt: str | None = None
+    # Runaway control: the repeat_limit-th identical action in a row on a screen that has not
+    # changed waits for a person; a run ends after max_minutes of its own time (None: never).
+    repeat_limit: int = 3
+    max_minutes: float | None = 30.0
+    # Backend errors marked retryable are retried after these delays before the run gives up
+    # (or, in the app, asks whether to retry).
+    retry_delays_s: tuple[float, ...] = (1.0, 4.0)
 
     def to_json(self) -> dict[str, Any]:
         """Settings as recorded in run.json."""
@@ -95,6 +110,9 @@ class LoopSettings:
             "settle_min_s": self.settle_min_s,
             "settle_max_s": self.settle_max_s,
             "custom_system_prompt": self.system_prompt is not None,
+            "repeat_limit": self.repeat_limit,
+            "max_minutes": self.max_minutes,
+            "retry_delays_s": list(self.retry_delays_s),
         }
 
 
@@ -108,6 +126,13 @@ class Event:
 
 
 OnEvent = Callable[[Event], None]
+# Asked after a backend error that retries did not fix: True to try the request again.
+Recover = Callable[[BackendError], bool]
+# The focused window's WM_CLASS (actions.window.FocusProbe.wm_class), None when unknown.
+FocusProbe = Callable[[], str | None]
+
+# A screen "has not changed" when at most this many pixels differ: a blinking caret, a cursor.
+UNCHANGED_TOLERANCE_PX = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,13 +172,22 @@ def run_task(
     settings: LoopSettings = LoopSettings(),
     on_event: OnEvent | None = None,
     stop: threading.Event | None = None,
+    rules: RiskRules | None = None,
+    focus: FocusProbe | None = None,
+    recover: Recover | None = None,
 ) -> RunResult:
     """Run one task to its end and record every step; expected failures end as outcomes."""
     run = _Run(task, backend, screen, executor, decide, recorder, settings, on_event, stop)
+    run.rules = rules or RiskRules.default()
+    run.focus = focus or (lambda: None)
+    run.recover = recover
     try:
         for index in range(settings.max_steps):
             if run.stop.is_set():
                 return run.finish("stopped", "stopped by the user", index)
+            over = run.over_time()
+            if over is not None:
+                return run.finish("max_time", over, index)
             ended = run.step(index)
             if ended is not None:
                 return ended
@@ -206,6 +240,29 @@ class _Run:
         self.history: list[HistoryEntry] = []
         self.invalid_in_a_row = 0
         self.current: _Step | None = None
+        self.rules = RiskRules.default()
+        self.focus: FocusProbe = lambda: None
+        self.recover: Recover | None = None
+        self.started = time.monotonic()
+        self.waiting_s = 0.0  # time spent waiting for a person: not the run's own time
+        # Runaway control: the last executed action, the screen before it, and how many times
+        # in a row it ran with the screen unchanged; where the last typing went (risk rules).
+        self.last_args: dict[str, Any] | None = None
+        self.last_rgb: bytes | None = None
+        self.repeats = 0
+        self.last_action: Action | None = None
+        self.last_window: str | None = None
+        self.window_now: str | None = None
+
+    def over_time(self) -> str | None:
+        """Why the run is out of time (its own time, waiting for people excluded), or None."""
+        limit = self.settings.max_minutes
+        if limit is None or limit <= 0:
+            return None
+        used = time.monotonic() - self.started - self.waiting_s
+        if used < limit * 60:
+            return None
+        return f"reached the time limit of {limit:g} minutes"
 
     def finish(
         self, outcome: Outcome, message: str, steps: int, answer: str | None = None
@@ -255,18 +312,7 @@ class _Run:
         def on_delta(delta: Delta) -> None:
             self.emit(Event("delta", index, {"kind": delta.kind, "text": delta.text}))
 
-        failure: BackendError | None = None
-        try:
-            completion: Completion = step.timed(
-                "model_s",
-                self.backend.complete,
-                messages,
-                tools,
-                on_delta=on_delta,
-                cancel=self.stop,
-            )
-        except BackendError as exc:  # Cancelled included
-            failure = exc
+        completion, failure = step.timed("model_s", self._complete, step, messages, tools, on_delta)
         # From here on the screenshot is on disk; the recorded prompt names its file.
         image = step.saved(image)
         step.record["prompt"] = recorder.prompt_record(self.builder.messages(self.history, image))
@@ -274,18 +320,29 @@ class _Run:
             step.record["error"] = "generation stopped by the user"
             step.write()
             return self.finish("stopped", "stopped by the user during generation", index + 1)
-        if failure is not None:
+        if failure is not None or completion is None:
             step.record["error"] = f"model backend: {failure}"
             step.write()
             return self.finish("error", f"model backend failed: {failure}", index + 1)
         proposal = parse_completion(completion, space)
         step.propose(completion, proposal)
-        self.emit(Event("proposal", index, {"proposal": proposal, "space": space, "frame": frame}))
+        action = proposal.action
+        risk = self._assess(action, proposal.thinking) if action is not None else None
+        if risk is not None:
+            step.record["risk"] = risk.to_json()
+        self.emit(
+            Event(
+                "proposal",
+                index,
+                {"proposal": proposal, "space": space, "frame": frame, "risk": risk},
+            )
+        )
 
-        if proposal.action is None:
+        if action is None:
+            self._forget_last()
             return self._invalid(step, image, completion, proposal)
         self.invalid_in_a_row = 0
-        action = proposal.action
+        assert risk is not None
 
         # Final actions touch nothing, so they need no approval.
         if isinstance(action, Terminate | Answer):
@@ -297,24 +354,54 @@ class _Run:
                 return self.finish("success", "the model reports success", index + 1)
             return self.finish("failure", "the model reports failure", index + 1)
 
-        # Decide: nothing executes before its decision.
-        request = ApprovalRequest(index, action, proposal.thinking, space)
-        decision: Decision = step.timed("decide_s", self.decide, request)
-        step.decide(decision)
-        self.emit(Event("decision", index, {"decision": decision}))
         reply = format_tool_call(action)
+        # Blocked by the user's rules: never executed, in any mode, and nobody is asked.
+        if risk.level == "blocked":
+            return self._refuse(step, image, reply, action, risk)
+
+        # Decide: nothing executes before its decision.
+        repeats = self._repeats(action, frame)
+        attention = None
+        if repeats >= max(1, self.settings.repeat_limit):
+            attention = f"the same action {repeats} times in a row and the screen has not changed"
+            step.record["runaway"] = {"repeats": repeats, "reason": attention}
+        request = ApprovalRequest(index, action, proposal.thinking, space, risk=risk)
+        if attention is not None:
+            request = replace(request, attention=attention)
+        t_decide = time.monotonic()
+        decision: Decision = step.timed("decide_s", self.decide, request)
+        if decision.by not in ("auto", "guarded", "final"):
+            self.waiting_s += time.monotonic() - t_decide
+        step.decide(decision)
+        self.emit(Event("decision", index, {"decision": decision, "risk": risk}))
         if decision.kind == "stop" or self.stop.is_set():
-            step.finish_result("Stopped by the user before execution.")
-            return self.finish("stopped", "stopped by the user", index + 1)
+            by_policy = decision.kind == "stop" and decision.by != "user" and decision.note
+            step.finish_result(
+                f"Stopped before execution: {decision.note}."
+                if by_policy
+                else "Stopped by the user before execution."
+            )
+            return self.finish(
+                "stopped", str(decision.note) if by_policy else "stopped by the user", index + 1
+            )
         if decision.kind in ("skip", "reject"):
-            verb = "skipped" if decision.kind == "skip" else "rejected"
-            result = f"The user {verb} this action; nothing was executed."
-            if decision.note:
-                result += f" The user says: {decision.note}"
+            self._forget_last()
+            if decision.by == "user":
+                verb = "skipped" if decision.kind == "skip" else "rejected"
+                result = f"The user {verb} this action; nothing was executed."
+                if decision.note:
+                    result += f" The user says: {decision.note}"
+            else:
+                result = f"Refused, nothing was executed: {decision.note or decision.by}."
             step.finish_result(result)
             self.history.append(HistoryEntry(image, reply, result, describe(action)))
             return None
         to_run = decision.action if decision.kind == "edit" and decision.action else action
+        if to_run is not action:
+            # The user's edit is theirs to make, but blocked stays blocked in every mode.
+            edited_risk = self._assess(to_run, proposal.thinking)
+            if edited_risk.level == "blocked":
+                return self._refuse(step, image, reply, to_run, edited_risk)
 
         # Act.
         try:
@@ -356,6 +443,104 @@ class _Run:
         )
         step.finish_result(result)
         self.history.append(HistoryEntry(image, reply, result, describe(to_run)))
+        # Runaway bookkeeping: an approved pause starts counting again from one.
+        self.last_args = action_arguments(to_run)
+        self.last_rgb = frame.rgb
+        self.repeats = 1 if attention is not None else repeats
+        self.last_action = to_run
+        self.last_window = self.window_now if isinstance(to_run, Type) else None
+        return None
+
+    def _complete(
+        self,
+        step: _Step,
+        messages: list[Any],
+        tools: list[dict[str, Any]],
+        on_delta: Callable[[Delta], None],
+    ) -> tuple[Completion | None, BackendError | None]:
+        """Ask the model; retry retryable errors, then ask `recover`; never raises BackendError."""
+        attempt = 0
+        while True:
+            try:
+                completion: Completion = self.backend.complete(
+                    messages, tools, on_delta=on_delta, cancel=self.stop
+                )
+                return completion, None
+            except Cancelled as exc:
+                return None, exc
+            except BackendError as exc:
+                retryable = bool(getattr(exc, "retryable", False))
+                errors = step.record.setdefault("backend_errors", [])
+                errors.append({"error": str(exc), "retryable": retryable, "at": now_iso()})
+                delays = self.settings.retry_delays_s
+                if retryable and attempt < len(delays):
+                    delay = delays[attempt]
+                    attempt += 1
+                    self.emit(
+                        Event(
+                            "backend_error",
+                            step.index,
+                            {"error": str(exc), "retry_in_s": delay, "attempt": attempt},
+                        )
+                    )
+                    if self.stop.wait(delay):
+                        return None, Cancelled("stopped while waiting to retry")
+                    continue
+                self.emit(
+                    Event("backend_error", step.index, {"error": str(exc), "retry_in_s": None})
+                )
+                if self.recover is None:
+                    return None, exc
+                t = time.monotonic()
+                again = self.recover(exc)
+                self.waiting_s += time.monotonic() - t
+                if not again or self.stop.is_set():
+                    return None, exc
+                attempt = 0
+
+    def _assess(self, action: Action, thinking: str) -> Risk:
+        """The risk rules' verdict, with where the last typing went and what has focus now."""
+        context = RiskContext(
+            thinking=thinking,
+            previous=self.last_action,
+            previous_window=self.last_window,
+            window=self.focus() if isinstance(action, Type | Key) else None,
+        )
+        self.window_now = context.window
+        return self.rules.assess(action, context)
+
+    def _repeats(self, action: Action, frame: Frame) -> int:
+        """How many times in a row this action would now run on a screen that has not changed."""
+        if self.last_args is None or self.last_rgb is None:
+            return 1
+        if action_arguments(action) != self.last_args:
+            return 1
+        if _changed_pixels(self.last_rgb, frame.rgb) > UNCHANGED_TOLERANCE_PX:
+            return 1
+        return self.repeats + 1
+
+    def _forget_last(self) -> None:
+        """Nothing ran this step: the next action is not "right after" the previous one."""
+        self.last_args = self.last_rgb = None
+        self.repeats = 0
+        self.last_action = None
+        self.last_window = None
+
+    def _refuse(
+        self, step: _Step, image: ImagePart, reply: str, action: Action, risk: Risk
+    ) -> RunResult | None:
+        """A blocked action: recorded with its reason, reported to the model, never executed."""
+        self._forget_last()
+        decision = Decision("reject", by="rules", note=risk.reason)
+        step.decide(decision)
+        step.record["risk"] = risk.to_json()
+        self.emit(Event("decision", step.index, {"decision": decision, "risk": risk}))
+        result = (
+            f"Blocked by the user's rules, nothing was executed: {risk.reason}. "
+            "Do not try it again; find another way or end the task."
+        )
+        step.finish_result(result)
+        self.history.append(HistoryEntry(image, reply, result, describe(action)))
         return None
 
     def _invalid(
@@ -374,6 +559,18 @@ class _Run:
                 step.index + 1,
             )
         return None
+
+
+def _changed_pixels(a: bytes, b: bytes) -> int:
+    """How many pixels differ between two RGB frames of the same size (all, if sizes differ)."""
+    if a == b:  # memcmp: the common case
+        return 0
+    if len(a) != len(b):
+        return max(len(a), len(b)) // 3
+    import numpy as np
+
+    diff = np.frombuffer(a, np.uint8) != np.frombuffer(b, np.uint8)
+    return int(np.count_nonzero(diff.reshape(-1, 3).any(axis=1)))
 
 
 class _Step:

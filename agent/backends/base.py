@@ -11,9 +11,18 @@ from typing import Literal, Protocol
 class BackendError(RuntimeError):
     """A backend failure with a one-line, user-facing message saying what to do."""
 
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        # True when sending the same request again may succeed (for the local worker: after the
+        # restart that the next request does): the loop may retry, then offer Retry/Restart.
+        self.retryable = retryable
+
 
 class Cancelled(BackendError):
-    """Generation was stopped on request."""
+    """Generation was stopped on request; never retryable."""
+
+    def __init__(self, message: str = "generation stopped") -> None:
+        super().__init__(message, retryable=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,106 @@
+"""Which application has keyboard focus (WM_CLASS), for risk rules such as Enter in a terminal."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+_MAX_DEPTH = 6  # frames of reparenting window managers are at most a few levels deep
+
+
+class FocusProbe:
+    """Reads the WM_CLASS of the focused window over its own X connection; None when unknown."""
+
+    def __init__(self) -> None:
+        self._display: Any = None
+        self._lock = threading.Lock()
+        self._broken = not os.environ.get("DISPLAY")
+
+    def wm_class(self) -> str | None:
+        """The "instance class" of the focused top-level window, lower case, or None."""
+        if self._broken:
+            return None
+        with self._lock:
+            try:
+                return self._wm_class()
+            except Exception:  # a vanished window or a closed display: unknown, never fatal
+                return None
+
+    def _connect(self) -> Any:
+        if self._display is None:
+            try:
+                from Xlib import display
+
+                self._display = display.Display()
+            except Exception:
+                self._broken = True
+                raise
+        return self._display
+
+    def _wm_class(self) -> str | None:
+        from Xlib import X
+
+        d = self._connect()
+        root = d.screen().root
+        candidates: list[Any] = []
+        active = d.intern_atom("_NET_ACTIVE_WINDOW", only_if_exists=True)
+        if active:
+            prop = root.get_full_property(active, X.AnyPropertyType)
+            if prop is not None and len(prop.value) and int(prop.value[0]):
+                candidates.append(d.create_resource_object("window", int(prop.value[0])))
+        focus = d.get_input_focus().focus
+        # 0 (None) and 1 (PointerRoot) are not windows: keys then go where the pointer is.
+        if not isinstance(focus, int) and focus.id != root.id:
+            candidates.append(focus)
+        pointer_child = root.query_pointer().child
+        if (isinstance(focus, int) or focus.id == root.id) and pointer_child:
+            candidates.append(pointer_child)
+        for window in candidates:
+            found = _class_up(window, root.id) or _class_down(window, _MAX_DEPTH)
+            if found:
+                return found
+        return None
+
+    def close(self) -> None:
+        """Drop the X connection."""
+        with self._lock:
+            if self._display is not None:
+                try:
+                    self._display.close()
+                except Exception:
+                    pass
+                self._display = None
+
+
+def _format(value: Any) -> str | None:
+    """WM_CLASS as python-xlib returns it (a pair) as one lower-case string."""
+    if not value:
+        return None
+    parts = [str(p) for p in value if p]
+    return " ".join(parts).lower() or None
+
+
+def _class_up(window: Any, root_id: int) -> str | None:
+    """WM_CLASS of the window or its nearest ancestor below the root (toolkits focus children)."""
+    for _ in range(32):
+        found = _format(window.get_wm_class())
+        if found:
+            return found
+        parent = window.query_tree().parent
+        if not parent or parent.id == root_id:
+            return None
+        window = parent
+    return None
+
+
+def _class_down(window: Any, depth: int) -> str | None:
+    """WM_CLASS of the window or the first descendant that has one (a WM frame holds a client)."""
+    found = _format(window.get_wm_class())
+    if found or depth <= 0:
+        return found
+    for child in reversed(window.query_tree().children):  # top of the stacking order first
+        found = _class_down(child, depth - 1)
+        if found:
+            return found
+    return None

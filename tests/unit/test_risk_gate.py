@@ -1,0 +1,323 @@
+"""The loop gates actions by risk: a corpus of risky actions, blocked rules, runaway, time caps.
+
+Every row of tests/data/risk_corpus.jsonl runs through the real loop (model stood in by a
+scripted backend answering in Qwen 3.5's format); the executor records what it is asked to do.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actions.executor import ExecResult
+from actions.screen import CoordinateSpace, Frame, Monitor
+from actions.types import Action, action_arguments
+from agent.approval import ApprovalRequest, Decision, policy
+from agent.backends.base import BackendError, ChatMessage, Completion, OnDelta
+from agent.loop import LoopSettings, RunResult, run_task
+from agent.protocol import parse_arguments
+from agent.recording import Recorder, read_run
+from agent.risk import RiskRules
+from tests.support.scripted_server import xml_call
+
+DATA = Path(__file__).parent.parent / "data"
+MONITOR = Monitor(1, 0, 0, 64, 48, primary=True)
+CORPUS = [json.loads(line) for line in (DATA / "risk_corpus.jsonl").read_text().splitlines()]
+
+
+class Screen:
+    """A screen that changes every capture unless `still`."""
+
+    monitor = MONITOR
+
+    def __init__(self, still: bool = False) -> None:
+        self.n = 0
+        self.still = still
+
+    def capture(self) -> Frame:
+        self.n += 0 if self.still else 1
+        return Frame(bytes([self.n % 256]) * (64 * 48 * 3), 64, 48, MONITOR, time.time())
+
+    def wait_until_stable(self, *, min_s: float, max_s: float) -> float:
+        return 0.0
+
+
+class Executor:
+    """Records every action it is asked to perform."""
+
+    def __init__(self) -> None:
+        self.done: list[dict[str, object]] = []
+
+    def execute(
+        self,
+        action: Action,
+        *,
+        space: CoordinateSpace,
+        monitor: Monitor,
+        cancel: threading.Event | None = None,
+    ) -> ExecResult:
+        self.done.append(action_arguments(action))
+        return ExecResult(ok=True, detail="done")
+
+
+class Backend:
+    """Answers from a list of (thinking, computer_use arguments); then terminates."""
+
+    model = "scripted"
+
+    def __init__(self, script: list[tuple[str, dict[str, Any]]], fail: int = 0) -> None:
+        self.script = list(script)
+        self.fail = fail
+        self.prompts: list[str] = []
+
+    def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[dict[str, object]],
+        *,
+        on_delta: OnDelta | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Completion:
+        if self.fail:
+            self.fail -= 1
+            raise BackendError("the endpoint answered HTTP 500", retryable=True)
+        self.prompts.append("\n".join(m.text() for m in messages))
+        thinking, args = (
+            self.script.pop(0)
+            if self.script
+            else ("done", {"action": "terminate", "status": "success"})
+        )
+        return Completion(f"{thinking}\n</think>\n\n{xml_call(**args)}")
+
+    def describe(self) -> dict[str, object]:
+        return {"kind": "scripted"}
+
+    def close(self) -> None:
+        pass
+
+
+class Asked:
+    """A person who answers every question the same way, and counts them."""
+
+    def __init__(self, kind: str = "reject") -> None:
+        self.kind = kind
+        self.requests: list[ApprovalRequest] = []
+
+    def __call__(self, request: ApprovalRequest) -> Decision:
+        self.requests.append(request)
+        return Decision(self.kind)  # type: ignore[arg-type]
+
+
+def run(
+    tmp_path: Path,
+    script: list[tuple[str, dict[str, Any]]],
+    decide: Any,
+    *,
+    rules: RiskRules | None = None,
+    windows: list[str | None] | None = None,
+    settings: LoopSettings | None = None,
+    screen: Screen | None = None,
+    backend: Backend | None = None,
+    executor: Executor | None = None,
+) -> tuple[RunResult, Executor, Backend]:
+    backend = backend or Backend(script)
+    executor = executor or Executor()
+    queue = list(windows or [])
+    result = run_task(
+        "task",
+        backend=backend,
+        screen=screen or Screen(),
+        executor=executor,
+        decide=decide,
+        recorder=Recorder(tmp_path / "runs", {"task": "task"}),
+        settings=settings or LoopSettings(),
+        rules=rules,
+        focus=lambda: queue.pop(0) if len(queue) > 1 else (queue[0] if queue else None),
+    )
+    return result, executor, backend
+
+
+def corpus_script(row: dict[str, Any]) -> tuple[list[tuple[str, dict[str, Any]]], list[str | None]]:
+    """The row's action, after its previous action when it has one, with the focus per step."""
+    script = [(row["thinking"] or "ok", row["action"])]
+    windows = [row["window"]]
+    if row["previous"] is not None:
+        script.insert(0, ("I type first", row["previous"]))
+        windows.insert(0, row["previous_window"])
+    return script, windows
+
+
+def test_the_corpus_is_big_enough() -> None:
+    assert sum(r["expect"] == "risky" for r in CORPUS) >= 100
+    assert sum(r["expect"] == "safe" for r in CORPUS) >= 40
+    for row in CORPUS:  # every row is a valid action as a model would write it
+        parse_arguments(row["action"], CoordinateSpace.relative())
+
+
+def test_guarded_mode_gates_every_risky_action_and_no_safe_one(tmp_path: Path) -> None:
+    gated = missed = over = 0
+    for n, row in enumerate(CORPUS):
+        script, windows = corpus_script(row)
+        person = Asked("reject")
+        _, executor, _ = run(tmp_path / str(n), script, policy("guarded", person), windows=windows)
+        asked = [action_arguments(r.action) for r in person.requests]
+        target = parse_arguments(row["action"], CoordinateSpace.relative())
+        was_asked = action_arguments(target) in asked
+        if row["expect"] == "risky":
+            gated += was_asked
+            missed += not was_asked
+            assert action_arguments(target) not in executor.done, row
+        else:
+            over += was_asked
+    assert missed == 0 and over == 0, (gated, missed, over)
+
+
+def test_risky_without_a_person_is_refused_recorded_and_told_to_the_model(tmp_path: Path) -> None:
+    script = [("I clean up", {"action": "type", "text": "sudo rm -rf /tmp/x"})]
+    result, executor, backend = run(tmp_path, script, policy("guarded", None))
+    assert executor.done == [] and result.outcome == "success"
+    rec = read_run(Path(str(result.run_dir)))
+    first = rec.steps[0]
+    assert first["risk"]["level"] == "risky"
+    assert first["decision"]["kind"] == "reject" and first["decision"]["by"] == "guarded"
+    assert "nobody is at a terminal" in first["result"]
+    assert "Refused, nothing was executed" in backend.prompts[1]  # the model hears why
+
+
+BLOCKED = [
+    {"action": "type", "text": "rm -rf ~/"},
+    {"action": "type", "text": "sudo apt update"},
+    {"action": "type", "text": "SUDO -i"},
+    {"action": "type", "text": "cat x > /dev/sda"},
+    {"action": "type", "text": "ls /dev/nvme0n1p1"},
+    {"action": "key", "keys": ["ctrl", "alt", "delete"]},
+    {"action": "key", "keys": ["alt", "F4"]},
+    {"action": "key", "keys": ["Alt+F4"]},
+    {"action": "left_click_drag", "start_coordinate": [1, 1], "coordinate": [9, 9]},
+    {"action": "left_click_drag", "coordinate": [9, 9]},
+]
+
+
+@pytest.mark.parametrize("mode", ["ask", "guarded", "auto"])
+def test_blocked_actions_never_run_in_any_mode(tmp_path: Path, mode: str) -> None:
+    rules = RiskRules.load(DATA / "blocked_rules.toml")
+    person = Asked("approve")  # even a person approving everything cannot run them
+    script = [("go", args) for args in BLOCKED]
+    script.append(("now the wire transfer", {"action": "left_click", "coordinate": [5, 5]}))
+    result, executor, _ = run(tmp_path, script, policy(mode, person), rules=rules)  # type: ignore[arg-type]
+    assert executor.done == []
+    assert person.requests == []
+    steps = read_run(Path(str(result.run_dir))).steps
+    assert [s["risk"]["level"] for s in steps[:-1]] == ["blocked"] * (len(BLOCKED) + 1)
+    assert all(
+        s["decision"]
+        == {"kind": "reject", "by": "rules", "note": s["risk"]["reason"], "edited_action": None}
+        for s in steps[:-1]
+    )
+    assert all(s["result"].startswith("Blocked by the user's rules") for s in steps[:-1])
+
+
+def test_an_edit_into_a_blocked_action_does_not_run(tmp_path: Path) -> None:
+    rules = RiskRules.load(DATA / "blocked_rules.toml")
+    edited = parse_arguments({"action": "type", "text": "sudo reboot"}, CoordinateSpace.relative())
+    result, executor, _ = run(
+        tmp_path,
+        [("typing", {"action": "type", "text": "hello"})],
+        lambda r: Decision("edit", action=edited),
+        rules=rules,
+    )
+    assert executor.done == []
+    assert read_run(Path(str(result.run_dir))).steps[0]["risk"]["level"] == "blocked"
+
+
+def test_the_same_action_on_an_unchanged_screen_pauses_and_asks(tmp_path: Path) -> None:
+    click = {"action": "left_click", "coordinate": [500, 500]}
+    person = Asked("approve")
+    result, executor, _ = run(
+        tmp_path, [("click", click)] * 6, policy("auto", person), screen=Screen(still=True)
+    )
+    # Asked at the 3rd identical click, then counting starts again: the 5th asks again.
+    assert [r.step for r in person.requests] == [2, 4]
+    assert all("3 times in a row" in str(r.attention) for r in person.requests)
+    assert len(executor.done) == 6 and result.outcome == "success"
+    steps = read_run(Path(str(result.run_dir))).steps
+    assert steps[2]["runaway"]["repeats"] == 3
+
+
+def test_runaway_without_a_person_stops_the_run(tmp_path: Path) -> None:
+    click = {"action": "left_click", "coordinate": [500, 500]}
+    result, executor, _ = run(
+        tmp_path, [("click", click)] * 6, policy("auto", None), screen=Screen(still=True)
+    )
+    assert result.outcome == "stopped" and "3 times in a row" in result.message
+    assert len(executor.done) == 2
+
+
+def test_a_changing_screen_is_not_a_runaway(tmp_path: Path) -> None:
+    click = {"action": "left_click", "coordinate": [500, 500]}
+    person = Asked("approve")
+    result, executor, _ = run(tmp_path, [("click", click)] * 6, policy("auto", person))
+    assert person.requests == [] and len(executor.done) == 6
+
+
+def test_wall_time_cap_ends_the_run(tmp_path: Path) -> None:
+    click = {"action": "left_click", "coordinate": [500, 500]}
+
+    class Slow(Backend):
+        def complete(self, *args: Any, **kwargs: Any) -> Completion:
+            time.sleep(0.05)
+            return super().complete(*args, **kwargs)
+
+    settings = LoopSettings(max_minutes=0.08 / 60)
+    result, executor, _ = run(
+        tmp_path, [], policy("auto", None), settings=settings, backend=Slow([("c", click)] * 20)
+    )
+    assert result.outcome == "max_time" and "time limit" in result.message
+    assert 1 <= len(executor.done) < 20
+
+
+def test_retryable_backend_errors_are_retried_and_recorded(tmp_path: Path) -> None:
+    settings = LoopSettings(retry_delays_s=(0.01, 0.01))
+    click = {"action": "left_click", "coordinate": [500, 500]}
+    result, executor, _ = run(
+        tmp_path,
+        [],
+        policy("auto", None),
+        settings=settings,
+        backend=Backend([("c", click)], fail=2),
+    )
+    assert result.outcome == "success" and len(executor.done) == 1
+    first = read_run(Path(str(result.run_dir))).steps[0]
+    assert [e["retryable"] for e in first["backend_errors"]] == [True, True]
+
+
+def test_after_retries_recover_decides(tmp_path: Path) -> None:
+    settings = LoopSettings(retry_delays_s=(0.01,))
+    click = {"action": "left_click", "coordinate": [500, 500]}
+    asked: list[str] = []
+
+    def recover(exc: BackendError) -> bool:
+        asked.append(str(exc))
+        return len(asked) < 2  # retry once, then give up
+
+    backend = Backend([("c", click)], fail=10)
+    result = run_task(
+        "task",
+        backend=backend,
+        screen=Screen(),
+        executor=Executor(),
+        decide=policy("auto", None),
+        recorder=Recorder(tmp_path / "runs", {"task": "task"}),
+        settings=settings,
+        recover=recover,
+    )
+    assert len(asked) == 2 and result.outcome == "error"
+    assert "HTTP 500" in result.message
+    steps = read_run(Path(str(result.run_dir))).steps
+    assert len(steps) == 1 and len(steps[0]["backend_errors"]) == 4
