@@ -221,6 +221,7 @@ class Screen:
         max_s: float = SETTLE_MAX_S,
         interval_s: float = SETTLE_INTERVAL_S,
         tolerance_px: int = SETTLE_TOLERANCE_PX,
+        cancel: threading.Event | None = None,
     ) -> float:
         """Wait until the screen stops changing, within [min_s, max_s]; returns seconds waited.
 
@@ -235,8 +236,13 @@ class Screen:
             elapsed = time.monotonic() - start
             if elapsed >= max_s:
                 return elapsed
-            # Sleep to the next grab, but never past max_s.
-            time.sleep(max(0.0, min(interval_s, max_s - elapsed)))
+            # Sleep to the next grab, but never past max_s; a stop ends the wait at once.
+            pause = max(0.0, min(interval_s, max_s - elapsed))
+            if cancel is not None:
+                if cancel.wait(pause):
+                    return time.monotonic() - start
+            else:
+                time.sleep(pause)
             current = self._grab_raw(region)
             still = frame_difference(previous, current) <= tolerance_px
             previous = current

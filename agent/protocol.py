@@ -423,6 +423,13 @@ def _keys(value: object) -> tuple[str, ...]:
         if len(key) > MAX_KEY_CHARS:
             raise ProtocolError(f"key {_show(key)} is longer than {MAX_KEY_CHARS} characters")
         _check_unicode(key, "keys")
+    # An unknown key name is not a valid action: refuse it here, before anyone approves it.
+    from actions.keys import KeyNameError, normalize_chord
+
+    try:
+        normalize_chord(keys)
+    except KeyNameError as exc:
+        raise ProtocolError(str(exc).split(":")[0]) from None
     return tuple(keys)
 
 

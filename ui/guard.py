@@ -57,9 +57,11 @@ class MaskedScreen:
         frame: Frame = self._screen.capture()  # type: ignore[attr-defined]
         return mask_frame(frame, self._excluded())
 
-    def wait_until_stable(self, *, min_s: float, max_s: float) -> float:
+    def wait_until_stable(
+        self, *, min_s: float, max_s: float, cancel: threading.Event | None = None
+    ) -> float:
         """Delegate to the real screen."""
-        return float(self._screen.wait_until_stable(min_s=min_s, max_s=max_s))  # type: ignore[attr-defined]
+        return float(self._screen.wait_until_stable(min_s=min_s, max_s=max_s, cancel=cancel))  # type: ignore[attr-defined]
 
 
 class GuardedExecutor:

@@ -37,7 +37,7 @@ class FakeScreen:
         img[60:120, x : x + 60] = 230
         return Frame(img.tobytes(), 320, 200, MONITOR, 0.0)
 
-    def wait_until_stable(self, *, min_s: float, max_s: float) -> float:
+    def wait_until_stable(self, *, min_s: float, max_s: float, cancel: object = None) -> float:
         """Nothing moves by itself here."""
         return 0.0
 

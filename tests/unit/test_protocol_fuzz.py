@@ -90,10 +90,21 @@ def texts() -> st.SearchStrategy[str]:
     return st.one_of(st.text(min_size=1, max_size=300), soup).filter(lambda t: "\x00" not in t)
 
 
+def _known_key(name: str) -> bool:
+    """Whether the executor knows the key (unknown names are invalid output since issue 7)."""
+    from actions.keys import KeyNameError, normalize_key
+
+    try:
+        normalize_key(name)
+    except KeyNameError:
+        return False
+    return True
+
+
 KEY_NAME = st.one_of(
     st.sampled_from(["ctrl", "alt", "shift", "super", "Return", "F4", "a", "+", "Page_Down"]),
     st.text(st.characters(exclude_characters="+", exclude_categories=["Cs"]), min_size=1,
-            max_size=12).map(str.strip).filter(bool),
+            max_size=12).map(str.strip).filter(bool).filter(_known_key),
 )
 
 

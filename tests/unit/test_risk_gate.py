@@ -44,7 +44,7 @@ class Screen:
         self.n += 0 if self.still else 1
         return Frame(bytes([self.n % 256]) * (64 * 48 * 3), 64, 48, MONITOR, time.time())
 
-    def wait_until_stable(self, *, min_s: float, max_s: float) -> float:
+    def wait_until_stable(self, *, min_s: float, max_s: float, cancel: object = None) -> float:
         return 0.0
 
 
