@@ -57,9 +57,44 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=["cuda", "mps", "cpu"], help="local worker device")
     p.add_argument(
         "--approve",
-        choices=["ask", "auto"],
+        choices=["ask", "guarded", "auto"],
         default="ask",
-        help="ask for every action (default) or run unattended",
+        help="ask for every action (default), only for risky ones (guarded; without a terminal "
+        "they are refused), or run unattended (auto); blocked actions never run",
+    )
+    p.add_argument(
+        "--risk-rules",
+        type=Path,
+        metavar="TOML",
+        help="risk rules file (default: risk.toml in the config folder if present; "
+        "see docs/reliability.md)",
+    )
+    p.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="text to keep out of recordings and exports (repeatable; prefer --secret-env)",
+    )
+    p.add_argument(
+        "--secret-env",
+        action="append",
+        default=[],
+        metavar="VAR",
+        help="environment variable whose value is secret (repeatable)",
+    )
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=30.0,
+        help="end the run after this many minutes of its own time, waiting for you excluded "
+        "(default 30; 0: no limit)",
+    )
+    p.add_argument(
+        "--repeat-limit",
+        type=int,
+        default=3,
+        help="pause (ask) at the Nth identical action in a row on an unchanged screen (default 3)",
     )
     p.add_argument(
         "--break-at",
@@ -106,6 +141,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-pixels", type=int, help="downscale screenshots above this many pixels")
     p.add_argument(
         "--timeout", type=float, default=120.0, help="seconds to wait for the model (default 120)"
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="send a request again this many times when the model backend fails in a way that "
+        "may pass (down, HTTP 5xx, timeout, the worker died), after 1 s, 4 s, ... (default 2)",
     )
     p.add_argument(
         "--api-key-env",
@@ -225,6 +267,17 @@ class TerminalView:
                 print(f"  thinking: {_excerpt(prop.thinking, 400)}", file=sys.stderr)
             if prop.action is not None:
                 print(f"  proposes {describe(prop.action)}", file=sys.stderr)
+                risk = event.data.get("risk")
+                if risk is not None and risk.level != "safe":
+                    print(f"  {risk.level}: {risk.reason}", file=sys.stderr)
+        elif event.kind == "decision" and event.data["decision"].kind == "reject":
+            decision = event.data["decision"]
+            if decision.by != "user":  # the user knows what they rejected
+                print(f"  refused, nothing executed: {decision.note}", file=sys.stderr)
+        elif event.kind == "backend_error":
+            again = event.data.get("retry_in_s")
+            later = f"; retrying in {again:g} s" if again is not None else ""
+            print(f"  model backend: {event.data['error']}{later}", file=sys.stderr)
         elif event.kind == "invalid":
             print(f"  invalid output, nothing executed: {event.data['error']}", file=sys.stderr)
         elif event.kind == "executed" and not event.data["ok"]:
@@ -242,21 +295,45 @@ def _excerpt(text: str, limit: int) -> str:
 def command_run(args: argparse.Namespace, task: str) -> int:
     """Run one task headless; returns the exit status."""
     from actions.screen import DisplayError, Screen
-    from agent.approval import Breakpoints, TerminalApprover, auto_approve, with_breakpoints
+    from agent.approval import Breakpoints, TerminalApprover, policy, with_breakpoints
     from agent.loop import LoopSettings, run_task
     from agent.recording import Recorder, run_info
+    from agent.risk import RiskConfigError, load_rules
+    from agent.secrets import Redactor, secrets_from_env
 
     if args.max_steps < 1:
         fail("--max-steps must be at least 1")
     if args.history_images < 1:
         fail("--history-images must be at least 1")
+    import os
+
+    if args.repeat_limit < 2:
+        fail("--repeat-limit must be at least 2")
+    try:
+        rules = load_rules(args.risk_rules)
+    except RiskConfigError as exc:
+        fail(str(exc))
+    missing = [name for name in args.secret_env if name not in os.environ]
+    if missing:
+        fail(f"--secret-env {missing[0]}: that environment variable is not set")
+    redactor = Redactor([*args.secret, *secrets_from_env(args.secret_env)])
+    api_key = os.environ.get(args.api_key_env)
+    if api_key:
+        redactor.add(api_key)  # never in a recording, whatever a model or server echoes
     if not task.strip():
         fail("the task is empty")
     try:
         breakpoints = Breakpoints.parse(args.break_at, args.break_on)
     except ValueError as exc:
         fail(str(exc))
-    if (args.approve == "ask" or breakpoints) and not sys.stdin.isatty():
+    interactive = sys.stdin.isatty()
+    if args.approve == "guarded" and not interactive:
+        print(
+            "deskpilot: note: stdin is not a terminal; risky actions will be refused and "
+            "reported to the model",
+            file=sys.stderr,
+        )
+    if (args.approve == "ask" or breakpoints) and not interactive:
         # Reading decisions from a pipe is allowed, but say what happens at its end.
         print(
             "deskpilot: note: stdin is not a terminal; decisions are read from it, "
@@ -275,6 +352,9 @@ def command_run(args: argparse.Namespace, task: str) -> int:
         "max_steps": args.max_steps,
         "history_images": args.history_images,
         "coords": args.coords,
+        "repeat_limit": args.repeat_limit,
+        "retry_delays_s": tuple(1.0 * 4**n for n in range(max(0, args.retries))),
+        "max_minutes": args.max_minutes if args.max_minutes > 0 else None,
     }
     if args.max_pixels:
         settings_kwargs["max_pixels"] = args.max_pixels
@@ -289,15 +369,23 @@ def command_run(args: argparse.Namespace, task: str) -> int:
                 approval=args.approve,
                 monitor=screen.monitor,
                 settings=settings.to_json(),
+                risk_rules=rules.summary,
             ),
+            redactor=redactor,
         )
     except OSError as exc:
         fail(f"cannot write recordings to {runs_dir}: {exc}")
     print(f"deskpilot: recording to {recorder.dir}", file=sys.stderr)
     ask = TerminalApprover(sys.stdin, sys.stderr)
+    # Guarded without a terminal: nobody can approve, so risky actions are refused. Ask mode
+    # and breakpoints read decisions from stdin even when it is a pipe.
+    person = ask if interactive or args.approve == "ask" else None
     # With auto, the terminal is asked only from a breakpoint on, until `c` (continue).
-    decide = with_breakpoints(auto_approve if args.approve == "auto" else ask, ask, breakpoints)
+    decide = with_breakpoints(policy(args.approve, person), ask, breakpoints)
+    from actions.window import FocusProbe
+
     executor = Executor()
+    focus = FocusProbe()
     stop = threading.Event()
     try:
         result = run_task(
@@ -310,10 +398,13 @@ def command_run(args: argparse.Namespace, task: str) -> int:
             settings=settings,
             on_event=TerminalView(args.quiet),
             stop=stop,
+            rules=rules,
+            focus=focus.wm_class,
         )
         if result.outcome in ("stopped", "error"):
             executor.release_all()  # a stop mid-action must leave no key or button held
     finally:
+        focus.close()
         executor.close()
         backend.close()
     if result.answer is not None:
@@ -365,22 +456,35 @@ def main(argv: list[str] | None = None) -> int:
         print("deskpilot: interrupted", file=sys.stderr)
         return EXIT_FAILED
     except Exception as exc:  # a bug: keep the details in a file, show one line
-        log = report_crash(exc)
-        print(
-            f"deskpilot: internal error: {type(exc).__name__}: {exc} (details in {log})",
-            file=sys.stderr,
-        )
+        from agent.secrets import Redactor
+
+        # The API key (and any secret given) never reaches the log or the terminal.
+        redactor = Redactor(_secret_values(args))
+        log = report_crash(exc, redactor.redact_text)
+        line = redactor.redact_text(f"{type(exc).__name__}: {exc}")
+        print(f"deskpilot: internal error: {line} (details in {log})", file=sys.stderr)
         return EXIT_FAILED
 
 
-def report_crash(exc: BaseException) -> Path:
-    """Write the traceback of an unexpected error to the user's log folder."""
+def _secret_values(args: argparse.Namespace) -> list[str]:
+    """The values that must never be written anywhere: the API key and the user's secrets."""
+    import os
+
+    names = [getattr(args, "api_key_env", "DESKPILOT_API_KEY"), *getattr(args, "secret_env", [])]
+    values = [os.environ.get(name, "") for name in names]
+    return [v for v in [*values, *getattr(args, "secret", [])] if v]
+
+
+def report_crash(exc: BaseException, redact: Any = None) -> Path:
+    """Write the traceback of an unexpected error to the user's log folder (secrets redacted)."""
     import tempfile
     import traceback
 
     from platformdirs import user_log_dir
 
     text = "".join(traceback.format_exception(exc))
+    if redact is not None:
+        text = redact(text)
     for folder in (Path(user_log_dir("deskpilot")), Path(tempfile.gettempdir())):
         try:
             folder.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,8 @@ from typing import Any
 
 from actions.screen import Monitor
 from agent.backends.base import ChatMessage, ImagePart, Part
+from agent.backends.openai_compat import API_KEY_ENV
+from agent.secrets import Redactor, find_secrets, secrets_from_env
 
 # 2 added each step's `prompt` (the messages sent); readers accept every version listed here.
 FORMAT_VERSION = 2
@@ -74,12 +76,34 @@ def run_info(
 
 
 class Recorder:
-    """Writes one run directory; every completed step is on disk before the next begins."""
+    """Writes one run directory; every completed step is on disk before the next begins.
 
-    def __init__(self, runs_dir: Path, info: dict[str, Any]) -> None:
+    Everything written passes through `redactor`: the user's secrets, the API key's value,
+    secrets found in the task, and typed text that looks like a password or a key (found as
+    each step is appended) never reach run.json or steps.jsonl, whole or cut off. Later
+    prompts and results echo typed text, and the same redactor covers them; when a secret is
+    learnt, lines already written are re-scrubbed. Screenshots are pixels and are not
+    redacted: a password field usually shows dots, but anything else on screen is kept.
+    """
+
+    def __init__(
+        self, runs_dir: Path, info: dict[str, Any], *, redactor: Redactor | None = None
+    ) -> None:
+        self.redactor = redactor if redactor is not None else Redactor()
+        backend = info.get("backend")
+        key_env = backend.get("api_key_env") if isinstance(backend, dict) else None
+        for value in secrets_from_env({API_KEY_ENV, *([key_env] if key_env else [])}):
+            self.redactor.add(value)
+        task = info.get("task")
+        reasons = []
+        if isinstance(task, str):
+            for secret, reason in find_secrets(task, task):
+                self.redactor.add(secret)
+                reasons.append(f"task: {reason}")
         self.run_id = new_run_id()
         self.dir = Path(runs_dir) / self.run_id
         (self.dir / "screenshots").mkdir(parents=True, exist_ok=False)
+        # Kept as given, redacted each time it is written, so later secrets reach it too.
         self.info: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "run_id": self.run_id,
@@ -89,12 +113,17 @@ class Recorder:
             "outcome": None,
             "steps": 0,
         }
+        if reasons:
+            self.info["redacted"] = reasons
         self._write_info()
+        # Unredacted: equal messages stay equal, and what is written is redacted anyway.
         self._last_prompt: list[dict[str, Any]] = []
         self._steps = open(self.dir / "steps.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        self._scrubbed_version = self.redactor.version
 
     def _write_info(self) -> None:
-        text = json.dumps(self.info, ensure_ascii=False, indent=2) + "\n"
+        info = self.redactor.redact(self.info)
+        text = json.dumps(info, ensure_ascii=False, indent=2) + "\n"
         _write_atomic(self.dir / "run.json", text.encode("utf-8"))
 
     def save_screenshot(self, index: int, png: bytes) -> str:
@@ -115,19 +144,74 @@ class Recorder:
         return {"same_as_previous": same, "count": len(encoded), "messages": encoded[same:]}
 
     def append_step(self, record: dict[str, Any]) -> None:
-        """Append one step as a JSON line and flush it to the OS."""
-        self._steps.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
+        """Append one step, redacted, as a JSON line and flush it to the OS."""
+        reasons = self._learn_typed_secrets(record)
+        line = self.redactor.redact(record)
+        if reasons:
+            line["redacted"] = reasons
+        self._rescrub_if_needed()
+        self._steps.write(json.dumps(line, ensure_ascii=False, allow_nan=False) + "\n")
         self._steps.flush()
         self.info["steps"] = int(record.get("index", 0)) + 1
 
     def finish(self, outcome: dict[str, Any]) -> None:
         """Close the steps file and write the end time and outcome into run.json."""
         if not self._steps.closed:
+            self._rescrub_if_needed()
             os.fsync(self._steps.fileno())
             self._steps.close()
         self.info["ended_at"] = now_iso()
         self.info["outcome"] = outcome
         self._write_info()
+
+    def _learn_typed_secrets(self, record: dict[str, Any]) -> list[str]:
+        """Add typed text that looks secret (proposed or as the user edited it); the reasons."""
+        decision = record.get("decision")
+        candidates = [
+            record.get("action"),
+            decision.get("edited_action") if isinstance(decision, dict) else None,
+        ]
+        thinking = record.get("thinking")
+        context = thinking if isinstance(thinking, str) else ""
+        reasons: list[str] = []
+        for args in candidates:
+            if not isinstance(args, dict) or args.get("action") != "type":
+                continue
+            text = args.get("text")
+            if not isinstance(text, str):
+                continue
+            found = find_secrets(text, context)
+            for secret, _ in found:
+                self.redactor.add(secret)
+            reasons += [f"typed text: {reason}" for _, reason in found]
+            if not found and self.redactor.redact_text(text) != text:
+                reasons.append("typed text: marked secret")
+        return list(dict.fromkeys(reasons))
+
+    def _rescrub_if_needed(self) -> None:
+        """After a new secret, redact what is already on disk again (atomically)."""
+        version = self.redactor.version
+        if version == self._scrubbed_version:
+            return
+        self._scrubbed_version = version
+        self._write_info()
+        self._steps.flush()
+        path = self.dir / "steps.jsonl"
+        old = path.read_bytes().split(b"\n")
+        new: list[bytes] = []
+        for raw in old:
+            try:
+                line = json.dumps(
+                    self.redactor.redact(json.loads(raw)), ensure_ascii=False, allow_nan=False
+                ).encode("utf-8")
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                line = raw  # only a blank end; this recorder writes whole lines
+            new.append(line)
+        if new == old:
+            return
+        _write_atomic(path, b"\n".join(new))
+        self._steps.close()
+        self._steps = open(path, "a", encoding="utf-8")  # noqa: SIM115
 
 
 @dataclass(slots=True)

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from actions.screen import CoordinateSpace, Monitor
-from actions.types import FINAL_ACTIONS, Action, describe
+from actions.types import FINAL_ACTIONS, Action, Type, describe
 from agent.backends.base import Backend, ChatMessage, Completion, ImagePart
 from agent.loop import ExecutorLike, ScreenLike
 from agent.protocol import Proposal, ProtocolError, parse_arguments, parse_completion, tool_schema
 from agent.recording import Recording, load_messages, prompt_messages
+from agent.secrets import MARKER
 
 # The screens are compared as grey thumbnails THUMB_WIDTH pixels wide: small enough that
 # anti-aliasing, a blinking caret or a clock's seconds barely register, large enough that a
@@ -134,6 +135,14 @@ def replay(
             why = f"decision {kind}" if kind else step.get("parse_error") or "nothing executed"
             log(f"step {index + 1}: nothing to replay ({why})")
             continue
+        if isinstance(action, Type) and MARKER in action.text:
+            # Never type the marker into someone's password field: the secret is not recorded.
+            return ReplayResult(
+                False,
+                f"step {index + 1}: the typed text was a secret and is not recorded; "
+                "type it yourself, then replay from the next step",
+                executed,
+            )
         geometry = step_geometry(step)
         assert geometry is not None  # executed_action found one
         space, monitor = geometry

@@ -403,6 +403,7 @@ def render_html(recording: Recording, steps: Iterable[dict[str, Any]]) -> str:
     ]
     if outcome.get("answer") is not None:
         parts.append(f"<p>Answer: {_esc(outcome['answer'])}</p>")
+    parts.append(_redacted_html(info))
     for warning in recording.warnings:
         parts.append(f"<p class='err'>warning: {_esc(warning)}</p>")
     parts.append("</header>")
@@ -421,6 +422,7 @@ def _step_html(recording: Recording, step: dict[str, Any]) -> str:
     if step.get("screenshot"):
         image = render_step(recording, step, _html_size(recording, step), caption=False)
         out.append(f"<img alt='step {index + 1} screenshot' src='{_data_url(qimage_png(image))}'>")
+    out.append(_redacted_html(step))
     for key, label in (("parse_error", "Parse error"), ("error", "Error")):
         if step.get(key):
             out.append(f"<p class='err'>{label}: {_esc(step[key])}</p>")
@@ -455,6 +457,14 @@ def _step_html(recording: Recording, step: dict[str, Any]) -> str:
         out.append("</details>")
     out.append("</section>")
     return "".join(out)
+
+
+def _redacted_html(data: dict[str, Any]) -> str:
+    """Why text shows as [REDACTED] (the recorder stores reasons, never the text)."""
+    reasons = data.get("redacted")
+    if not isinstance(reasons, list) or not reasons:
+        return ""
+    return f"<p class='meta'>Redacted: {_esc('; '.join(str(r) for r in reasons))}</p>"
 
 
 def _html_size(recording: Recording, step: dict[str, Any]) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""`run --approve guarded` without a terminal: risky actions on a real xterm are refused and told."""
+"""`run --approve guarded` with no terminal: risky actions on a real xterm are refused and told."""
 
 from __future__ import annotations
 

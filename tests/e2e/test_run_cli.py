@@ -363,10 +363,10 @@ def test_no_display_exits_2_with_one_line(tmp_path: Path) -> None:
 def test_server_failing_mid_run_keeps_completed_steps(probe_app: Any, tmp_path: Path) -> None:
     app = probe_app((40, 40, 880, 700))
     script = [Reply(xml_call(action="mouse_move", coordinate=mp(app.center("canvas")))),
-              Reply(status=500), Reply(status=500)]  # the client retries once  # fmt: skip
+              Reply(status=500), Reply(status=500)]  # the loop retries once  # fmt: skip
     server = ScriptedServer(script)
     try:
-        proc = run_cli(server, tmp_path / "runs")
+        proc = run_cli(server, tmp_path / "runs", "--approve", "auto", "--retries", "1")
     finally:
         server.close()
     assert proc.returncode == 1
@@ -375,6 +375,8 @@ def test_server_failing_mid_run_keeps_completed_steps(probe_app: Any, tmp_path: 
     assert info["outcome"]["status"] == "error"
     assert steps[0]["action"]["action"] == "mouse_move" and steps[0]["execution"]["ok"]
     assert "HTTP 500" in steps[1]["error"]
+    assert "retrying in 1 s" in proc.stderr
+    assert [e["retryable"] for e in steps[1]["backend_errors"]] == [True, True]
 
 
 @pytest.mark.parametrize(
@@ -438,8 +440,9 @@ def test_ctrl_c_mid_generation_stops_and_keeps_the_steps(xdisplay: str, tmp_path
 def test_sigkill_mid_run_leaves_a_readable_recording(xdisplay: str, tmp_path: Path) -> None:
     from agent.recording import read_run
 
-    move = xml_call(action="mouse_move", coordinate=[400, 400])
-    server = ScriptedServer([Reply(move), Reply(move), Reply(move), Reply(move, delay_s=20)])
+    # Different points: the same move on an unchanged screen would be a runaway pause.
+    moves = [xml_call(action="mouse_move", coordinate=[400 + 10 * n, 400]) for n in range(4)]
+    server = ScriptedServer([Reply(m) for m in moves[:3]] + [Reply(moves[3], delay_s=20)])
     proc = _start_cli(server, tmp_path / "runs")
     try:
         run_dir = _wait_for_steps(tmp_path / "runs", 3)
