@@ -49,8 +49,10 @@ class ScreenLike(Protocol):
         """Grab the monitor."""
         ...
 
-    def wait_until_stable(self, *, min_s: float, max_s: float) -> float:
-        """Wait for the screen to stop changing."""
+    def wait_until_stable(
+        self, *, min_s: float, max_s: float, cancel: threading.Event | None = None
+    ) -> float:
+        """Wait for the screen to stop changing (a set `cancel` ends the wait)."""
         ...
 
 
@@ -317,9 +319,11 @@ class _Run:
         image = step.saved(image)
         step.record["prompt"] = recorder.prompt_record(self.builder.messages(self.history, image))
         if isinstance(failure, Cancelled):
-            step.record["error"] = "generation stopped by the user"
+            after_error = isinstance(failure, _StoppedAfterError)
+            step.record["error"] = str(failure) if after_error else "generation stopped by the user"
             step.write()
-            return self.finish("stopped", "stopped by the user during generation", index + 1)
+            why = str(failure) if after_error else "stopped by the user during generation"
+            return self.finish("stopped", why, index + 1)
         if failure is not None or completion is None:
             step.record["error"] = f"model backend: {failure}"
             step.write()
@@ -438,7 +442,9 @@ class _Run:
 
         # Settle: wait until the screen stops changing (bounded).
         step.record["timings"]["settle_s"] = round(
-            self.screen.wait_until_stable(min_s=settings.settle_min_s, max_s=settings.settle_max_s),
+            self.screen.wait_until_stable(
+                min_s=settings.settle_min_s, max_s=settings.settle_max_s, cancel=self.stop
+            ),
             4,
         )
         step.finish_result(result)
@@ -484,7 +490,7 @@ class _Run:
                         )
                     )
                     if self.stop.wait(delay):
-                        return None, Cancelled("stopped while waiting to retry")
+                        return None, _StoppedAfterError("stopped by the user before a retry")
                     continue
                 self.emit(
                     Event("backend_error", step.index, {"error": str(exc), "retry_in_s": None})
@@ -494,7 +500,9 @@ class _Run:
                 t = time.monotonic()
                 again = self.recover(exc)
                 self.waiting_s += time.monotonic() - t
-                if not again or self.stop.is_set():
+                if self.stop.is_set():
+                    return None, _StoppedAfterError(f"stopped by the user after a backend error ({exc})")
+                if not again:
                     return None, exc
                 attempt = 0
 
@@ -559,6 +567,10 @@ class _Run:
                 step.index + 1,
             )
         return None
+
+
+class _StoppedAfterError(Cancelled):
+    """A stop while waiting to retry, or while the user chose how to recover from an error."""
 
 
 def _changed_pixels(a: bytes, b: bytes) -> int:

@@ -15,6 +15,7 @@ from PySide6.QtGui import QCloseEvent, QGuiApplication, QImage, QKeySequence, QS
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QStackedWidget,
@@ -37,17 +39,18 @@ from actions.types import ACTION_TYPES, describe
 from agent.approval import ApprovalRequest, Breakpoints, Decision
 from ui.guard import Rect
 from ui.hotkey import GlobalHotkey, describe_combo
-from ui.run_controller import RunController
+from ui.run_controller import RunController, load_risk_rules, parse_secrets
 from ui.settings import APPROVAL_MODES, AppSettings, load_settings, save_settings
-from ui.widgets import ApprovalPanel, ControlBar, LiveView
+from ui.widgets import ApprovalPanel, ControlBar, LiveView, RecoverBar, one_line, risk_text
 
 # Time for the X server to unmap the window before the agent captures or acts.
 STEP_ASIDE_MS = 250
 APPROVAL_HELP = {
     "step": "step: ask before every action",
-    "guarded": "guarded: ask before typing and key presses",
+    "guarded": "guarded: ask only before risky actions",
     "auto": "auto: run unattended (Stop or the hotkey end it)",
 }
+LOG_LINES = 500  # the run log keeps this many lines
 
 
 def _preload() -> None:
@@ -72,6 +75,10 @@ def _preload() -> None:
         "agent.backends.local",
         "actions.executor",
         "actions.focus",
+        "actions.window",
+        "Xlib.display",
+        "agent.risk",
+        "agent.secrets",
     ):
         try:
             importlib.import_module(name)
@@ -149,6 +156,7 @@ class MainWindow(QMainWindow):
         self.step_t0 = 0.0
         self.first_token_s: float | None = None
         self.streaming_kind = ""
+        self._proposed: dict[int, str] = {}  # step -> the proposed action, described
         self.test_log = os.environ.get("DESKPILOT_UI_LOG")
         self.test_shots = os.environ.get("DESKPILOT_UI_SHOTS")
         self._build()
@@ -175,6 +183,14 @@ class MainWindow(QMainWindow):
         self.task = QPlainTextEdit()
         self.task.setPlaceholderText("What should deskpilot do? e.g. Open the terminal and list ~")
         self.task.setMaximumHeight(80)
+        # Never saved: only this run's Redactor sees it (recordings and exports show [REDACTED]).
+        self.secrets = QLineEdit()
+        self.secrets.setEchoMode(QLineEdit.EchoMode.Password)
+        self.secrets.setPlaceholderText("text to keep out of recordings, comma-separated")
+        self.secrets.setToolTip(
+            "Secrets for this run (passwords, keys): redacted in the recording and exports; "
+            "one per line or comma-separated; never saved"
+        )
         self.backend_kind = QComboBox()
         self.backend_kind.addItem("Local worker", "local")
         self.backend_kind.addItem("OpenAI-compatible endpoint", "openai")
@@ -217,6 +233,27 @@ class MainWindow(QMainWindow):
         self.break_on.setToolTip(
             "Pause before these action kinds: " + ", ".join(sorted(ACTION_TYPES))
         )
+        self.max_minutes = QDoubleSpinBox()
+        self.max_minutes.setRange(0, 24 * 60)
+        self.max_minutes.setDecimals(1)
+        self.max_minutes.setSpecialValueText("no limit")
+        self.max_minutes.setSuffix(" min")
+        self.max_minutes.setToolTip(
+            "End the run after this much of its own time (waiting for you excluded)"
+        )
+        self.repeat_limit = QSpinBox()
+        self.repeat_limit.setRange(2, 100)
+        self.repeat_limit.setToolTip(
+            "Pause and ask at the Nth identical action in a row on a screen that has not changed"
+        )
+        self.risk_rules = QLineEdit()
+        self.risk_rules.setPlaceholderText("default: risk.toml in the config folder")
+        self.risk_rules.setToolTip("Risk rules (TOML): what is risky and what is blocked")
+        browse_rules = QPushButton("File…")
+        browse_rules.clicked.connect(self._browse_rules)
+        rules_row = QHBoxLayout()
+        rules_row.addWidget(self.risk_rules)
+        rules_row.addWidget(browse_rules)
 
         self.start_button = QPushButton("Start")
         self.pause_button = QPushButton("Pause")
@@ -241,6 +278,7 @@ class MainWindow(QMainWindow):
 
         form = QFormLayout()
         form.addRow("Task", self.task)
+        form.addRow("Secrets", self.secrets)
         form.addRow("Backend", self.backend_kind)
         form.addRow(self.backend_stack)
         form.addRow("Monitor", self.monitor)
@@ -248,6 +286,9 @@ class MainWindow(QMainWindow):
         form.addRow("Max steps", self.max_steps)
         form.addRow("Break at steps", self.break_at)
         form.addRow("Break on actions", self.break_on)
+        form.addRow("Time limit", self.max_minutes)
+        form.addRow("Repeat limit", self.repeat_limit)
+        form.addRow("Risk rules", rules_row)
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.addLayout(form)
@@ -256,15 +297,27 @@ class MainWindow(QMainWindow):
         ll.addStretch(1)
 
         self.step_label = QLabel("idle")
+        # Long status lines (a backend's error) are cut, not allowed to widen the window; the
+        # whole line is in the tooltip and the run log.
+        self.step_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.thinking = QPlainTextEdit()
         self.thinking.setReadOnly(True)
         self.thinking.setPlaceholderText("The model's thinking and answer stream here.")
         self.thinking.setMaximumHeight(140)
+        # One line per notable event: risky, blocked and refused actions, backend faults.
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(LOG_LINES)
+        self.log_view.setMaximumHeight(90)
+        self.log_view.setPlaceholderText("Run log: blocked, refused and risky actions, faults.")
+        self.recover_bar = RecoverBar()
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.addWidget(self.step_label)
         rl.addWidget(self.view, 1)
         rl.addWidget(self.thinking)
+        rl.addWidget(self.log_view)
+        rl.addWidget(self.recover_bar)
         rl.addWidget(self.panel)
 
         split = QSplitter()
@@ -294,6 +347,7 @@ class MainWindow(QMainWindow):
         self.restart_button.clicked.connect(self.restart_worker)
         self.bar.stop_clicked.connect(self.stop_run)
         self.panel.decided.connect(self.on_decided)
+        self.recover_bar.chosen.connect(self.on_recover_chosen)
         c = self.controller
         c.loop_event.connect(self.on_event)
         c.observed.connect(self.on_observed)
@@ -303,6 +357,7 @@ class MainWindow(QMainWindow):
         c.worker_state.connect(self.on_worker_state)
         c.finished.connect(self.on_finished)
         c.failed.connect(self.on_failed)
+        c.recover_requested.connect(self.on_recover)
         enter = QShortcut(QKeySequence(Qt.Key.Key_Return), self)
         enter.activated.connect(self._enter)
         QShortcut(QKeySequence(Qt.Key.Key_Enter), self).activated.connect(self._enter)
@@ -323,6 +378,9 @@ class MainWindow(QMainWindow):
         self.max_steps.setValue(s.max_steps)
         self.break_at.setText(s.break_at)
         self.break_on.setText(s.break_on)
+        self.max_minutes.setValue(s.max_minutes)
+        self.repeat_limit.setValue(s.repeat_limit)
+        self.risk_rules.setText(s.risk_rules)
 
     def form_settings(self) -> AppSettings:
         """The settings as the form shows them."""
@@ -339,6 +397,9 @@ class MainWindow(QMainWindow):
             max_steps=self.max_steps.value(),
             break_at=self.break_at.text().strip(),
             break_on=self.break_on.text().strip(),
+            max_minutes=float(self.max_minutes.value()),
+            repeat_limit=self.repeat_limit.value(),
+            risk_rules=self.risk_rules.text().strip(),
         )
 
     def _save(self) -> None:
@@ -347,6 +408,11 @@ class MainWindow(QMainWindow):
             save_settings(self.settings, self.settings_file)
         except OSError as exc:
             self.statusBar().showMessage(f"cannot save settings: {exc}")
+
+    def _browse_rules(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Risk rules", "", "TOML (*.toml)")
+        if path:
+            self.risk_rules.setText(path)
 
     def _browse_model(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Model folder")
@@ -368,6 +434,10 @@ class MainWindow(QMainWindow):
             self.approval,
             self.break_at,
             self.break_on,
+            self.secrets,
+            self.max_minutes,
+            self.repeat_limit,
+            self.risk_rules,
         ):
             w.setEnabled(not running)
         if not running:
@@ -402,14 +472,32 @@ class MainWindow(QMainWindow):
         except ValueError as exc:
             self.statusBar().showMessage(f"Breakpoints: {exc}")
             return
+        from agent.risk import RiskConfigError
+
+        try:
+            rules = load_risk_rules(self.settings)
+        except RiskConfigError as exc:  # a bad rules file: say which and why, start nothing
+            message = f"risk rules: {one_line(str(exc), 300)}"
+            self.statusBar().showMessage(message)
+            self.step_label.setText(message)
+            return
+        secrets = parse_secrets(self.secrets.text())
+        settings = self.settings
         self.thinking.clear()
+        self.log_view.clear()
+        self.recover_bar.clear()
+        self._proposed = {}
         self._set_running(True)
         self.bar.place(self._monitor_area())
         self.bar.set_status("starting")
         self.bar.show()
         self.stall.start()
         self._step_aside()
-        QTimer.singleShot(STEP_ASIDE_MS, self, lambda: self.controller.start(task, self.settings))
+        QTimer.singleShot(
+            STEP_ASIDE_MS,
+            self,
+            lambda: self.controller.start(task, settings, rules=rules, secrets=secrets),
+        )
 
     def stop_run(self) -> None:
         """The kill switch (Stop, Esc, the hotkey): cancel generation and release input."""
@@ -417,6 +505,7 @@ class MainWindow(QMainWindow):
             return
         self.controller.stop()
         self.panel.clear()
+        self.recover_bar.clear()
         self.bar.set_status("stopping…")
         self.step_label.setText("stopping…")
 
@@ -487,19 +576,72 @@ class MainWindow(QMainWindow):
             took = time.monotonic() - self.step_t0
             first = f", first token {self.first_token_s:.2f} s" if self.first_token_s else ""
             what = describe(prop.action) if prop.action is not None else "invalid output"
-            self._status(f"step {event.step + 1}: {what} (model {took:.1f} s{first})")
+            warn = risk_text(data.get("risk"))
+            self._status(
+                f"step {event.step + 1}: {what}{f' ({warn})' if warn else ''}"
+                f" (model {took:.1f} s{first})"
+            )
             if prop.action is not None:
+                self._proposed[event.step] = one_line(what, 100)
                 self.view.set_action(prop.action, data["space"], editable=False)
         elif kind == "invalid":
             self._status(f"step {event.step + 1}: invalid output, nothing executed")
             self.thinking.appendPlainText(f"\n[invalid output: {data['error']}]")
+            self.add_log(f"step {event.step + 1}: invalid output, nothing executed")
         elif kind == "decision":
-            self._status(f"step {event.step + 1}: {data['decision'].kind}")
+            self._on_decision(event.step, data["decision"], data.get("risk"))
+        elif kind == "backend_error":
+            self._on_backend_error(event.step, data)
         elif kind == "executed" and not data["ok"]:
             self._status(f"step {event.step + 1}: execution failed: {data['error']}")
+            self.add_log(f"step {event.step + 1}: execution failed: {one_line(data['error'])}")
+
+    def _on_decision(self, step: int, decision: Decision, risk: Any) -> None:
+        """Status and one log line; blocked and refused actions always say why."""
+        n, what = step + 1, self._proposed.get(step, "the action")
+        note = one_line(decision.note or "")
+        if decision.by == "rules":
+            line = f"step {n}: BLOCKED, not executed: {what} — {note}"
+            self._status(f"step {n}: blocked by your rules, not executed: {note}")
+        elif decision.kind in ("skip", "reject") and decision.by != "user":
+            line = f"step {n}: refused, not executed: {what} — {note or decision.by}"
+            self._status(f"step {n}: refused: {note or decision.by}")
+        elif decision.kind in ("skip", "reject"):
+            verb = "skipped" if decision.kind == "skip" else "rejected"
+            line = f"step {n}: {verb} by you, not executed: {what}"
+            line += f" — note: {note}" if note else ""
+            self._status(f"step {n}: {verb}")
+        elif decision.kind == "stop":
+            line = f"step {n}: stopped before {what}" + (f" — {note}" if note else "")
+            self._status(f"step {n}: stop")
+        else:
+            self._status(f"step {n}: {decision.kind}")
+            warn = risk_text(risk)
+            if not warn:
+                return  # safe and approved: the status line is enough
+            by = "by you" if decision.by == "user" else f"by {decision.by}"
+            line = f"step {n}: {decision.kind}d {by}: {what} ({warn})"
+        self.add_log(line)
+
+    def _on_backend_error(self, step: int, data: dict[str, Any]) -> None:
+        """A model request failed: say so, and when it is retried."""
+        error = one_line(str(data.get("error", "")), 200)
+        again = data.get("retry_in_s")
+        if again is not None:
+            text = f"model backend: {error}; retrying in {again:g} s"
+        else:
+            text = f"model backend: {error}; retries did not help"
+        self._status(text)
+        self.statusBar().showMessage(text)
+        self.add_log(f"step {step + 1}: {text}")
+
+    def add_log(self, line: str) -> None:
+        """One line in the run log (with the time)."""
+        self.log_view.appendPlainText(f"{time.strftime('%H:%M:%S')} {line}")
 
     def _status(self, text: str) -> None:
         self.step_label.setText(text)
+        self.step_label.setToolTip(text)
         self.bar.set_status(text)
 
     def on_observed(self, step: int, image: QImage, monitor: Monitor) -> None:
@@ -515,7 +657,15 @@ class MainWindow(QMainWindow):
         self._come_back()
         self.approve_focus()
         where = f" (breakpoint: {request.breakpoint})" if request.breakpoint else ""
-        self._status(f"step {request.step + 1}: waiting for your decision{where}")
+        why = risk_text(request.risk)
+        if request.attention:
+            why = f"{why}; paused: {request.attention}" if why else f"paused: {request.attention}"
+        self._status(
+            f"step {request.step + 1}: waiting for your decision{where}{f' — {why}' if why else ''}"
+        )
+        if why:
+            what = one_line(describe(request.action), 100)
+            self.add_log(f"step {request.step + 1}: waiting for you: {what} — {why}")
         self._log_test("approval", step=request.step, action=describe(request.action))
         if self.test_shots:
             QTimer.singleShot(300, self, lambda: self._save_shots(request.step))
@@ -538,6 +688,26 @@ class MainWindow(QMainWindow):
         self._step_aside()
         QTimer.singleShot(STEP_ASIDE_MS, self, lambda: self.controller.decide(decision))
 
+    def on_recover(self, error: str) -> None:
+        """Retries did not help: come back and ask Retry / Restart worker / Stop."""
+        local = self.settings.backend == "local"
+        self.recover_bar.restart_button.setText("Restart worker" if local else "Reconnect")
+        self.recover_bar.ask(error)
+        self._come_back()
+        self._status("model backend failed: Retry, Restart worker or Stop")
+        self._log_test("recover", error=error)
+
+    def on_recover_chosen(self, choice: str) -> None:
+        """Hand the choice to the waiting loop thread."""
+        text = {
+            "retry": "retrying the model request",
+            "restart": "restarting the model backend, then retrying",
+            "stop": "ending the run after the backend failure",
+        }[choice]
+        self.add_log(text)
+        self._status(text)
+        self.controller.recover_choice(choice)  # type: ignore[arg-type]
+
     def on_progress(self, stage: str, fraction: object) -> None:
         """The local worker's download and load progress."""
         self.worker_progress.setVisible(True)
@@ -559,7 +729,7 @@ class MainWindow(QMainWindow):
         """A run could not start or broke."""
         self.statusBar().showMessage(message)
         self.step_label.setText(message)
-        if "internal error" not in message:
+        if not message.startswith(("internal error", "risk rules:")):
             self.worker_label.setText(f"worker: error: {message}")
 
     def on_finished(self, result: Any) -> None:
@@ -567,6 +737,7 @@ class MainWindow(QMainWindow):
         self.stall.stop()
         self.bar.hide()
         self.panel.clear()
+        self.recover_bar.clear()
         self._set_running(False)
         self._come_back()
         self._update_excluded()
@@ -576,6 +747,7 @@ class MainWindow(QMainWindow):
                 text += f" — answer: {result.answer}"
             self.step_label.setText(text)
             self.statusBar().showMessage(f"{text} (recording in {result.run_dir})")
+            self.add_log(one_line(text, 300))
         self._log_test(
             "finished",
             outcome=None if result is None else result.outcome,
@@ -598,6 +770,9 @@ class MainWindow(QMainWindow):
             "note": self.panel.note,
             "text_edit": self.panel.text_edit,
             "view": self.view,
+            "retry": self.recover_bar.retry_button,
+            "restart_worker": self.recover_bar.restart_button,
+            "recover_stop": self.recover_bar.stop_button,
         }
         for name, w in named.items():
             p = w.mapToGlobal(QPoint(0, 0))

@@ -1,22 +1,24 @@
 """Runs agent.loop.run_task on a worker thread and re-emits what it does as Qt signals.
 
 The loop never touches Qt widgets: its events arrive as queued signals on the GUI thread, and
-its `decide` calls block the loop thread (never the GUI thread) until the user decides.
+its `decide` and `recover` calls block the loop thread (never the GUI thread) until the user
+decides. The loop gets a CurrentBackend, so Restart worker after a failure applies to the run.
 """
 
 from __future__ import annotations
 
+import os
 import queue
+import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
-from actions.types import Key, Type
 from agent.approval import (
     ApprovalRequest,
     BreakpointDecider,
@@ -25,13 +27,19 @@ from agent.approval import (
     with_breakpoints,
 )
 from ui.guard import GuardedExecutor, MaskedScreen, Rect
+from ui.recovery import Choice, CurrentBackend, RecoveryPrompt
 from ui.settings import AppSettings
+
+if TYPE_CHECKING:
+    from agent.risk import RiskRules
 
 
 class GuiApprover:
-    """The loop's Decide: policy for auto/guarded, otherwise ask the GUI and wait for it.
+    """The loop's Decide: asks the GUI when the mode says so, else approves by policy.
 
-    Breakpoints ask the GUI from a breakpoint on, for every action, until Continue.
+    step asks for everything, guarded for risky actions and runaway pauses, auto only for
+    runaway pauses (agent.approval.policy's rule). Blocked actions never get here: the loop
+    refuses them. Breakpoints ask the GUI from a breakpoint on, for every action, until Continue.
     """
 
     def __init__(
@@ -61,12 +69,12 @@ class GuiApprover:
         return isinstance(self._decide, BreakpointDecider) and self._decide.stepping
 
     def needs_user(self, request: ApprovalRequest) -> bool:
-        """Whether this action waits for a person (guarded: typing and keys, until risk rules)."""
+        """Whether this action waits for a person (the same rule as agent.approval.policy)."""
         if self.paused or self.mode == "step":
             return True
         if self.mode == "guarded":
-            return isinstance(request.action, Type | Key)
-        return False
+            return request.needs_person
+        return request.attention is not None  # auto: only a runaway pause asks
 
     def __call__(self, request: ApprovalRequest) -> Decision:
         """Called on the loop thread; blocks it until a decision or a stop."""
@@ -103,6 +111,32 @@ def frame_image(frame: Any) -> QImage:
     return img.copy()
 
 
+def parse_secrets(text: str) -> list[str]:
+    """The secrets typed into the Secrets field: one a line or comma-separated.
+
+    Each whole line counts too, so a secret that itself contains a comma is still redacted.
+    """
+    found: list[str] = []
+    for line in re.split(r"[\r\n]+", text):
+        line = line.strip()
+        if not line:
+            continue
+        found.append(line)
+        found += [part.strip() for part in line.split(",") if part.strip()]
+    return list(dict.fromkeys(found))
+
+
+def load_risk_rules(settings: AppSettings) -> RiskRules:
+    """The rules for a run: the settings' file, else risk.toml in the config folder, else defaults.
+
+    Raises agent.risk.RiskConfigError with a one-line message naming the file and the problem.
+    """
+    from agent.risk import load_rules
+
+    path = settings.risk_rules.strip()
+    return load_rules(Path(os.path.expanduser(path)) if path else None)
+
+
 def _backend_key(s: AppSettings) -> tuple[str, ...]:
     if s.backend == "openai":
         return ("openai", s.endpoint, s.endpoint_model)
@@ -120,6 +154,8 @@ class RunController(QObject):
     worker_state = Signal(str)  # one line: loading, ready (device, memory), error + what to do
     finished = Signal(object)  # RunResult, or None when the run never started
     failed = Signal(str)  # a one-line reason the run could not start or broke
+    # Retries did not help: the GUI offers Retry / Restart worker / Stop; call recover_choice().
+    recover_requested = Signal(str)  # one line: what failed
 
     def __init__(self, excluded: Callable[[], list[Rect]] = lambda: []) -> None:
         super().__init__()
@@ -130,18 +166,37 @@ class RunController(QObject):
         self._thread: threading.Thread | None = None
         self.stop_event = threading.Event()
         self.approver: GuiApprover | None = None
+        self.recovery: RecoveryPrompt | None = None
         self.executor: Any = None
+        # LoopSettings fields to override (tests and benchmarks: short retry delays).
+        self.loop_overrides: dict[str, Any] = {}
 
     @property
     def running(self) -> bool:
         """Whether a run (or a backend load) is in progress."""
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, task: str, settings: AppSettings) -> None:
-        """Start a run on its own thread; returns at once."""
+    def start(
+        self,
+        task: str,
+        settings: AppSettings,
+        *,
+        rules: RiskRules | None = None,
+        secrets: Iterable[str] = (),
+    ) -> None:
+        """Start a run on its own thread; returns at once.
+
+        rules: None loads them from the settings (a bad file is reported through `failed`);
+        secrets: text kept out of the recording (never saved anywhere).
+        """
         if self.running:
             raise RuntimeError("a run is already in progress")
         self.stop_event = threading.Event()
+        self.recovery = RecoveryPrompt(
+            self.stop_event,
+            self.recover_requested.emit,
+            lambda: self._restart_for_run(settings),
+        )
         self.approver = GuiApprover(
             settings.approval,
             self.stop_event,
@@ -151,9 +206,17 @@ class RunController(QObject):
             Breakpoints.parse(settings.break_at, settings.break_on),
         )
         self._thread = threading.Thread(
-            target=self._run, args=(task, settings), name="deskpilot-run", daemon=True
+            target=self._run,
+            args=(task, settings, rules, list(secrets)),
+            name="deskpilot-run",
+            daemon=True,
         )
         self._thread.start()
+
+    def recover_choice(self, choice: Choice) -> None:
+        """Hand the user's answer to a backend failure (retry, restart, stop) to the loop."""
+        if self.recovery is not None:
+            self.recovery.answer(choice)
 
     def decide(self, decision: Decision) -> None:
         """Hand the user's decision to the waiting loop thread."""
@@ -204,6 +267,16 @@ class RunController(QObject):
         if backend is not None:
             backend.close()
 
+    def _restart_for_run(self, settings: AppSettings) -> None:
+        """Restart worker from the recovery bar: on the loop thread, mid-run; raises on failure."""
+        self._close_backend()
+        self.worker_state.emit("restarting the model backend")
+        try:
+            self._ensure_backend(settings)
+        except Exception as exc:
+            self.worker_state.emit(f"error: {exc}")
+            raise
+
     def _restart(self, settings: AppSettings) -> None:
         self._close_backend()
         try:
@@ -250,14 +323,26 @@ class RunController(QObject):
             self.observed.emit(event.step, frame_image(frame), frame.monitor)
         self.loop_event.emit(event)
 
-    def _run(self, task: str, settings: AppSettings) -> None:
+    def _run(
+        self, task: str, settings: AppSettings, rules: RiskRules | None, secrets: list[str]
+    ) -> None:
         from actions.executor import Executor
         from actions.screen import DisplayError, Screen
+        from actions.window import FocusProbe
         from agent.backends.base import BackendError
         from agent.loop import LoopSettings, run_task
         from agent.recording import Recorder, run_info
+        from agent.risk import RiskConfigError
+        from agent.secrets import Redactor
 
-        assert self.approver is not None
+        assert self.approver is not None and self.recovery is not None
+        try:
+            if rules is None:
+                rules = load_risk_rules(settings)
+        except RiskConfigError as exc:
+            self.failed.emit(f"risk rules: {exc}")
+            self.finished.emit(None)
+            return
         try:
             screen = Screen(settings.monitor or None)
             backend = self._ensure_backend(settings)
@@ -267,7 +352,12 @@ class RunController(QObject):
             self.failed.emit(str(exc))
             self.finished.emit(None)
             return
-        loop_settings = LoopSettings(max_steps=max(1, settings.max_steps))
+        loop_settings = LoopSettings(
+            max_steps=max(1, settings.max_steps),
+            repeat_limit=max(2, settings.repeat_limit),
+            max_minutes=settings.max_minutes if settings.max_minutes > 0 else None,
+            **self.loop_overrides,
+        )
         runs_dir = Path(settings.runs_dir) if settings.runs_dir else _default_runs_dir()
         try:
             recorder = Recorder(
@@ -279,7 +369,10 @@ class RunController(QObject):
                     monitor=screen.monitor,
                     settings=loop_settings.to_json(),
                     app=True,
+                    risk_rules=rules.summary,
                 ),
+                # The user's secrets; the recorder adds the API key's value and what it detects.
+                redactor=Redactor(secrets),
             )
         except OSError as exc:
             self.failed.emit(f"cannot write recordings to {runs_dir}: {exc}")
@@ -287,11 +380,14 @@ class RunController(QObject):
             return
         executor = Executor()
         self.executor = executor
+        focus = FocusProbe()
         result = None
         try:
             result = run_task(
                 task,
-                backend=backend,
+                # Forwards to self.backend: Restart worker during the run swaps what it uses.
+                # (cast: its `model` is a read-only property, the protocol names an attribute)
+                backend=cast(Any, CurrentBackend(lambda: self.backend)),
                 screen=MaskedScreen(screen, self.excluded),
                 # Executor's ExecResult is a dataclass; the loop's protocol names a property.
                 executor=cast(Any, GuardedExecutor(executor, self.excluded)),
@@ -300,6 +396,9 @@ class RunController(QObject):
                 settings=loop_settings,
                 on_event=self._on_event,
                 stop=self.stop_event,
+                rules=rules,
+                focus=focus.wm_class,
+                recover=self.recovery,
             )
         except Exception as exc:  # a bug or broken infrastructure: show it, keep the app alive
             self.failed.emit(f"internal error: {type(exc).__name__}: {exc}")
@@ -307,8 +406,12 @@ class RunController(QObject):
             if result is None or result.outcome in ("stopped", "error"):
                 _release(executor)
             executor.close()
+            focus.close()
             self.executor = None
-            if getattr(backend, "pid", 0) is None and settings.backend == "local":
+            current = self.backend
+            if settings.backend == "local" and (
+                current is None or getattr(current, "pid", 0) is None
+            ):
                 self.worker_state.emit("error: the worker process is gone; press Restart worker")
         self.finished.emit(result)
 

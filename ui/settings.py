@@ -29,6 +29,9 @@ class AppSettings:
     break_on: str = ""  # breakpoint action kinds, "left_click,type"; "" = none
     runs_dir: str = ""  # "" = platformdirs user_data_dir("deskpilot")/runs
     hotkey: str = DEFAULT_HOTKEY  # pynput GlobalHotKeys syntax
+    max_minutes: float = 30.0  # the run's own time (waiting for you excluded); 0 = no limit
+    repeat_limit: int = 3  # ask at the Nth identical action in a row on an unchanged screen
+    risk_rules: str = ""  # "" = risk.toml in the config folder if present, else the defaults
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AppSettings:
@@ -36,13 +39,22 @@ class AppSettings:
         default = cls()
         values: dict[str, Any] = {}
         for f in fields(cls):
-            if f.name in data and isinstance(data[f.name], type(getattr(default, f.name))):
-                values[f.name] = data[f.name]
+            if f.name not in data:
+                continue
+            value, wanted = data[f.name], type(getattr(default, f.name))
+            if wanted is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)  # TOML writes 30 for 30.0
+            if isinstance(value, wanted) and not (wanted is not bool and isinstance(value, bool)):
+                values[f.name] = value
         settings = cls(**values)
         if settings.backend not in ("local", "openai"):
             settings.backend = "local"
         if settings.approval not in APPROVAL_MODES:
             settings.approval = "step"
+        if not 0 <= settings.max_minutes < float("inf"):
+            settings.max_minutes = default.max_minutes
+        if settings.repeat_limit < 2:  # 1 would pause every action; the CLI refuses it too
+            settings.repeat_limit = default.repeat_limit
         return settings
 
 

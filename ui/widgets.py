@@ -1,4 +1,4 @@
-"""The live view (screenshot + proposed action), the approval panel and the control bar."""
+"""The live view, the approval panel, the recovery bar and the control bar."""
 
 from __future__ import annotations
 
@@ -20,9 +20,30 @@ from PySide6.QtWidgets import (
 from actions.screen import CoordinateSpace, Monitor
 from actions.types import Action, Key, LeftClickDrag, Type, describe
 from agent.approval import ApprovalRequest, Decision
+from agent.risk import Risk
 from ui.overlay import action_point, model_to_view, paint_action, view_to_model
 
 GRAB_RADIUS = 16.0  # how close to a drag's start a press must be to move the start
+
+# Colours of the risk line: strong enough to be read before the Approve button is.
+RISK_STYLE = {
+    "risky": "background: #f0a020; color: black; font-weight: bold; padding: 4px;",
+    "blocked": "background: #c0203a; color: white; font-weight: bold; padding: 4px;",
+    "attention": "background: #ffd84a; color: black; font-weight: bold; padding: 4px;",
+}
+
+
+def risk_text(risk: Risk | None) -> str:
+    """'Risky: <reason>' / 'Blocked: <reason>', or "" for a safe (or unassessed) action."""
+    if risk is None or risk.level == "safe":
+        return ""
+    return f"{risk.level.capitalize()}: {risk.reason or 'no reason given'}"
+
+
+def one_line(text: str, limit: int = 160) -> str:
+    """Whitespace collapsed, cut to `limit` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 class LiveView(QWidget):
@@ -189,6 +210,12 @@ class ApprovalPanel(QWidget):
         self.title = QLabel("No action waiting.")
         self.title.setWordWrap(True)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # Why this action waits (risk rules) and why the run paused (runaway), coloured.
+        self.risk_label = QLabel("")
+        self.risk_label.setWordWrap(True)
+        self.attention_label = QLabel("")
+        self.attention_label.setWordWrap(True)
+        self.attention_label.setStyleSheet(RISK_STYLE["attention"])
         self.hint = QLabel("")
         self.hint.setStyleSheet("color: gray")
         self.text_edit = QPlainTextEdit()
@@ -219,6 +246,8 @@ class ApprovalPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.title)
+        layout.addWidget(self.risk_label)
+        layout.addWidget(self.attention_label)
         layout.addWidget(self.hint)
         layout.addWidget(self.text_edit)
         layout.addWidget(self.note)
@@ -255,6 +284,13 @@ class ApprovalPanel(QWidget):
         )
         self.note.clear()
         self._refresh_title()
+        risk = risk_text(request.risk)
+        self.risk_label.setText(risk)
+        self.risk_label.setStyleSheet(RISK_STYLE.get(request.risk.level, ""))
+        self.risk_label.setVisible(bool(risk))
+        attention = request.attention
+        self.attention_label.setText(f"Paused: {attention}" if attention else "")
+        self.attention_label.setVisible(attention is not None)
         for w in self._controls():
             w.setEnabled(True)
         # Continue only means something at a breakpoint (or while stepping after one).
@@ -267,6 +303,10 @@ class ApprovalPanel(QWidget):
         self.request = None
         self.title.setText("No action waiting.")
         self.hint.setText("")
+        self.risk_label.setText("")
+        self.risk_label.setVisible(False)
+        self.attention_label.setText("")
+        self.attention_label.setVisible(False)
         self.text_edit.setVisible(False)
         for w in self._controls():
             w.setEnabled(False)
@@ -354,6 +394,65 @@ class ApprovalPanel(QWidget):
         """Undo edits: back to the model's proposal."""
         if self.request is not None:
             self.set_request(self.request)
+
+
+class RecoverBar(QWidget):
+    """After retries failed: what went wrong, and Retry / Restart worker / Stop."""
+
+    chosen = Signal(str)  # "retry", "restart" or "stop"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setObjectName("RecoverBar")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.setStyleSheet("#RecoverBar { background: #5a1e1e; } QLabel { color: white; }")
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.retry_button = QPushButton("Retry")
+        self.retry_button.setToolTip("Send the same request to the model again")
+        self.restart_button = QPushButton("Restart worker")
+        self.restart_button.setToolTip("Close the model backend, start it again, then retry")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("End the run; the recording keeps every step so far")
+        buttons = QHBoxLayout()
+        for b in (self.retry_button, self.restart_button, self.stop_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 6, 8, 6)
+        layout.addWidget(self.message)
+        layout.addLayout(buttons)
+        self.retry_button.clicked.connect(lambda: self._choose("retry"))
+        self.restart_button.clicked.connect(lambda: self._choose("restart"))
+        self.stop_button.clicked.connect(lambda: self._choose("stop"))
+        self._pending = False
+        self.setVisible(False)
+
+    @property
+    def pending(self) -> bool:
+        """Whether a failure waits for the user's choice (even while the window is hidden)."""
+        return self._pending
+
+    def ask(self, error: str) -> None:
+        """Show what failed and enable the choices."""
+        self.message.setText(f"The model backend failed: {one_line(error, 300)}")
+        for b in (self.retry_button, self.restart_button, self.stop_button):
+            b.setEnabled(True)
+        self._pending = True
+        self.setVisible(True)
+        self.retry_button.setFocus()
+
+    def clear(self) -> None:
+        """Nothing to choose."""
+        self._pending = False
+        self.setVisible(False)
+
+    def _choose(self, choice: str) -> None:
+        if not self._pending:
+            return
+        self.clear()
+        self.chosen.emit(choice)
 
 
 class ControlBar(QWidget):

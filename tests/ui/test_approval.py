@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from pytestqt.qtbot import QtBot
 from actions.screen import CoordinateSpace, Monitor, image_to_screen, model_to_screen
 from actions.types import Action, Key, LeftClick, LeftClickDrag, Type
 from agent.approval import ApprovalRequest, Decision
+from agent.risk import SAFE, Risk
 from ui.run_controller import GuiApprover
 from ui.widgets import ApprovalPanel, LiveView
 
@@ -109,8 +111,11 @@ def test_the_bridge_blocks_the_loop_thread_not_the_gui(qtbot: QtBot) -> None:
     approver = GuiApprover("guarded", stop, asked.append)
     results: list[Decision] = []
     click = ApprovalRequest(0, LeftClick((10, 10)), "", REL)
-    typing = ApprovalRequest(1, Type("rm -rf"), "", REL)
-    assert approver(click) == Decision("approve", by="guarded")  # guarded lets clicks through
+    risky = Risk("risky", "typing a command that looks dangerous: recursive or forced delete")
+    typing = ApprovalRequest(1, Type("rm -rf"), "", REL, risk=risky)
+    # Guarded lets safe actions through, typing included; risky ones wait for the user.
+    assert approver(click) == Decision("approve", by="guarded")
+    assert approver(replace(typing, risk=SAFE)) == Decision("approve", by="guarded")
     worker = threading.Thread(target=lambda: results.append(approver(typing)))
     worker.start()
     qtbot.waitUntil(lambda: asked == [typing], timeout=2000)

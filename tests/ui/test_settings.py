@@ -39,3 +39,15 @@ def test_missing_broken_and_wrong_types_give_defaults(tmp_path: Path) -> None:
     loaded = load_settings(odd)
     assert loaded.max_steps == 30 and loaded.approval == "step" and loaded.backend == "openai"
     assert dumps(loaded).startswith("#")
+
+
+def test_safety_settings_round_trip_and_bad_values(tmp_path: Path) -> None:
+    settings = AppSettings(max_minutes=0.0, repeat_limit=5, risk_rules="~/risk.toml")
+    assert load_settings(save_settings(settings, tmp_path / "s.toml")) == settings
+    odd = tmp_path / "odd.toml"
+    odd.write_text("max_minutes = 45\nrepeat_limit = 1\nrisk_rules = 3\n", "utf-8")
+    loaded = load_settings(odd)
+    assert loaded.max_minutes == 45.0  # TOML's integer is fine for a float setting
+    assert loaded.repeat_limit == 3 and loaded.risk_rules == ""  # 1 would pause every action
+    odd.write_text("max_minutes = -5.0\nrepeat_limit = true\n", "utf-8")
+    assert (load_settings(odd).max_minutes, load_settings(odd).repeat_limit) == (30.0, 3)
