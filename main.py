@@ -222,17 +222,11 @@ def warn_if_remote(endpoint: str | None) -> None:
     """Screenshots of the user's desktop leave the machine: say so unless loopback or HTTPS."""
     if not endpoint:
         return
-    from urllib.parse import urlsplit
+    from agent.backends.factory import endpoint_warning
 
-    parts = urlsplit(endpoint)
-    host = parts.hostname or ""
-    loopback = host in ("localhost", "::1") or host.startswith("127.")
-    if not loopback and parts.scheme != "https":
-        print(
-            f"deskpilot: warning: {host} is neither loopback nor HTTPS; screenshots travel "
-            "unencrypted",
-            file=sys.stderr,
-        )
+    warning = endpoint_warning(endpoint)
+    if warning:
+        print(f"deskpilot: warning: {warning}", file=sys.stderr)
 
 
 class TerminalView:

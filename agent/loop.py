@@ -501,7 +501,8 @@ class _Run:
                 again = self.recover(exc)
                 self.waiting_s += time.monotonic() - t
                 if self.stop.is_set():
-                    return None, _StoppedAfterError(f"stopped by the user after a backend error ({exc})")
+                    why = f"stopped by the user after a backend error ({exc})"
+                    return None, _StoppedAfterError(why)
                 if not again:
                     return None, exc
                 attempt = 0

@@ -313,7 +313,14 @@ class RunController(QObject):
                 raise
         with self._lock:
             self.backend, self._backend_key = backend, key
-        self.worker_state.emit(describe_backend(backend))
+        state = describe_backend(backend)
+        if settings.backend == "openai":
+            from agent.backends.factory import endpoint_warning
+
+            warning = endpoint_warning(settings.endpoint)
+            if warning:  # screenshots would cross the network in the clear: say so every time
+                state = f"{state}; warning: {warning}"
+        self.worker_state.emit(state)
         return backend
 
     def _on_event(self, event: Any) -> None:

@@ -9,6 +9,15 @@ from agent.backends.local import OnProgress
 BackendKind = Literal["local", "openai"]
 
 
+def endpoint_warning(endpoint: str | None) -> str | None:
+    """A one-line warning when an endpoint is neither loopback nor HTTPS (None: no warning)."""
+    if not endpoint:
+        return None
+    from agent.backends.openai_compat import endpoint_warning as warning
+
+    return warning(endpoint)
+
+
 def build_backend(
     kind: BackendKind,
     *,
@@ -18,11 +27,15 @@ def build_backend(
     thinking: bool | None = None,
     max_tokens: int | None = None,
     timeout_s: float = 120.0,
+    max_stream_s: float | None = None,
     api_key_env: str = "DESKPILOT_API_KEY",
     on_progress: OnProgress | None = None,
     default_local_model: str = "Qwen/Qwen3.5-2B",
 ) -> Any:
-    """An OpenAIBackend or a (not yet started) LocalBackend; raises BackendError or ValueError."""
+    """An OpenAIBackend or a (not yet started) LocalBackend; raises BackendError or ValueError.
+
+    max_stream_s bounds one streamed answer (None: 15 x timeout_s, at least 600 s).
+    """
     if kind == "openai":
         if not endpoint:
             raise ValueError("the OpenAI-compatible backend needs an endpoint URL (its /v1 base)")
@@ -35,6 +48,7 @@ def build_backend(
             timeout_s=timeout_s,
             thinking=thinking,
             max_tokens=max_tokens or 4096,
+            max_stream_s=max_stream_s,
         )
     from agent.backends.local import LocalBackend, default_thinking
 

@@ -51,6 +51,8 @@ DEFAULT_MODEL = "Qwen/Qwen3.5-2B"
 # it (it then finishes in the background; its late events are told apart by request id).
 CANCEL_GRACE_S = 2.0
 _POLL_S = 0.02
+# Once the worker process is seen dead, how long its last frames may still be in the pipe.
+DEATH_GRACE_S = 0.5
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # PR_SET_PDEATHSIG fires when the *thread* that started the child exits, not the process, so
@@ -295,6 +297,12 @@ class LocalBackend:
         worker = self._worker
         return worker.proc.pid if worker is not None and worker.alive() else None
 
+    def restart(self, cancel: threading.Event | None = None) -> None:
+        """Kill the worker (hung or not) and start a fresh one, loading the model now."""
+        with self._lock:
+            self._drop_worker()
+            self._ensure_ready(cancel)
+
     def close(self) -> None:
         """Stop the worker; safe to call twice and from another thread."""
         self._closed = True
@@ -387,7 +395,8 @@ class LocalBackend:
                 self._drop_worker()
                 raise BackendError(
                     f"The local model worker exited while loading {self.model}"
-                    f"{worker.exit_detail()}; it restarts on the next request."
+                    f"{worker.exit_detail()}; it restarts on the next request.",
+                    retryable=True,
                 )
             header, _ = item
             kind = header.get("type")
@@ -455,6 +464,7 @@ class LocalBackend:
     ) -> Completion:
         last = time.monotonic()
         cancel_sent: float | None = None
+        dead_since: float | None = None
         while True:
             now = time.monotonic()
             if cancel is not None and cancel.is_set() and cancel_sent is None:
@@ -468,19 +478,27 @@ class LocalBackend:
                 self._drop_worker()
                 raise BackendError(
                     f"The local model worker gave no answer for {self.step_timeout_s:.0f} s and "
-                    "was stopped; it restarts on the next request."
+                    "was stopped; it restarts on the next request.",
+                    retryable=True,
                 )
             try:
                 item = worker.events.get(timeout=_POLL_S)
             except queue.Empty:
-                continue
+                # A grandchild holding the pipe open would hide the end of events: poll too,
+                # leaving the reader a moment to deliver what the worker wrote before dying.
+                if dead_since is None and not worker.alive():
+                    dead_since = now
+                if dead_since is None or now - dead_since < DEATH_GRACE_S:
+                    continue
+                item = None
             if item is None:
                 self._drop_worker()
                 if self._closed:
                     raise BackendError("The local model backend was closed.")
                 raise BackendError(
                     f"The local model worker stopped during generation{worker.exit_detail()}; "
-                    "it restarts on the next request."
+                    "it restarts on the next request.",
+                    retryable=True,
                 )
             header, _ = item
             if header.get("id") != rid:

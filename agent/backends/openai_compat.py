@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
+import re
+import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -22,6 +25,7 @@ from agent.backends.base import (
 )
 
 API_KEY_ENV = "DESKPILOT_API_KEY"
+_POLL_S = 0.02
 
 
 def redact_url(url: str) -> str:
@@ -33,9 +37,69 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException | str, limit: int = 200) -> str:
     text = " ".join(str(exc).split())
-    return text if len(text) <= 200 else text[:197] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what it was raised from, outermost first."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    return chain
+
+
+def _status_detail(exc: Any) -> str:
+    """The server's own error message from a 4xx/5xx body, else the HTTP reason phrase."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return _one_line(body["message"], 160)
+    if isinstance(body, str) and body.strip():
+        return _one_line(body, 160)
+    response = getattr(exc, "response", None)
+    return str(getattr(response, "reason_phrase", "") or "no details")
+
+
+def _connect_reason(exc: BaseException) -> str:
+    """Why a connection could not be made, in a few words."""
+    innermost = _causes(exc)[-1]
+    if isinstance(innermost, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(innermost, socket.gaierror):
+        return "host name not found"
+    return _one_line(re.sub(r"^\[Errno -?\d+\]\s*", "", str(innermost)) or "no connection", 80)
+
+
+def _hang_up(stream: Any) -> None:
+    """Close a stream that another thread may be blocked reading, waking that read at once."""
+    try:
+        # close() alone leaves a blocked recv() waiting for the server's next bytes (up to the
+        # read timeout); shutting the socket down ends it now.
+        network = stream.response.extensions.get("network_stream")
+        sock = network.get_extra_info("socket") if network is not None else None
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+    except (AttributeError, OSError):
+        pass
+    try:
+        stream.close()
+    except Exception:  # closing a half-read stream may raise; it is closed anyway
+        pass
+
+
+def endpoint_warning(url: str) -> str | None:
+    """A warning when screenshots would leave the machine unencrypted (not loopback, not HTTPS)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "https" or host in ("localhost", "::1") or host.startswith("127."):
+        return None
+    return (
+        f"{host or url} is neither loopback nor HTTPS: screenshots of your desktop travel "
+        "unencrypted; use https:// or a local server"
+    )
 
 
 class OpenAIBackend:
@@ -52,6 +116,9 @@ class OpenAIBackend:
         thinking: bool | None = None,
         max_tokens: int = 4096,
         sampling: Mapping[str, float] | None = None,
+        max_stream_s: float | None = None,
+        max_stream_chars: int | None = None,
+        max_retries: int = 0,
     ) -> None:
         import openai
 
@@ -64,34 +131,117 @@ class OpenAIBackend:
         # declare the tools in the system prompt, as the chat template would, and parse text.
         self.tools_in_prompt = False
         self._timeout_s = timeout_s
+        self._connect_timeout_s = connect_timeout_s
+        # A server that keeps streaming (or keeps the stream open) never trips the read timeout:
+        # these bound one answer whatever the server does. max_tokens is the server's own cap.
+        self.max_stream_s = max_stream_s if max_stream_s else max(600.0, 15 * timeout_s)
+        self.max_stream_chars = max_stream_chars or max(32_768, 16 * max_tokens)
         self._client = openai.OpenAI(
             base_url=self.base_url,
             api_key=os.environ.get(api_key_env) or "EMPTY",
             timeout=openai.Timeout(timeout_s, connect=connect_timeout_s),
-            max_retries=1,
+            # The SDK would silently resend on 5xx/429/connection errors with its own backoff;
+            # the agent loop retries retryable BackendErrors itself, where the user can see it.
+            max_retries=max_retries,
         )
         self._urls: dict[int, tuple[bytes, str]] = {}
         self.model = model or self._first_model()
 
     def list_models(self) -> list[str]:
         """The model ids the server serves (GET /models)."""
-        import openai
-
         try:
             return [m.id for m in self._client.models.list().data]
-        except openai.AuthenticationError as exc:
-            raise BackendError(
-                f"{redact_url(self.base_url)} refused the API key: set {self.api_key_env}"
-            ) from exc
-        except openai.APIConnectionError as exc:
-            raise BackendError(
-                f"cannot reach {redact_url(self.base_url)}: is the server running? "
-                "(see docs/backends.md; --endpoint takes the /v1 base URL)"
-            ) from exc
-        except openai.APIError as exc:
-            raise BackendError(
-                f"{redact_url(self.base_url)} failed to list models: {_one_line(exc)}"
-            ) from exc
+        except Exception as exc:  # every failure becomes one user-facing line
+            raise self.as_backend_error(exc) from exc
+
+    def as_backend_error(self, exc: BaseException) -> BackendError:
+        """A request failure as a one-line BackendError saying what happened and what to do."""
+        import openai
+
+        url = redact_url(self.base_url)
+        if isinstance(exc, BackendError):
+            return exc
+        if isinstance(exc, openai.APIStatusError):
+            return self._status_error(exc)
+        names = {type(e).__name__ for e in _causes(exc)}
+        if isinstance(exc, openai.APIConnectionError):
+            if "ConnectTimeout" in names:
+                return BackendError(
+                    f"cannot reach {url} (no answer to connect within "
+                    f"{self._connect_timeout_s:g} s): is the address right and the server up?",
+                    retryable=True,
+                )
+            if "ConnectError" in names:
+                return BackendError(
+                    f"cannot reach {url} ({_connect_reason(exc)}): is the server running? "
+                    "(--endpoint takes the /v1 base URL; see docs/backends.md)",
+                    retryable=True,
+                )
+            if isinstance(exc, openai.APITimeoutError):
+                return BackendError(
+                    f"no reply from {url} within {self._timeout_s:g} s: the server may be "
+                    "overloaded or stuck; retry, or raise the timeout",
+                    retryable=True,
+                )
+            detail = next(
+                (_one_line(e, 100) for e in _causes(exc)[1:] if str(e).strip()), "connection lost"
+            )
+            return BackendError(
+                f"the connection to {url} broke before the answer was complete ({detail}): "
+                "retry, or check the server's log",
+                retryable=True,
+            )
+        if isinstance(exc, json.JSONDecodeError):
+            # An SSE `data:` line (or the model list) that does not parse.
+            return BackendError(
+                f"{url} sent a reply that is not valid JSON ({_one_line(exc, 100)}): retry, "
+                "or check the server's log",
+                retryable=True,
+            )
+        if isinstance(exc, openai.APIResponseValidationError):
+            return BackendError(
+                f"{url} sent a reply of an unexpected shape ({_one_line(exc, 100)}): retry, "
+                "or check that --endpoint is an OpenAI-compatible /v1 base URL",
+                retryable=True,
+            )
+        if isinstance(exc, openai.APIError):
+            # An {"error": ...} object inside the stream (vLLM sends one when generation fails).
+            return BackendError(
+                f"{url} reported an error mid-answer: {_one_line(exc, 160)}; retry, or check "
+                "the server's log",
+                retryable=True,
+            )
+        return BackendError(
+            f"{url} sent a reply this client cannot read ({type(exc).__name__}: "
+            f"{_one_line(exc, 100)}): retry, or check the server's log",
+            retryable=True,
+        )
+
+    def _status_error(self, exc: Any) -> BackendError:
+        url = redact_url(self.base_url)
+        code = int(exc.status_code)
+        detail = _status_detail(exc)
+        if code in (401, 403):
+            return BackendError(f"{url} refused the API key: set {self.api_key_env} (HTTP {code})")
+        if code == 404:
+            return BackendError(
+                f"{url} answered HTTP 404 ({detail}): check the model name and that --endpoint "
+                "is the server's /v1 base URL"
+            )
+        if code == 429:
+            return BackendError(
+                f"{url} is rate-limiting requests (HTTP 429: {detail}): wait, then retry",
+                retryable=True,
+            )
+        if code >= 500 or code in (408, 409, 425):
+            return BackendError(
+                f"{url} answered HTTP {code} ({detail}): retry, or check the server's log",
+                retryable=True,
+            )
+        return BackendError(
+            f"the server rejected the request (HTTP {code}: {detail}): check the model name "
+            "and the server's options"
+        )
 
     def _first_model(self) -> str:
         models = self.list_models()
@@ -184,53 +334,73 @@ class OpenAIBackend:
 
         try:
             return self._stream(self.request_body(messages, tools), on_delta, cancel)
-        except openai.BadRequestError as exc:
-            if tools and not self.tools_in_prompt and "tool" in str(exc).lower():
+        except BackendError as exc:
+            refused = exc.__cause__
+            if (
+                isinstance(refused, openai.BadRequestError)
+                and tools
+                and not self.tools_in_prompt
+                and "tool" in str(refused).lower()
+            ):
                 self.tools_in_prompt = True
                 return self.complete(messages, tools, on_delta=on_delta, cancel=cancel)
-            raise BackendError(f"the server rejected the request: {_one_line(exc)}") from exc
-        except openai.AuthenticationError as exc:
-            raise BackendError(f"the server refused the API key: set {self.api_key_env}") from exc
-        except openai.APITimeoutError as exc:
-            raise BackendError(
-                f"{redact_url(self.base_url)} did not answer within {self._timeout_s:.0f} s"
-            ) from exc
-        except openai.APIConnectionError as exc:
-            raise BackendError(
-                f"lost the connection to {redact_url(self.base_url)}: {_one_line(exc)}"
-            ) from exc
-        except openai.APIStatusError as exc:
-            raise BackendError(
-                f"{redact_url(self.base_url)} answered HTTP {exc.status_code}: {_one_line(exc)}"
-            ) from exc
+            raise
 
     def _stream(
         self, body: dict[str, Any], on_delta: OnDelta | None, cancel: threading.Event | None
     ) -> Completion:
-        """Read the stream on a helper thread so a stop is honoured even while a chunk is late."""
+        """Read the stream on a helper thread, so a stop or a deadline is honoured at once."""
+        url = redact_url(self.base_url)
         start = time.monotonic()
         result = Completion(content="")
         calls: dict[int, dict[str, str]] = {}
         content: list[str] = []
         reasoning: list[str] = []
         failure: list[BaseException] = []
+        caller_failure: list[BaseException] = []
         done = threading.Event()
+        stop = threading.Event()
         stream_box: list[Any] = []
+        # [time the response headers came (None before), time of the last text, chars, events]
+        progress: list[Any] = [None, start, 0, 0]
+        content_type: list[str] = [""]
+
+        def grow(text: str) -> None:
+            now = time.monotonic()
+            if result.first_token_s is None:
+                result.first_token_s = now - start
+            progress[1] = now
+            progress[2] += len(text)
+            if progress[2] > self.max_stream_chars:
+                raise BackendError(
+                    f"the model streamed more than {self.max_stream_chars} characters without "
+                    "finishing; stopped reading (retry, or lower max tokens)",
+                    retryable=True,
+                )
 
         def emit(kind: str, text: str) -> None:
-            if result.first_token_s is None:
-                result.first_token_s = time.monotonic() - start
+            grow(text)
             (reasoning if kind == "reasoning" else content).append(text)
             if on_delta is not None:
-                on_delta(Delta("reasoning" if kind == "reasoning" else "content", text))
+                try:
+                    on_delta(Delta("reasoning" if kind == "reasoning" else "content", text))
+                except BaseException as exc:  # the caller's own failure, handed back unchanged
+                    caller_failure.append(exc)
+                    raise
 
         def reader() -> None:
             try:
                 stream = self._client.chat.completions.create(**body)
                 stream_box.append(stream)
+                if stop.is_set():  # the caller gave up while the headers were on their way
+                    stream.close()
+                    return
+                content_type[0] = str(stream.response.headers.get("content-type", ""))
+                progress[1] = progress[0] = time.monotonic()
                 for chunk in stream:
-                    if cancel is not None and cancel.is_set():
+                    if stop.is_set() or (cancel is not None and cancel.is_set()):
                         break
+                    progress[3] += 1
                     if getattr(chunk, "usage", None):
                         result.prompt_tokens = chunk.usage.prompt_tokens
                         result.completion_tokens = chunk.usage.completion_tokens
@@ -251,29 +421,63 @@ class OpenAIBackend:
                             if tc.id:
                                 slot["id"] = tc.id
                             if tc.function is not None:
-                                slot["name"] += tc.function.name or ""
-                                slot["args"] += tc.function.arguments or ""
-                            if result.first_token_s is None:
-                                result.first_token_s = time.monotonic() - start
+                                name = tc.function.name or ""
+                                args = tc.function.arguments or ""
+                                grow(name + args)
+                                slot["name"] += name
+                                slot["args"] += args
             except BaseException as exc:  # handed to the caller's thread
                 failure.append(exc)
             finally:
                 done.set()
 
+        def give_up(error: BackendError) -> BackendError:
+            stop.set()
+            if stream_box:
+                _hang_up(stream_box[0])
+            return error
+
         thread = threading.Thread(target=reader, name="openai-stream", daemon=True)
         thread.start()
-        while not done.wait(0.02):
+        while not done.wait(_POLL_S):
+            now = time.monotonic()
             if cancel is not None and cancel.is_set():
-                if stream_box:
-                    try:
-                        stream_box[0].close()
-                    except Exception:  # closing a half-read stream may raise; it is closed anyway
-                        pass
-                raise Cancelled("generation stopped")
-        if failure and not (cancel is not None and cancel.is_set()):
-            raise failure[0]
+                raise give_up(Cancelled("generation stopped"))
+            if now - start > self.max_stream_s:
+                raise give_up(
+                    BackendError(
+                        f"the model streamed for more than {self.max_stream_s:g} s without "
+                        "finishing; stopped reading (retry, or raise the limit)",
+                        retryable=True,
+                    )
+                )
+            if progress[0] is not None and now - progress[1] > self._timeout_s:
+                # Keep-alive comments or empty chunks reset the read timeout but carry nothing.
+                raise give_up(
+                    BackendError(
+                        f"{url} sent no text for {self._timeout_s:g} s (the stream stayed "
+                        "open); stopped reading: retry, or check the server",
+                        retryable=True,
+                    )
+                )
         if cancel is not None and cancel.is_set():
             raise Cancelled("generation stopped")
+        if caller_failure:
+            raise caller_failure[0]
+        if failure:
+            raise self.as_backend_error(failure[0]) from failure[0]
+        if result.finish_reason is None:
+            if progress[3] == 0:
+                raise BackendError(
+                    f"{url} answered with {content_type[0] or 'no content type'} instead of an "
+                    "event stream: check that --endpoint is the server's /v1 base URL",
+                    retryable=True,
+                )
+            raise BackendError(
+                f"{url} ended the stream before the answer was complete (no finish reason): "
+                "retry, or check the server's log",
+                retryable=True,
+            )
         result.content = "".join(content)
         result.reasoning = "".join(reasoning)
         result.tool_calls = [

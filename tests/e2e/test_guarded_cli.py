@@ -44,3 +44,14 @@ def test_guarded_refuses_risky_typing_and_enter_in_a_terminal(xterm: Any, tmp_pa
     # The model is told, in the next request, that nothing ran and why.
     assert "Refused, nothing was executed: risky" in tool_response_of(server.requests[2])
     assert "Enter right after typing into a terminal" in tool_response_of(server.requests[4])
+
+
+def test_a_plain_http_remote_endpoint_is_warned_about(xdisplay: str, tmp_path: Path) -> None:
+    proc = run_cli(None, tmp_path / "runs", endpoint="http://deskpilot.invalid:8000/v1")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert (
+        "warning: deskpilot.invalid is neither loopback nor HTTPS: screenshots of your desktop "
+        "travel unencrypted" in proc.stderr
+    )
+    quiet = run_cli(None, tmp_path / "runs", endpoint="https://deskpilot.invalid/v1")
+    assert quiet.returncode == 2 and "warning" not in quiet.stderr

@@ -11,6 +11,16 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+# The faults a Reply can inject, as a broken or overloaded server would show them:
+#   hang        accept the request, then never send a byte (until the server closes)
+#   not_json    HTTP 200 with an HTML page instead of a stream (a proxy's error page)
+#   invalid_json  stream a few good chunks, then a `data:` line that is not JSON
+#   endless     stream the content, then more text forever, never finishing
+#   keepalive   stream the role chunk, then only SSE comments and empty deltas forever
+#   drop        stream half the content, then cut the connection (no end of stream)
+#   error_event stream half the content, then an {"error": ...} event (vLLM on a failed step)
+FAULTS = ("hang", "not_json", "invalid_json", "endless", "keepalive", "drop", "error_event")
+
 
 @dataclass
 class Reply:
@@ -22,6 +32,12 @@ class Reply:
     status: int = 200
     delay_s: float = 0.0
     chunk_chars: int = 7
+    fault: str | None = None
+    fault_interval_s: float = 0.0  # pause between chunks of an endless/keepalive stream
+
+    def __post_init__(self) -> None:
+        if self.fault is not None and self.fault not in FAULTS:
+            raise ValueError(f"unknown fault {self.fault!r}; one of {FAULTS}")
 
 
 def xml_call(**params: Any) -> str:
@@ -76,6 +92,7 @@ class ScriptedServer:
 
     def __post_init__(self) -> None:
         server = self
+        self._closing = threading.Event()
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -142,9 +159,12 @@ class ScriptedServer:
                 )
                 reply = item(body) if callable(item) else item
                 if reply.delay_s:
-                    time.sleep(reply.delay_s)
+                    server._closing.wait(reply.delay_s)
                 if reply.status != 200:
                     self._json(reply.status, {"error": {"message": "scripted failure"}})
+                    return
+                if reply.fault is not None:
+                    self._fault(reply)
                     return
                 if body.get("stream"):
                     self._stream(body, reply)
@@ -167,6 +187,57 @@ class ScriptedServer:
                 data = f"data: {json.dumps(obj)}\n\n".encode()
                 self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                 self.wfile.flush()
+
+            def _raw(self, data: bytes) -> None:
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+
+            def _fault(self, reply: Reply) -> None:
+                fault = reply.fault
+                if fault == "hang":
+                    server._closing.wait()
+                    self.close_connection = True
+                    return
+                if fault == "not_json":
+                    page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(page)))
+                    self.end_headers()
+                    self.wfile.write(page)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self._chunk({"role": "assistant", "content": ""})
+                step = reply.chunk_chars
+                text = reply.content
+                if fault in ("drop", "error_event"):
+                    text = text[: len(text) // 2]
+                for i in range(0, len(text), step):
+                    self._chunk({"content": text[i : i + step]})
+                if fault == "drop":
+                    self.close_connection = True
+                    return  # no terminating chunk: the client sees the connection end mid-body
+                if fault == "error_event":
+                    error = {"error": {"message": "CUDA out of memory", "code": 500}}
+                    self._raw(f"data: {json.dumps(error)}\n\n".encode())
+                    self.wfile.write(b"0\r\n\r\n")
+                    return
+                if fault == "invalid_json":
+                    self._raw(b'data: {"id": "chatcmpl-1", "choices": [{"delta": {"cont\n\n')
+                    self._raw(b"data: [DONE]\n\n")
+                    self.wfile.write(b"0\r\n\r\n")
+                    return
+                # endless / keepalive: until the client hangs up or the server closes.
+                while not server._closing.wait(reply.fault_interval_s):
+                    if fault == "endless":
+                        self._chunk({"content": (reply.content or "more ") * 8})
+                    else:
+                        self._raw(b": keep-alive\n\n")
+                        self._chunk({})
+                self.close_connection = True
 
             def _stream(self, body: dict[str, Any], reply: Reply) -> None:
                 self.send_response(200)
@@ -249,6 +320,7 @@ class ScriptedServer:
         return f"http://{host}:{port}/v1"
 
     def close(self) -> None:
-        """Stop serving."""
+        """Stop serving; hanging and endless replies end too."""
+        self._closing.set()
         self._httpd.shutdown()
         self._httpd.server_close()

@@ -1,0 +1,1 @@
+"""Fault injection: broken endpoints, a killed agent process, a killed worker."""
