@@ -9,6 +9,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, assert_never
 
@@ -41,6 +43,12 @@ _WAIT_SLICE_S = 0.05
 # Between the calls of one action; the last call of each action passes _pause=False, since
 # the loop's settle waits for the screen after every action anyway (20 ms of pure latency).
 _PYAUTOGUI_PAUSE_S = 0.02
+# A drag moves the pointer in steps this far apart: apps see motion, and a stop lands between
+# two steps, so it is never more than one step late.
+_DRAG_STEP_S = 0.02
+_DRAG_MAX_STEPS = 500
+# release_all waits at most this long for the input burst in flight (a tap, a drag step).
+_RELEASE_WAIT_S = 1.0
 
 _pyautogui_module: Any = None
 _pyautogui_lock = threading.Lock()
@@ -131,6 +139,9 @@ class Executor:
     def __init__(self, *, drag_duration_s: float = 0.4, click_interval_s: float = 0.05) -> None:
         self.drag_duration_s = drag_duration_s
         self.click_interval_s = click_interval_s
+        # Held while input is sent (one tap, one drag step, one click): release_all takes it,
+        # so once it returns, the action in flight sees its cancel before sending anything more.
+        self._input_lock = threading.RLock()
         self._typer: Any = None
         self._typer_lock = threading.Lock()
         self._focus: Any = None
@@ -178,7 +189,19 @@ class Executor:
         )
 
     def release_all(self) -> list[str]:
-        """Release held mouse buttons and modifier keys (for stop); returns what it released."""
+        """Release held mouse buttons and modifier keys (for stop); returns what it released.
+
+        Call it after setting the running action's cancel event (from any thread): it waits for
+        the input burst in flight, and after it returns that action sends nothing more.
+        """
+        acquired = self._input_lock.acquire(timeout=_RELEASE_WAIT_S)
+        try:
+            return self._release_held()
+        finally:
+            if acquired:
+                self._input_lock.release()
+
+    def _release_held(self) -> list[str]:
         if _use_x11():
             from actions.xtyping import release_held_input
 
@@ -211,6 +234,21 @@ class Executor:
             self._focus.close()
             self._focus = None
 
+    @contextmanager
+    def _burst(self, cancel: threading.Event | None) -> Iterator[None]:
+        """One uninterrupted piece of input, sent only if the action was not cancelled."""
+        with self._input_lock:
+            if cancel is not None and cancel.is_set():
+                raise _Cancelled("cancelled while it ran")
+            yield
+
+    def _pause(self, cancel: threading.Event | None, seconds: float = _PYAUTOGUI_PAUSE_S) -> None:
+        """pyautogui's pause between the calls of one action, ended early by a cancel."""
+        if cancel is None:
+            time.sleep(seconds)
+        elif cancel.wait(seconds):
+            raise _Cancelled("cancelled while it ran")
+
     def _focus_clicked_window(self) -> None:
         """Without a window manager, give the clicked window the keyboard, as a WM would."""
         if not _use_x11():
@@ -234,26 +272,27 @@ class Executor:
         match action:
             case MouseMove(coordinate=c):
                 x, y = self._map(c, space, monitor)
-                _pyautogui().moveTo(x, y, _pause=False)
+                with self._burst(cancel):
+                    _pyautogui().moveTo(x, y, _pause=False)
                 return f"moved to ({x}, {y})", ((x, y),)
             case LeftClick(coordinate=c):
-                return self._click(c, space, monitor, "left", 1)
+                return self._click(c, space, monitor, "left", 1, cancel)
             case RightClick(coordinate=c):
-                return self._click(c, space, monitor, "right", 1)
+                return self._click(c, space, monitor, "right", 1, cancel)
             case MiddleClick(coordinate=c):
-                return self._click(c, space, monitor, "middle", 1)
+                return self._click(c, space, monitor, "middle", 1, cancel)
             case DoubleClick(coordinate=c):
-                return self._click(c, space, monitor, "left", 2)
+                return self._click(c, space, monitor, "left", 2, cancel)
             case TripleClick(coordinate=c):
-                return self._click(c, space, monitor, "left", 3)
+                return self._click(c, space, monitor, "left", 3, cancel)
             case LeftClickDrag(coordinate=c, start_coordinate=s):
-                return self._drag(s, c, space, monitor)
+                return self._drag(s, c, space, monitor, cancel)
             case Scroll(pixels=p, coordinate=c):
-                return self._scroll(p, c, space, monitor, horizontal=False)
+                return self._scroll(p, c, space, monitor, cancel, horizontal=False)
             case HScroll(pixels=p, coordinate=c):
-                return self._scroll(p, c, space, monitor, horizontal=True)
+                return self._scroll(p, c, space, monitor, cancel, horizontal=True)
             case Key(keys=keys):
-                return self._key(keys), ()
+                return self._key(keys, cancel), ()
             case Type(text=text):
                 return self._type(text, cancel), ()
             case Wait(time=t):
@@ -279,35 +318,67 @@ class Executor:
         return x, y
 
     def _click(
-        self, point: Point, space: CoordinateSpace, monitor: Monitor, button: str, clicks: int
+        self,
+        point: Point,
+        space: CoordinateSpace,
+        monitor: Monitor,
+        button: str,
+        clicks: int,
+        cancel: threading.Event | None,
     ) -> tuple[str, tuple[tuple[int, int], ...]]:
         x, y = self._map(point, space, monitor)
         pg = _pyautogui()
-        pg.moveTo(x, y)
-        pg.click(x, y, clicks=clicks, interval=self.click_interval_s, button=button, _pause=False)
+        with self._burst(cancel):
+            pg.moveTo(x, y, _pause=False)
+        self._pause(cancel)
+        for n in range(clicks):
+            if n:
+                self._pause(cancel, self.click_interval_s)
+            # Press and release in one burst: a stop never lands between them.
+            with self._burst(cancel):
+                pg.click(x, y, button=button, _pause=False)
         self._focus_clicked_window()
         what = {1: "click", 2: "double-click", 3: "triple-click"}[clicks]
         return f"{button} {what} at ({x}, {y})", ((x, y),)
 
     def _drag(
-        self, start: Point | None, end: Point, space: CoordinateSpace, monitor: Monitor
+        self,
+        start: Point | None,
+        end: Point,
+        space: CoordinateSpace,
+        monitor: Monitor,
+        cancel: threading.Event | None,
     ) -> tuple[str, tuple[tuple[int, int], ...]]:
         pg = _pyautogui()
         ex, ey = self._map(end, space, monitor)
         if start is not None:
             sx, sy = self._map(start, space, monitor)
-            pg.moveTo(sx, sy)
+            with self._burst(cancel):
+                pg.moveTo(sx, sy, _pause=False)
+            self._pause(cancel)
         else:
             sx, sy = (int(v) for v in pg.position())
-        pg.mouseDown(sx, sy, button="left")
+        with self._burst(cancel):
+            pg.mouseDown(sx, sy, button="left", _pause=False)
         released = False
         try:
-            # A timed move sends intermediate motion, so apps see a drag rather than a jump.
-            pg.moveTo(ex, ey, duration=self.drag_duration_s)
-            pg.mouseUp(ex, ey, button="left", _pause=False)
+            self._pause(cancel)
+            # Intermediate motion, so apps see a drag rather than a jump; the steps are short
+            # so that a stop lets go of the button at once.
+            steps = max(2, min(_DRAG_MAX_STEPS, round(self.drag_duration_s / _DRAG_STEP_S)))
+            interval = self.drag_duration_s / steps
+            for n in range(1, steps + 1):
+                self._pause(cancel, interval)
+                x = round(sx + (ex - sx) * n / steps)
+                y = round(sy + (ey - sy) * n / steps)
+                with self._burst(cancel):
+                    pg.moveTo(x, y, _pause=False)
+            with self._burst(cancel):
+                pg.mouseUp(ex, ey, button="left", _pause=False)
             released = True
         finally:
             if not released:
+                # Cancelled or failed with the button down: the one input allowed after a stop.
                 self._release_quietly()
         return f"dragged ({sx}, {sy}) -> ({ex}, {ey})", ((sx, sy), (ex, ey))
 
@@ -317,6 +388,7 @@ class Executor:
         point: Point | None,
         space: CoordinateSpace,
         monitor: Monitor,
+        cancel: threading.Event | None,
         *,
         horizontal: bool,
     ) -> tuple[str, tuple[tuple[int, int], ...]]:
@@ -324,14 +396,19 @@ class Executor:
         points: tuple[tuple[int, int], ...] = ()
         if point is not None:
             x, y = self._map(point, space, monitor)
-            pg.moveTo(x, y)
+            with self._burst(cancel):
+                pg.moveTo(x, y, _pause=False)
+            self._pause(cancel)
             points = ((x, y),)
         amount = int(clicks)
+        with self._burst(cancel):
+            if horizontal:
+                pg.hscroll(amount, _pause=False)
+            else:
+                pg.scroll(amount, _pause=False)
         if horizontal:
-            pg.hscroll(amount, _pause=False)
             way = "right" if amount > 0 else "left"
         else:
-            pg.scroll(amount, _pause=False)
             way = "up" if amount > 0 else "down"
         where = f" at {points[0]}" if points else ""
         return f"scrolled {way} {abs(amount)} clicks{where}", points
@@ -344,22 +421,28 @@ class Executor:
             if self._typer is None:
                 from actions.xtyping import XTyper
 
-                self._typer = XTyper()
+                self._typer = XTyper(input_lock=self._input_lock)
             return self._typer
 
-    def _key(self, keys: tuple[str, ...]) -> str:
+    def _key(self, keys: tuple[str, ...], cancel: threading.Event | None) -> str:
         names = normalize_chord(keys)
         pg = _pyautogui()
         pg.failSafeCheck()
         if _use_x11():
+            from actions.xtyping import TypingCancelled
+
             # XTEST by keysym: pyautogui's X11 table types '>' for '<', lacks the media keys
             # and non-ASCII characters, and goes stale when the layout changes.
-            self._typer_instance().press_chord(names, check=pg.failSafeCheck)
+            try:
+                self._typer_instance().press_chord(names, check=pg.failSafeCheck, cancel=cancel)
+            except TypingCancelled as exc:
+                raise _Cancelled(str(exc)) from exc
         else:
             bad = [k for k in names if not pg.isValidKey(k)]
             if bad:
                 raise ValueError(f"cannot press {', '.join(map(repr, bad))} on this platform")
-            pg.hotkey(*names)
+            with self._burst(cancel):
+                pg.hotkey(*names, _pause=False)
         return f"pressed {_chord_text(names)}"
 
     def _type(self, text: str, cancel: threading.Event | None) -> str:
@@ -377,7 +460,9 @@ class Executor:
             return f"typed {typed} characters"
         if not all(ch in "\n\t" or 0x20 <= ord(ch) < 0x7F for ch in text):
             raise ValueError("typing non-ASCII text is only supported on X11")
-        pg.write(text)
+        for ch in text:  # one character a burst, so a stop ends it between two
+            with self._burst(cancel):
+                pg.write(ch, _pause=False)
         return f"typed {len(text)} characters"
 
     # -- waiting ------------------------------------------------------------------------

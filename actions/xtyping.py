@@ -197,6 +197,7 @@ class XTyper:
         settle_s: float = 0.3,
         ping_timeout_s: float = 5.0,
         max_spare: int | None = None,
+        input_lock: threading.RLock | None = None,
     ) -> None:
         from Xlib import display as xdisplay
         from Xlib.ext import xtest
@@ -214,6 +215,9 @@ class XTyper:
         self._ping_stamp = random.randrange(1, 1 << 31)
         self.max_spare = max_spare
         self._lock = threading.RLock()
+        # Held around every tap and chord (shared with the executor): an emergency release
+        # waits for it, and the next tap checks the cancel event under it.
+        self._input_lock = input_lock or threading.RLock()
         # keysym -> keycode we bound it to, least recently used first.
         self._bound: OrderedDict[int, int] = OrderedDict()
         # keycode -> its keysyms before we bound it (restored on close).
@@ -236,7 +240,8 @@ class XTyper:
         """Type text exactly; returns the number of characters typed.
 
         `check` runs before each character (the executor's fail-safe check) and may raise;
-        `cancel` stops typing between characters with TypingCancelled.
+        `cancel` stops typing between characters (and during binding waits) with
+        TypingCancelled; a key is never left down, since each tap is sent whole.
         """
         strokes = validate_text(text)
         if not strokes:
@@ -247,13 +252,16 @@ class XTyper:
             self._ensure_open()
             keymap = self._snapshot()
             for segment in self._segments(keysyms, keymap):
-                plan = self._prepare(segment, keymap)
+                plan = self._prepare(segment, keymap, cancel)
+                if plan is None:
+                    raise TypingCancelled(typed)
                 for keysym in segment:
-                    if cancel is not None and cancel.is_set():
-                        raise TypingCancelled(typed)
-                    if check is not None:
-                        check()
-                    self._tap(plan[keysym])
+                    with self._input_lock:
+                        if cancel is not None and cancel.is_set():
+                            raise TypingCancelled(typed)
+                        if check is not None:
+                            check()
+                        self._tap(plan[keysym])
                     typed += 1
                     if self.key_delay_s > 0:
                         time.sleep(self.key_delay_s)
@@ -261,8 +269,18 @@ class XTyper:
                 keymap = self._snapshot()
         return typed
 
-    def press_chord(self, keys: Sequence[str], *, check: Callable[[], None] | None = None) -> None:
-        """Press canonical keys (actions.keys names or characters) together; release reversed."""
+    def press_chord(
+        self,
+        keys: Sequence[str],
+        *,
+        check: Callable[[], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """Press canonical keys (actions.keys names or characters) together; release reversed.
+
+        A chord is sent whole or not at all: `cancel` set before it starts raises
+        TypingCancelled(0).
+        """
         if not keys:
             raise KeyNameError("no keys given")
         keysyms = [key_keysym(k) for k in keys]
@@ -272,25 +290,36 @@ class XTyper:
             unique = list(dict.fromkeys(keysyms))
             if len(self._missing(unique, keymap)) > self._capacity(keymap):
                 raise RuntimeError("not enough spare keycodes to bind the chord's keys")
-            plan = self._prepare(unique, keymap)
-            if check is not None:
-                check()
-            shift_held = any(k in ("shift", "shiftleft", "shiftright") for k in keys)
-            pressed: list[int] = []
-            try:
-                for key, keysym in zip(keys, keysyms, strict=True):
-                    stroke = plan[keysym]
-                    wants_shift = stroke.shift and key not in MODIFIERS and not shift_held
-                    if wants_shift and keymap.shift_keycode:
-                        self._press(keymap.shift_keycode, pressed)
-                        shift_held = True
-                    self._press(stroke.keycode, pressed)
-                    self._last_used[stroke.keycode] = time.monotonic()
-                    time.sleep(self.key_delay_s)
-            finally:
-                for keycode in reversed(pressed):
-                    self._release(keycode)
-                self._display.sync()
+            plan = self._prepare(unique, keymap, cancel)
+            if plan is None:
+                raise TypingCancelled(0)
+            with self._input_lock:
+                if cancel is not None and cancel.is_set():
+                    raise TypingCancelled(0)
+                if check is not None:
+                    check()
+                self._chord(keys, keysyms, plan, keymap)
+
+    def _chord(
+        self, keys: Sequence[str], keysyms: list[int], plan: dict[int, _Stroke], keymap: _Keymap
+    ) -> None:
+        """Press the planned keys in order, then release them in reverse, whatever happens."""
+        shift_held = any(k in ("shift", "shiftleft", "shiftright") for k in keys)
+        pressed: list[int] = []
+        try:
+            for key, keysym in zip(keys, keysyms, strict=True):
+                stroke = plan[keysym]
+                wants_shift = stroke.shift and key not in MODIFIERS and not shift_held
+                if wants_shift and keymap.shift_keycode:
+                    self._press(keymap.shift_keycode, pressed)
+                    shift_held = True
+                self._press(stroke.keycode, pressed)
+                self._last_used[stroke.keycode] = time.monotonic()
+                time.sleep(self.key_delay_s)
+        finally:
+            for keycode in reversed(pressed):
+                self._release(keycode)
+            self._display.sync()
 
     def held_keycodes(self) -> list[int]:
         """Keycodes this typer pressed and has not released yet (for an emergency release)."""
@@ -394,8 +423,13 @@ class XTyper:
             segments.append(current)
         return segments
 
-    def _prepare(self, keysyms: Sequence[int], keymap: _Keymap) -> dict[int, _Stroke]:
-        """Bind what the keymap lacks (all at once, then settle) and plan every keysym."""
+    def _prepare(
+        self, keysyms: Sequence[int], keymap: _Keymap, cancel: threading.Event | None = None
+    ) -> dict[int, _Stroke] | None:
+        """Bind what the keymap lacks (all at once, then settle) and plan every keysym.
+
+        None when `cancel` was set during a wait (nothing rebound after it).
+        """
         plan: dict[int, _Stroke] = {}
         needed: list[int] = []
         for keysym in dict.fromkeys(keysyms):
@@ -422,10 +456,12 @@ class XTyper:
             targets.append(self._bound.pop(victim))
         # A keycode typed before may still sit in a client's queue: let it drain first.
         used = [self._last_used[kc] for kc in targets if kc in self._last_used]
-        if used and not self.sync_focus_client():
+        if used and not self.sync_focus_client(cancel):
             wait = max(used) + self.settle_s - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
+            if wait > 0 and _sleep(wait, cancel):
+                return None
+        if cancel is not None and cancel.is_set():
+            return None
         for keysym, keycode in zip(needed, targets, strict=True):
             if keycode not in self._original:
                 self._original[keycode] = list(keymap.row(keycode))
@@ -435,15 +471,17 @@ class XTyper:
             plan[keysym] = _Stroke(keycode, False)
         self._display.sync()
         # Clients fetch the new map when they see MappingNotify: give them a moment first.
-        time.sleep(self.bind_delay_s)
+        if _sleep(self.bind_delay_s, cancel):
+            return None
         return plan
 
-    def sync_focus_client(self) -> bool:
+    def sync_focus_client(self, cancel: threading.Event | None = None) -> bool:
         """Ping the window that gets our keys; True once it answered (it handled them all).
 
         A _NET_WM_PING client answers from its event loop, so the answer comes after it
         processed every key (and keymap change) sent before the ping. False when there is no
-        such window, it does not speak the protocol, or it did not answer in time.
+        such window, it does not speak the protocol, it did not answer in time, or `cancel`
+        was set while waiting.
         """
         from Xlib import X
         from Xlib.protocol import event
@@ -485,7 +523,7 @@ class XTyper:
                     ):
                         return True
                 left = deadline - time.monotonic()
-                if left <= 0:
+                if left <= 0 or (cancel is not None and cancel.is_set()):
                     return False
                 select.select([dpy.fileno()], [], [], min(left, 0.05))
         finally:
@@ -551,6 +589,14 @@ class XTyper:
         self._display.sync()
         if keycode in self._held:
             self._held.remove(keycode)
+
+
+def _sleep(seconds: float, cancel: threading.Event | None) -> bool:
+    """Sleep, or wait on `cancel`; True when it was set (the sleep ended early)."""
+    if cancel is None:
+        time.sleep(seconds)
+        return False
+    return cancel.wait(seconds)
 
 
 def _find_client(dpy: Any, window: Any, depth: int) -> Any:

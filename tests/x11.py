@@ -427,3 +427,189 @@ def stop_process(proc: subprocess.Popen[Any]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+# -- what reaches the X server: every key and button event, in order, with markers --------
+
+_MARK_ATOM = "DESKPILOT_TEST_MARK"
+_CHANGE_PROPERTY = 18  # the core request opcode
+
+
+@dataclass(frozen=True)
+class InputEvent:
+    """One device event the server processed (key or button press/release, motion) or a mark."""
+
+    kind: str
+    detail: int | str
+    x: int = 0
+    y: int = 0
+
+
+class InputRecorder:
+    """Records every device event the X server processes (RECORD extension), from any client.
+
+    `mark(name)` puts a marker into the same ordered stream (a ChangeProperty request on the
+    root window, recorded where the server handled it), so a test can tell exactly which
+    events the server processed before and after a moment, whatever the apps log.
+    """
+
+    def __init__(self, display: str) -> None:
+        import threading
+
+        from Xlib import display as xdisplay
+
+        self.display = display
+        self._record_dpy: Any = xdisplay.Display(display)
+        self._ctrl: Any = xdisplay.Display(display)
+        if not self._record_dpy.has_extension("RECORD"):
+            raise RuntimeError("the X server has no RECORD extension")
+        self._mark_atom = int(self._ctrl.intern_atom(_MARK_ATOM))
+        self._root = self._ctrl.screen().root
+        self._lock = threading.Lock()
+        self._events: list[InputEvent] = []
+        self._ctx: Any = None
+        self._thread: Any = None
+
+    def __enter__(self) -> InputRecorder:
+        import threading
+
+        from Xlib import X
+        from Xlib.ext import record
+
+        self._ctx = self._ctrl.record_create_context(
+            0,
+            [record.AllClients],
+            [
+                {
+                    "core_requests": (_CHANGE_PROPERTY, _CHANGE_PROPERTY),
+                    "core_replies": (0, 0),
+                    "ext_requests": (0, 0, 0, 0),
+                    "ext_replies": (0, 0, 0, 0),
+                    "delivered_events": (0, 0),
+                    "device_events": (X.KeyPress, X.MotionNotify),
+                    "errors": (0, 0),
+                    "client_started": False,
+                    "client_died": False,
+                }
+            ],
+        )
+        self._ctrl.sync()
+        self._thread = threading.Thread(
+            target=self._record_dpy.record_enable_context,
+            args=(self._ctx, self._on_data),
+            name="x-input-recorder",
+            daemon=True,
+        )
+        self._thread.start()
+        # The context is enabled on the other connection some time after the thread starts:
+        # mark until a mark comes through, so nothing after __enter__ can be missed.
+        wait_until(self._started, 5.0, "the X input recording to start", 0.02)
+        return self
+
+    def _started(self) -> bool:
+        if any(e.kind == "mark" for e in self.events()):
+            return True
+        self.mark("started")
+        return False
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop recording and drop the connections."""
+        if self._ctx is not None:
+            self._ctrl.record_disable_context(self._ctx)
+            self._ctrl.sync()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._ctrl.record_free_context(self._ctx)
+            self._ctrl.sync()
+            self._ctx = None
+        for dpy in (self._record_dpy, self._ctrl):
+            try:
+                dpy.close()
+            except Exception:  # the server may be gone already
+                pass
+
+    def _on_data(self, reply: Any) -> None:
+        import struct
+
+        from Xlib import X
+        from Xlib.ext import record
+        from Xlib.protocol import rq
+
+        data = bytes(reply.data)
+        found: list[InputEvent] = []
+        if reply.category == record.FromClient:
+            # ChangeProperty: opcode, mode, length, window, property, type, format, 3 pad, n.
+            if len(data) >= 24 and data[0] == _CHANGE_PROPERTY:
+                prop = struct.unpack("=I", data[8:12])[0]
+                count = struct.unpack("=I", data[20:24])[0]
+                if prop == self._mark_atom:
+                    found.append(InputEvent("mark", data[24 : 24 + count].decode()))
+        elif reply.category == record.FromServer:
+            names = {
+                X.KeyPress: "key_press",
+                X.KeyRelease: "key_release",
+                X.ButtonPress: "button_press",
+                X.ButtonRelease: "button_release",
+                X.MotionNotify: "motion",
+            }
+            while len(data) >= 32:
+                event, data = rq.EventField(None).parse_binary_value(
+                    data, self._record_dpy.display, None, None
+                )
+                kind = names.get(event.type)
+                if kind is not None:
+                    found.append(
+                        InputEvent(kind, int(event.detail), int(event.root_x), int(event.root_y))
+                    )
+        if found:
+            with self._lock:
+                self._events.extend(found)
+
+    def mark(self, name: str) -> None:
+        """Put a named marker into the stream, after everything the server handled so far."""
+        from Xlib import X, Xatom
+
+        self._root.change_property(
+            self._mark_atom, Xatom.STRING, 8, name.encode(), mode=X.PropModeReplace
+        )
+        self._ctrl.sync()
+
+    def wait_mark(self, name: str, timeout_s: float = 5.0) -> None:
+        """Wait until a marker has come through the recording (so every event before it has)."""
+        wait_until(
+            lambda: any(e.kind == "mark" and e.detail == name for e in self.events()),
+            timeout_s,
+            f"input-recorder mark {name!r}",
+            0.01,
+        )
+
+    def events(self) -> list[InputEvent]:
+        """Everything recorded so far, in the server's order."""
+        with self._lock:
+            return list(self._events)
+
+    def between(self, first: str, last: str | None = None) -> list[InputEvent]:
+        """Device events after mark `first` and before mark `last` (or the end)."""
+        events = self.events()
+        names = [e.detail if e.kind == "mark" else None for e in events]
+        start = names.index(first) + 1
+        end = names.index(last, start) if last is not None else len(events)
+        return [e for e in events[start:end] if e.kind != "mark"]
+
+
+def held_input(display: str) -> tuple[list[int], list[int]]:
+    """Keycodes the server has down and mouse buttons (1-5) held, as the server sees them."""
+    from Xlib import display as xdisplay
+
+    dpy: Any = xdisplay.Display(display)
+    try:
+        keymap = dpy.query_keymap()
+        keys = [i * 8 + bit for i, byte in enumerate(keymap) for bit in range(8) if byte >> bit & 1]
+        mask = int(dpy.screen().root.query_pointer().mask)
+        buttons = [b for b in range(1, 6) if mask & (1 << (7 + b))]
+        return keys, buttons
+    finally:
+        dpy.close()

@@ -236,6 +236,8 @@ class RunController(QObject):
     def stop(self) -> None:
         """Kill switch: cancel generation, end the loop, release held keys and buttons."""
         self.stop_event.set()
+        if self.approver is not None:  # wake a waiting decision now, not at its next poll
+            self.approver.answer(Decision("stop", note="stopped while waiting for a decision"))
         executor = self.executor
         if executor is not None:
             # X round trips: off the GUI thread so a stop never stalls the window.

@@ -317,7 +317,8 @@ class ScriptedServer:
     def url(self) -> str:
         """The /v1 base URL."""
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        name = host.decode() if isinstance(host, bytes) else host
+        return f"http://{name}:{port}/v1"
 
     def close(self) -> None:
         """Stop serving; hanging and endless replies end too."""
