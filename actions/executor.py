@@ -259,6 +259,14 @@ class Executor:
             self._focus = ClickFocus()
         self._focus.after_click()
 
+    def _restore_focus(self) -> None:
+        """Without a window manager, keys go back to the last clicked window (see ClickFocus)."""
+        if self._focus is not None:
+            try:
+                self._focus.before_keys()
+            except Exception:  # focus is a courtesy; the keys still go where X sends them
+                pass
+
     # -- the one dispatch ---------------------------------------------------------------
 
     def _run(
@@ -429,6 +437,7 @@ class Executor:
         pg = _pyautogui()
         pg.failSafeCheck()
         if _use_x11():
+            self._restore_focus()
             from actions.xtyping import TypingCancelled
 
             # XTEST by keysym: pyautogui's X11 table types '>' for '<', lacks the media keys
@@ -449,6 +458,7 @@ class Executor:
         pg = _pyautogui()
         pg.failSafeCheck()
         if _use_x11():
+            self._restore_focus()
             from actions.xtyping import TypingCancelled
 
             try:

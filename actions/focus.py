@@ -17,6 +17,7 @@ class ClickFocus:
     def __init__(self) -> None:
         self._display: Any = None
         self._lock = threading.Lock()
+        self._last: int | None = None  # the window the agent last gave the keyboard to
 
     def _connect(self) -> Any:
         if self._display is None:
@@ -52,7 +53,43 @@ class ClickFocus:
                 return None  # menus and tooltips take no focus
             child.set_input_focus(X.RevertToPointerRoot, X.CurrentTime)
             d.sync()
-            return int(child.id)
+            self._last = int(child.id)
+            return self._last
+
+    def before_keys(self) -> int | None:
+        """Give the keyboard back to the last clicked window if a hidden one holds it (no WM).
+
+        A window manager returns focus to the previous window when the focused one hides; a
+        bare X server leaves it on the hidden window (deskpilot's own, after an approval), so
+        typed keys would go nowhere. Returns the window focused, or None when nothing changed.
+        """
+        from Xlib import X
+
+        with self._lock:
+            if self._last is None or self.window_manager_running():
+                return None
+            d = self._connect()
+            focus = d.get_input_focus().focus
+            root = d.screen().root
+            # The root (or None/PointerRoot) holds focus after the focused window hid.
+            if not isinstance(focus, int) and focus.id != root.id:
+                if focus.id == self._last:
+                    return None
+                try:
+                    if focus.get_attributes().map_state == X.IsViewable:
+                        return None  # the user (or the app) chose a visible window: leave it
+                except Exception:  # the focused window is gone: fall through and restore
+                    pass
+            last = d.create_resource_object("window", self._last)
+            try:
+                if last.get_attributes().map_state != X.IsViewable:
+                    return None
+            except Exception:  # the clicked window has closed since
+                self._last = None
+                return None
+            last.set_input_focus(X.RevertToPointerRoot, X.CurrentTime)
+            d.sync()
+            return self._last
 
     def close(self) -> None:
         """Drop the X connection."""

@@ -666,7 +666,13 @@ class MainWindow(QMainWindow):
         if why:
             what = one_line(describe(request.action), 100)
             self.add_log(f"step {request.step + 1}: waiting for you: {what} — {why}")
-        self._log_test("approval", step=request.step, action=describe(request.action))
+        self._log_test(
+            "approval",
+            step=request.step,
+            action=describe(request.action),
+            risk=request.risk.level,
+            reason=request.risk.reason,
+        )
         if self.test_shots:
             QTimer.singleShot(300, self, lambda: self._save_shots(request.step))
 
