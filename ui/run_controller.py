@@ -165,6 +165,7 @@ class RunController(QObject):
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.stop_event = threading.Event()
+        self._ended = threading.Event()
         self.approver: GuiApprover | None = None
         self.recovery: RecoveryPrompt | None = None
         self.executor: Any = None
@@ -173,8 +174,21 @@ class RunController(QObject):
 
     @property
     def running(self) -> bool:
-        """Whether a run (or a backend load) is in progress."""
-        return self._thread is not None and self._thread.is_alive()
+        """Whether a run (or a backend load) is in progress (a run that reported its end is not)."""
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return False
+        if self._ended.is_set():
+            # `finished` is queued before the thread returns: a Start clicked in between must
+            # not be told "a run is already in progress".
+            thread.join(timeout=2.0)
+            return thread.is_alive()
+        return True
+
+    def _finish(self, result: Any) -> None:
+        """Report the end of a run (the run thread's last act)."""
+        self._ended.set()
+        self.finished.emit(result)
 
     def start(
         self,
@@ -205,6 +219,7 @@ class RunController(QObject):
             # ValueError for a bad field: the window checks them before it calls start().
             Breakpoints.parse(settings.break_at, settings.break_on),
         )
+        self._ended = threading.Event()
         self._thread = threading.Thread(
             target=self._run,
             args=(task, settings, rules, list(secrets)),
@@ -249,6 +264,7 @@ class RunController(QObject):
             self.failed.emit("stop the run before restarting the worker")
             return
         self.stop_event = threading.Event()
+        self._ended = threading.Event()
         self._thread = threading.Thread(
             target=self._restart, args=(settings,), name="deskpilot-restart", daemon=True
         )
@@ -350,7 +366,7 @@ class RunController(QObject):
                 rules = load_risk_rules(settings)
         except RiskConfigError as exc:
             self.failed.emit(f"risk rules: {exc}")
-            self.finished.emit(None)
+            self._finish(None)
             return
         try:
             screen = Screen(settings.monitor or None)
@@ -359,7 +375,7 @@ class RunController(QObject):
             hint = "" if not isinstance(exc, BackendError) else "; check the backend settings"
             self.worker_state.emit(f"error: {exc}{hint}")
             self.failed.emit(str(exc))
-            self.finished.emit(None)
+            self._finish(None)
             return
         loop_settings = LoopSettings(
             max_steps=max(1, settings.max_steps),
@@ -385,7 +401,7 @@ class RunController(QObject):
             )
         except OSError as exc:
             self.failed.emit(f"cannot write recordings to {runs_dir}: {exc}")
-            self.finished.emit(None)
+            self._finish(None)
             return
         executor = Executor()
         self.executor = executor
@@ -422,7 +438,7 @@ class RunController(QObject):
                 current is None or getattr(current, "pid", 0) is None
             ):
                 self.worker_state.emit("error: the worker process is gone; press Restart worker")
-        self.finished.emit(result)
+        self._finish(result)
 
 
 def _release(executor: Any) -> None:
