@@ -288,6 +288,8 @@ def _excerpt(text: str, limit: int) -> str:
 
 def command_run(args: argparse.Namespace, task: str) -> int:
     """Run one task headless; returns the exit status."""
+    import os
+
     from actions.screen import DisplayError, Screen
     from agent.approval import Breakpoints, TerminalApprover, policy, with_breakpoints
     from agent.loop import LoopSettings, run_task
@@ -299,8 +301,6 @@ def command_run(args: argparse.Namespace, task: str) -> int:
         fail("--max-steps must be at least 1")
     if args.history_images < 1:
         fail("--history-images must be at least 1")
-    import os
-
     if args.repeat_limit < 2:
         fail("--repeat-limit must be at least 2")
     try:
@@ -311,9 +311,6 @@ def command_run(args: argparse.Namespace, task: str) -> int:
     if missing:
         fail(f"--secret-env {missing[0]}: that environment variable is not set")
     redactor = Redactor([*args.secret, *secrets_from_env(args.secret_env)])
-    api_key = os.environ.get(args.api_key_env)
-    if api_key:
-        redactor.add(api_key)  # never in a recording, whatever a model or server echoes
     if not task.strip():
         fail("the task is empty")
     try:

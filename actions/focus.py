@@ -6,7 +6,32 @@ import threading
 from typing import Any
 
 
-class ClickFocus:
+class XConnection:
+    """One X connection of its own, opened on first use and guarded by a lock."""
+
+    def __init__(self) -> None:
+        self._display: Any = None
+        self._lock = threading.Lock()
+
+    def _connect(self) -> Any:
+        if self._display is None:
+            from Xlib import display
+
+            self._display = display.Display()
+        return self._display
+
+    def close(self) -> None:
+        """Drop the X connection."""
+        with self._lock:
+            if self._display is not None:
+                try:
+                    self._display.close()
+                except Exception:  # the server went first: nothing left to close
+                    pass
+                self._display = None
+
+
+class ClickFocus(XConnection):
     """Gives keyboard focus to the window clicked, as a window manager would, when none runs.
 
     Without a window manager X starts in focus-follows-pointer, but a toolkit such as Qt takes
@@ -15,16 +40,8 @@ class ClickFocus:
     """
 
     def __init__(self) -> None:
-        self._display: Any = None
-        self._lock = threading.Lock()
+        super().__init__()
         self._last: int | None = None  # the window the agent last gave the keyboard to
-
-    def _connect(self) -> Any:
-        if self._display is None:
-            from Xlib import display
-
-            self._display = display.Display()
-        return self._display
 
     def window_manager_running(self) -> bool:
         """Whether an EWMH window manager announces itself on the root window."""
@@ -90,10 +107,3 @@ class ClickFocus:
             last.set_input_focus(X.RevertToPointerRoot, X.CurrentTime)
             d.sync()
             return self._last
-
-    def close(self) -> None:
-        """Drop the X connection."""
-        with self._lock:
-            if self._display is not None:
-                self._display.close()
-                self._display = None

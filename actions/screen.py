@@ -250,15 +250,20 @@ class Screen:
                 return time.monotonic() - start
 
 
-def frame_difference(a: bytes | bytearray, b: bytes | bytearray) -> int:
-    """How many 4-byte pixels differ between two raw BGRA grabs of the same region."""
+def frame_difference(
+    a: bytes | bytearray, b: bytes | bytearray, *, bytes_per_pixel: int = 4
+) -> int:
+    """How many pixels differ between two frames of the same region (raw BGRA, or RGB with 3)."""
     if a == b:  # memcmp: the common case costs well under a millisecond even at 4K
         return 0
     if len(a) != len(b):
-        return max(len(a), len(b)) // 4
+        return max(len(a), len(b)) // bytes_per_pixel
     import numpy as np
 
-    return int(np.count_nonzero(np.frombuffer(a, np.uint32) != np.frombuffer(b, np.uint32)))
+    if bytes_per_pixel == 4:  # one uint32 compare a pixel
+        return int(np.count_nonzero(np.frombuffer(a, np.uint32) != np.frombuffer(b, np.uint32)))
+    diff = np.frombuffer(a, np.uint8) != np.frombuffer(b, np.uint8)
+    return int(np.count_nonzero(diff.reshape(-1, bytes_per_pixel).any(axis=1)))
 
 
 _M_TRIM_THRESHOLD = -1

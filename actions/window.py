@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
+
+from actions.focus import XConnection
 
 _MAX_DEPTH = 6  # frames of reparenting window managers are at most a few levels deep
 
 
-class FocusProbe:
+class FocusProbe(XConnection):
     """Reads the WM_CLASS of the focused window over its own X connection; None when unknown."""
 
     def __init__(self) -> None:
-        self._display: Any = None
-        self._lock = threading.Lock()
+        super().__init__()
         self._broken = not os.environ.get("DISPLAY")
 
     def wm_class(self) -> str | None:
@@ -25,18 +25,9 @@ class FocusProbe:
             try:
                 return self._wm_class()
             except Exception:  # a vanished window or a closed display: unknown, never fatal
+                if self._display is None:
+                    self._broken = True  # no X server to connect to: stop trying
                 return None
-
-    def _connect(self) -> Any:
-        if self._display is None:
-            try:
-                from Xlib import display
-
-                self._display = display.Display()
-            except Exception:
-                self._broken = True
-                raise
-        return self._display
 
     def _wm_class(self) -> str | None:
         from Xlib import X
@@ -61,16 +52,6 @@ class FocusProbe:
             if found:
                 return found
         return None
-
-    def close(self) -> None:
-        """Drop the X connection."""
-        with self._lock:
-            if self._display is not None:
-                try:
-                    self._display.close()
-                except Exception:
-                    pass
-                self._display = None
 
 
 def _format(value: Any) -> str | None:

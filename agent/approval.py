@@ -61,11 +61,6 @@ class ApprovalRequest:
     # that does not change): one line saying why.
     attention: str | None = None
 
-    @property
-    def needs_person(self) -> bool:
-        """Whether guarded mode must ask a person: a risky action or a runaway pause."""
-        return self.risk.level != "safe" or self.attention is not None
-
 
 Decide = Callable[[ApprovalRequest], Decision]
 
@@ -162,6 +157,16 @@ def auto_approve(request: ApprovalRequest) -> Decision:
     return Decision("approve", by="auto")
 
 
+def asks_person(mode: ApprovalMode, request: ApprovalRequest) -> bool:
+    """Whether a mode puts this action to a person (the one rule for the runner and the app).
+
+    ask: every action. guarded: risky actions and runaway pauses. auto: runaway pauses only.
+    """
+    if mode == "ask" or request.attention is not None:
+        return True
+    return mode == "guarded" and request.risk.level != "safe"
+
+
 def policy(mode: ApprovalMode, ask: Decide | None) -> Decide:
     """The Decide for a mode; `ask` is a person (None: nobody can answer, e.g. stdin not a TTY).
 
@@ -175,19 +180,17 @@ def policy(mode: ApprovalMode, ask: Decide | None) -> Decide:
         return ask
 
     def decide(request: ApprovalRequest) -> Decision:
+        if not asks_person(mode, request):
+            return Decision("approve", by=mode)
+        if ask is not None:
+            return ask(request)
         if request.attention is not None:
-            if ask is not None:
-                return ask(request)
             return Decision("stop", by="runaway", note=f"{request.attention}; nobody to ask")
-        if mode == "guarded" and request.risk.level != "safe":
-            if ask is not None:
-                return ask(request)
-            return Decision(
-                "reject",
-                by="guarded",
-                note=f"risky ({request.risk.reason}) and nobody is at a terminal to approve it",
-            )
-        return Decision("approve", by=mode)
+        return Decision(
+            "reject",
+            by="guarded",
+            note=f"risky ({request.risk.reason}) and nobody is at a terminal to approve it",
+        )
 
     return decide
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from actions.executor import ExecResult, FailSafeTriggered
-from actions.screen import CoordinateSpace, Frame, Monitor
+from actions.screen import CoordinateSpace, Frame, Monitor, frame_difference
 from actions.types import Action, Answer, Key, Terminate, Type, action_arguments, describe
 from agent.approval import ApprovalRequest, Decide, Decision
 from agent.backends.base import Backend, BackendError, Cancelled, Completion, Delta, ImagePart
@@ -180,9 +180,8 @@ def run_task(
 ) -> RunResult:
     """Run one task to its end and record every step; expected failures end as outcomes."""
     run = _Run(task, backend, screen, executor, decide, recorder, settings, on_event, stop)
-    run.rules = rules or RiskRules.default()
-    run.focus = focus or (lambda: None)
-    run.recover = recover
+    run.rules, run.recover = rules or RiskRules.default(), recover
+    run.focus = focus or _unknown_window
     try:
         for index in range(settings.max_steps):
             if run.stop.is_set():
@@ -204,6 +203,11 @@ def run_task(
         raise
     finally:
         run.saver.shutdown(wait=True)
+
+
+def _unknown_window() -> str | None:
+    """The focus probe when none is given: the focused window is unknown."""
+    return None
 
 
 class _Run:
@@ -242,19 +246,18 @@ class _Run:
         self.history: list[HistoryEntry] = []
         self.invalid_in_a_row = 0
         self.current: _Step | None = None
+        # Set by run_task: the risk rules, where keys go, and who decides after backend errors.
         self.rules = RiskRules.default()
-        self.focus: FocusProbe = lambda: None
+        self.focus: FocusProbe = _unknown_window
         self.recover: Recover | None = None
         self.started = time.monotonic()
         self.waiting_s = 0.0  # time spent waiting for a person: not the run's own time
         # Runaway control: the last executed action, the screen before it, and how many times
         # in a row it ran with the screen unchanged; where the last typing went (risk rules).
-        self.last_args: dict[str, Any] | None = None
+        self.last_action: Action | None = None
         self.last_rgb: bytes | None = None
         self.repeats = 0
-        self.last_action: Action | None = None
         self.last_window: str | None = None
-        self.window_now: str | None = None
 
     def over_time(self) -> str | None:
         """Why the run is out of time (its own time, waiting for people excluded), or None."""
@@ -331,7 +334,9 @@ class _Run:
         proposal = parse_completion(completion, space)
         step.propose(completion, proposal)
         action = proposal.action
-        risk = self._assess(action, proposal.thinking) if action is not None else None
+        # Where keys would go now: read only for keys and typing (one X round trip).
+        window = self.focus() if isinstance(action, Type | Key) else None
+        risk = self._assess(action, proposal.thinking, window) if action is not None else None
         if risk is not None:
             step.record["risk"] = risk.to_json()
         self.emit(
@@ -403,7 +408,8 @@ class _Run:
         to_run = decision.action if decision.kind == "edit" and decision.action else action
         if to_run is not action:
             # The user's edit is theirs to make, but blocked stays blocked in every mode.
-            edited_risk = self._assess(to_run, proposal.thinking)
+            window = self.focus() if isinstance(to_run, Type | Key) else None
+            edited_risk = self._assess(to_run, proposal.thinking, window)
             if edited_risk.level == "blocked":
                 return self._refuse(step, image, reply, to_run, edited_risk)
 
@@ -450,11 +456,10 @@ class _Run:
         step.finish_result(result)
         self.history.append(HistoryEntry(image, reply, result, describe(to_run)))
         # Runaway bookkeeping: an approved pause starts counting again from one.
-        self.last_args = action_arguments(to_run)
+        self.last_action = to_run
         self.last_rgb = frame.rgb
         self.repeats = 1 if attention is not None else repeats
-        self.last_action = to_run
-        self.last_window = self.window_now if isinstance(to_run, Type) else None
+        self.last_window = window if isinstance(to_run, Type) else None
         return None
 
     def _complete(
@@ -507,32 +512,31 @@ class _Run:
                     return None, exc
                 attempt = 0
 
-    def _assess(self, action: Action, thinking: str) -> Risk:
+    def _assess(self, action: Action, thinking: str, window: str | None) -> Risk:
         """The risk rules' verdict, with where the last typing went and what has focus now."""
         context = RiskContext(
             thinking=thinking,
             previous=self.last_action,
             previous_window=self.last_window,
-            window=self.focus() if isinstance(action, Type | Key) else None,
+            window=window,
         )
-        self.window_now = context.window
         return self.rules.assess(action, context)
 
     def _repeats(self, action: Action, frame: Frame) -> int:
         """How many times in a row this action would now run on a screen that has not changed."""
-        if self.last_args is None or self.last_rgb is None:
+        if self.last_action is None or self.last_rgb is None:
             return 1
-        if action_arguments(action) != self.last_args:
+        if action_arguments(action) != action_arguments(self.last_action):
             return 1
-        if _changed_pixels(self.last_rgb, frame.rgb) > UNCHANGED_TOLERANCE_PX:
+        if frame_difference(self.last_rgb, frame.rgb, bytes_per_pixel=3) > UNCHANGED_TOLERANCE_PX:
             return 1
         return self.repeats + 1
 
     def _forget_last(self) -> None:
         """Nothing ran this step: the next action is not "right after" the previous one."""
-        self.last_args = self.last_rgb = None
-        self.repeats = 0
         self.last_action = None
+        self.last_rgb = None
+        self.repeats = 0
         self.last_window = None
 
     def _refuse(
@@ -572,18 +576,6 @@ class _Run:
 
 class _StoppedAfterError(Cancelled):
     """A stop while waiting to retry, or while the user chose how to recover from an error."""
-
-
-def _changed_pixels(a: bytes, b: bytes) -> int:
-    """How many pixels differ between two RGB frames of the same size (all, if sizes differ)."""
-    if a == b:  # memcmp: the common case
-        return 0
-    if len(a) != len(b):
-        return max(len(a), len(b)) // 3
-    import numpy as np
-
-    diff = np.frombuffer(a, np.uint8) != np.frombuffer(b, np.uint8)
-    return int(np.count_nonzero(diff.reshape(-1, 3).any(axis=1)))
 
 
 class _Step:

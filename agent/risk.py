@@ -31,7 +31,6 @@ from actions.types import (
 )
 
 Level = Literal["safe", "risky", "blocked"]
-_ORDER: dict[Level, int] = {"safe": 0, "risky": 1, "blocked": 2}
 
 CLICKS = (LeftClick, DoubleClick, TripleClick, RightClick, MiddleClick, LeftClickDrag)
 
@@ -265,8 +264,7 @@ class RiskRules:
     blocked_keys: frozenset[frozenset[str]] = frozenset()
     blocked_actions: frozenset[str] = frozenset()
     blocked_words: re.Pattern[str] | None = None
-    # Kept for the recording and the docs: what was configured, in words.
-    source: str = "defaults"
+    # For run.json: where the rules came from and how many of each kind are in force.
     summary: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -332,7 +330,6 @@ class RiskRules:
             blocked_keys=frozenset(_chords(table.get("blocked_keys", []), "blocked_keys", source)),
             blocked_actions=frozenset(blocked_actions),
             blocked_words=_words_pattern(blocked_words),
-            source=source,
             summary={
                 "source": source,
                 "use_defaults": defaults,
@@ -539,11 +536,6 @@ def _chords(value: Any, key: str, source: str) -> set[frozenset[str]]:
         except KeyNameError as exc:
             raise RiskConfigError(f"{source}: {key}: {exc}") from None
     return out
-
-
-def most_severe(*risks: Risk) -> Risk:
-    """The most severe of several assessments (blocked > risky > safe)."""
-    return max(risks, key=lambda r: _ORDER[r.level], default=SAFE)
 
 
 def default_rules_path() -> Path:

@@ -20,10 +20,12 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
 from agent.approval import (
+    ApprovalMode,
     ApprovalRequest,
     BreakpointDecider,
     Breakpoints,
     Decision,
+    asks_person,
     with_breakpoints,
 )
 from ui.guard import GuardedExecutor, MaskedScreen, Rect
@@ -32,6 +34,10 @@ from ui.settings import AppSettings
 
 if TYPE_CHECKING:
     from agent.risk import RiskRules
+
+
+# The app's approval modes as the runner names them ("step" is the runner's "ask").
+RUNNER_MODES: dict[str, ApprovalMode] = {"step": "ask", "guarded": "guarded", "auto": "auto"}
 
 
 class GuiApprover:
@@ -69,12 +75,8 @@ class GuiApprover:
         return isinstance(self._decide, BreakpointDecider) and self._decide.stepping
 
     def needs_user(self, request: ApprovalRequest) -> bool:
-        """Whether this action waits for a person (the same rule as agent.approval.policy)."""
-        if self.paused or self.mode == "step":
-            return True
-        if self.mode == "guarded":
-            return request.needs_person
-        return request.attention is not None  # auto: only a runaway pause asks
+        """Whether this action waits for a person: Pause, or the runner's rule for the mode."""
+        return self.paused or asks_person(RUNNER_MODES[self.mode], request)
 
     def __call__(self, request: ApprovalRequest) -> Decision:
         """Called on the loop thread; blocks it until a decision or a stop."""

@@ -72,3 +72,12 @@ def test_frame_difference_counts_changed_pixels() -> None:
     assert frame_difference(a, a) == 0
     assert frame_difference(a, bytes(b)) == 2
     assert frame_difference(a, a[:-4]) == 100
+
+
+def test_frame_difference_counts_rgb_pixels_too() -> None:
+    a = bytes(3 * 100)
+    b = bytearray(a)
+    b[3 * 7 + 1] = 1
+    b[3 * 9] = b[3 * 9 + 2] = 5  # two channels of one pixel: one pixel
+    assert frame_difference(a, bytes(b), bytes_per_pixel=3) == 2
+    assert frame_difference(a, a[:-3], bytes_per_pixel=3) == 100

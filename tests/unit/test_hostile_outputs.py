@@ -7,43 +7,23 @@ valid action); a hypothesis test then throws generated soup at the same loop.
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actions.executor import ExecResult
-from actions.screen import CoordinateSpace, Monitor
-from actions.types import Action
+from actions.screen import CoordinateSpace
 from agent.approval import auto_approve
 from agent.backends.openai_compat import OpenAIBackend
 from agent.loop import LoopSettings, run_task
 from agent.recording import Recorder, read_run
+from tests.support.fakes import FakeScreen as Screen
+from tests.support.fakes import RecordingExecutor as Executor
 from tests.support.scripted_server import Reply, ScriptedServer, xml_call
-from tests.unit.test_risk_gate import Screen
 
 DATA = Path(__file__).parent.parent / "data"
 CORPUS = [json.loads(line) for line in (DATA / "hostile_outputs.jsonl").read_text().splitlines()]
-
-
-class Executor:
-    """Counts what it is asked to do (nothing, here)."""
-
-    def __init__(self) -> None:
-        self.done: list[Action] = []
-
-    def execute(
-        self,
-        action: Action,
-        *,
-        space: CoordinateSpace,
-        monitor: Monitor,
-        cancel: threading.Event | None = None,
-    ) -> ExecResult:
-        self.done.append(action)
-        return ExecResult(ok=True, detail="done")
 
 
 def test_every_hostile_output_executes_nothing_is_recorded_and_told(tmp_path: Path) -> None:

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from actions.executor import ExecResult
-from actions.screen import CoordinateSpace, Frame, Monitor
-from actions.types import Action, Key, LeftClick, Type
+from actions.types import Key, LeftClick, Type
 from agent.approval import auto_approve
 from agent.backends.openai_compat import API_KEY_ENV, OpenAIBackend
 from agent.loop import LoopSettings, RunResult, run_task
 from agent.recording import Recorder, prompt_messages, read_run, run_info
 from agent.secrets import MARKER, Redactor
+from tests.support.fakes import MONITOR
+from tests.support.fakes import FakeScreen as Screen
+from tests.support.fakes import RecordingExecutor as Executor
 from tests.support.scripted_server import (
     Reply,
     ScriptedServer,
@@ -26,44 +25,7 @@ from tests.support.scripted_server import (
 )
 from tests.unit.test_recording import leaks
 
-MONITOR = Monitor(1, 0, 0, 64, 48, primary=True)
 API_KEY = "sk-loop-test-9f8e7d6c5b4a3210"
-
-
-class Screen:
-    """A screen whose every capture differs a little."""
-
-    monitor = MONITOR
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def capture(self) -> Frame:
-        self.n += 1
-        return Frame(bytes([self.n % 256]) * (64 * 48 * 3), 64, 48, MONITOR, time.time())
-
-    def wait_until_stable(
-        self, *, min_s: float, max_s: float, cancel: threading.Event | None = None
-    ) -> float:
-        return 0.0
-
-
-class Executor:
-    """Records every action it is asked to perform; performs none."""
-
-    def __init__(self) -> None:
-        self.calls: list[Action] = []
-
-    def execute(
-        self,
-        action: Action,
-        *,
-        space: CoordinateSpace,
-        monitor: Monitor,
-        cancel: threading.Event | None = None,
-    ) -> ExecResult:
-        self.calls.append(action)
-        return ExecResult(ok=True, detail=f"did {action.name}")
 
 
 @pytest.fixture
@@ -109,7 +71,7 @@ def test_a_typed_password_is_executed_but_never_recorded(
     ]
     result, executor, run_dir = run(server, tmp_path, "log in to the site")
     assert result.outcome == "success" and result.steps == 4
-    assert executor.calls == [LeftClick((500, 300)), Type(password), Key(("enter",))]
+    assert executor.done == [LeftClick((500, 300)), Type(password), Key(("enter",))]
     # The model is told what was typed (the redaction is of the recording only)...
     assert password in str(server.requests[2]["messages"])
     # ...but no file of the run holds it, nor the API key.
@@ -146,7 +108,7 @@ def test_a_user_marked_secret_in_the_task_is_never_recorded(
     task = f"log in with password {secret}"
     result, executor, run_dir = run(server, tmp_path, task, Redactor([secret]))
     assert result.outcome == "success" and result.steps == 2
-    assert executor.calls == [Type(secret)]
+    assert executor.done == [Type(secret)]
     assert secret in server.requests[0]["messages"][1]["content"][0]["text"]
     assert leaks(run_dir, secret) == [] and leaks(run_dir, API_KEY) == []
     recording = read_run(run_dir)
@@ -164,7 +126,7 @@ def test_without_secrets_nothing_is_redacted(server: ScriptedServer, tmp_path: P
         Reply(xml_call(action="terminate", status="success")),
     ]
     result, executor, run_dir = run(server, tmp_path, "greet")
-    assert result.outcome == "success" and executor.calls == [Type("hello world")]
+    assert result.outcome == "success" and executor.done == [Type("hello world")]
     data = b"".join(p.read_bytes() for p in run_dir.rglob("*.json*"))
     assert MARKER.encode() not in data and b"hello world" in data
     assert "redacted" not in read_run(run_dir).steps[0]

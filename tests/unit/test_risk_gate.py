@@ -15,55 +15,20 @@ from typing import Any
 
 import pytest
 
-from actions.executor import ExecResult
-from actions.screen import CoordinateSpace, Frame, Monitor
-from actions.types import Action, action_arguments
+from actions.screen import CoordinateSpace
+from actions.types import action_arguments
 from agent.approval import ApprovalRequest, Decision, policy
 from agent.backends.base import BackendError, ChatMessage, Completion, OnDelta
 from agent.loop import LoopSettings, RunResult, run_task
 from agent.protocol import parse_arguments
 from agent.recording import Recorder, read_run
 from agent.risk import RiskRules
+from tests.support.fakes import FakeScreen as Screen
+from tests.support.fakes import RecordingExecutor as Executor
 from tests.support.scripted_server import xml_call
 
 DATA = Path(__file__).parent.parent / "data"
-MONITOR = Monitor(1, 0, 0, 64, 48, primary=True)
 CORPUS = [json.loads(line) for line in (DATA / "risk_corpus.jsonl").read_text().splitlines()]
-
-
-class Screen:
-    """A screen that changes every capture unless `still`."""
-
-    monitor = MONITOR
-
-    def __init__(self, still: bool = False) -> None:
-        self.n = 0
-        self.still = still
-
-    def capture(self) -> Frame:
-        self.n += 0 if self.still else 1
-        return Frame(bytes([self.n % 256]) * (64 * 48 * 3), 64, 48, MONITOR, time.time())
-
-    def wait_until_stable(self, *, min_s: float, max_s: float, cancel: object = None) -> float:
-        return 0.0
-
-
-class Executor:
-    """Records every action it is asked to perform."""
-
-    def __init__(self) -> None:
-        self.done: list[dict[str, object]] = []
-
-    def execute(
-        self,
-        action: Action,
-        *,
-        space: CoordinateSpace,
-        monitor: Monitor,
-        cancel: threading.Event | None = None,
-    ) -> ExecResult:
-        self.done.append(action_arguments(action))
-        return ExecResult(ok=True, detail="done")
 
 
 class Backend:
@@ -172,7 +137,7 @@ def test_guarded_mode_gates_every_risky_action_and_no_safe_one(tmp_path: Path) -
         if row["expect"] == "risky":
             gated += was_asked
             missed += not was_asked
-            assert action_arguments(target) not in executor.done, row
+            assert target not in executor.done, row
         else:
             over += was_asked
     assert missed == 0 and over == 0, (gated, missed, over)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from actions.types import Key, LeftClick, LeftClickDrag, Scroll, Type
-from agent.risk import RiskConfigError, RiskContext, RiskRules, load_rules, most_severe
+from agent.risk import RiskConfigError, RiskContext, RiskRules, load_rules
 
 DATA = Path(__file__).parent.parent / "data"
 DEFAULT = RiskRules.default()
@@ -121,8 +121,3 @@ def test_rule_files(tmp_path: Path) -> None:
     with pytest.raises(RiskConfigError, match="cannot read risk rules"):
         load_rules(tmp_path / "missing.toml")
     assert load_rules(DATA / "blocked_rules.toml").summary["blocked_actions"] == ["left_click_drag"]
-
-
-def test_most_severe() -> None:
-    blocked = RiskRules.from_mapping({"blocked_text": ["x"]}).assess(Type("x"))
-    assert most_severe(DEFAULT.assess(Type("a")), blocked).level == "blocked"
