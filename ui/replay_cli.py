@@ -8,6 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+# Recordings hold model text: whatever is printed from them goes through textsafe first.
+from agent.textsafe import one_line, visible
+
 if TYPE_CHECKING:
     from agent.replay import Verdict
 
@@ -55,7 +58,7 @@ def add_replay_parsers(
 
 def fail(message: str) -> int:
     """Print a one-line error; returns the usage status."""
-    print(f"deskpilot: error: {message}", file=sys.stderr)
+    print(f"deskpilot: error: {visible(message)}", file=sys.stderr)
     return EXIT_USAGE
 
 
@@ -67,7 +70,7 @@ def load(run_dir: Path) -> Any:
         return None
     recording = read_run(run_dir)
     for warning in recording.warnings:
-        print(f"deskpilot: warning: {warning}", file=sys.stderr)
+        print(f"deskpilot: warning: {one_line(warning)}", file=sys.stderr)
     return recording
 
 
@@ -112,7 +115,7 @@ class TerminalCheck:
 
         pct = f"{check.difference * 100:.1f}% of the screen differs from the recording"
         limit = f"threshold {check.threshold * 100:.1f}%"
-        self.out.write(f"step {check.index + 1}: {describe(check.action)} ({pct})\n")
+        self.out.write(f"step {check.index + 1}: {one_line(describe(check.action))} ({pct})\n")
         if self.approve == "auto":
             if not check.differs or self.force:
                 if check.differs:
@@ -165,7 +168,7 @@ def command_execute(recording: Any, args: argparse.Namespace) -> int:
             executor=executor,
             confirm=check,
             threshold=args.threshold,
-            log=lambda line: print(line, file=sys.stderr),
+            log=lambda line: print(one_line(line), file=sys.stderr),
         )
     except FailSafeTriggered:
         executor.release_all()
@@ -174,7 +177,8 @@ def command_execute(recording: Any, args: argparse.Namespace) -> int:
     finally:
         executor.close()
     message = check.stopped_for_difference or result.message
-    print(f"deskpilot: replay {'done' if result.ok else 'stopped'}: {message}", file=sys.stderr)
+    done = "done" if result.ok else "stopped"
+    print(f"deskpilot: replay {done}: {one_line(message)}", file=sys.stderr)
     return result.exit_code
 
 
@@ -214,9 +218,11 @@ def side_by_side(step: dict[str, Any], again: Any, recorded: Any) -> str:
     from actions.types import describe
 
     def column(action: Any, error: str | None, thinking: str) -> list[str]:
-        lines = [describe(action) if action is not None else f"invalid: {error}"]
+        lines = [
+            one_line(describe(action)) if action is not None else f"invalid: {one_line(str(error))}"
+        ]
         if thinking.strip():
-            lines.append("thinking: " + " ".join(thinking.split())[:300])
+            lines.append("thinking: " + one_line(thinking, 300))
         wrapped: list[str] = []
         for line in lines:
             wrapped += textwrap.wrap(line, 48) or [""]
