@@ -159,8 +159,16 @@ def _reply_text(completion: Completion) -> str:
     if "</think>" in text:
         text = text.rsplit("</think>", 1)[1]
     parts = [text.strip()]
-    parts += [f"[tool call {c.name}: {c.arguments}]" for c in completion.tool_calls]
+    # Arguments as JSON, not in repr form: a secret in them stays recognisable to the redactor.
+    parts += [f"[tool call {c.name}: {_json(c.arguments)}]" for c in completion.tool_calls]
     return echo_reply("\n".join(p for p in parts if p))
+
+
+def _json(value: object) -> str:
+    """A string as it is; anything else as JSON text (what JSON cannot hold as its str)."""
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
 def run_task(
