@@ -325,6 +325,7 @@ def command_run(args: argparse.Namespace, task: str) -> int:
     if missing:
         fail(f"--secret-env {missing[0]}: that environment variable is not set")
     redactor = Redactor([*args.secret, *secrets_from_env(args.secret_env)])
+    args.run_redactor = redactor  # a crash report knows what this run learnt is secret
     if not task.strip():
         fail("the task is empty")
     try:
@@ -463,8 +464,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: keep the details in a file, show one line
         from agent.secrets import Redactor
 
-        # The API key (and any secret given) never reaches the log or the terminal.
-        redactor = Redactor(_secret_values(args))
+        # The API key, any secret given, and what the run learnt (secrets typed in pieces)
+        # never reach the log or the terminal.
+        redactor = getattr(args, "run_redactor", None) or Redactor()
+        for value in _secret_values(args):
+            redactor.add(value)
         log = report_crash(exc, redactor.redact_text)
         line = one_line(redactor.redact_text(f"{type(exc).__name__}: {exc}"))
         print(f"deskpilot: internal error: {line} (details in {log})", file=sys.stderr)

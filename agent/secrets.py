@@ -50,10 +50,10 @@ class Redactor:
         self._pattern: re.Pattern[str] | None = None
         # The typed stream: (character, piece number); pieces as (step, text, echoes).
         self._stream: list[tuple[str, int]] = []
-        self._pieces: list[tuple[int, str, tuple[str, ...]]] = []
+        self._pieces: list[tuple[int, str, tuple[str, ...], tuple[str, ...]]] = []
         self._fed: set[tuple[int, str]] = set()
         self._spelled: set[int] = set()  # pieces found to be part of a secret
-        self._step_pieces: dict[int, set[str]] = {}  # short pieces, hidden in their own step
+        self._step_pieces: dict[int, set[str]] = {}  # spelled pieces, hidden in their own step
         self.version = 0
         for secret in secrets:
             self.add(secret)
@@ -83,19 +83,22 @@ class Redactor:
     def __contains__(self, text: object) -> bool:
         return text in self._secrets
 
-    def typed(self, text: str, *, step: int, echoes: Iterable[str] = ()) -> bool:
+    def typed(
+        self, text: str, *, step: int, echoes: Iterable[str] = (), names: Iterable[str] = ()
+    ) -> bool:
         """Add text typed at `step` to the stream ("\\b" deletes); True when a secret is spelled.
 
         `echoes` are the ways the recording renders this typing (the action's description
         and tool call): they are redacted wherever they appear once the piece is part of a
-        secret. Feeding the same text for the same step again does nothing.
+        secret. `names` are other strings that give the piece away in its own step (the key
+        names of a chord). Feeding the same text for the same step again does nothing.
         """
         with self._lock:
             if (step, text) in self._fed:
                 return False
             self._fed.add((step, text))
             piece = len(self._pieces)
-            self._pieces.append((step, text, tuple(echoes)))
+            self._pieces.append((step, text, tuple(echoes), tuple(names)))
             for ch in text:
                 if ch == "\b":
                     if self._stream:
@@ -105,7 +108,7 @@ class Redactor:
             return self._check_stream()
 
     def pieces_of_step(self, step: int) -> frozenset[str]:
-        """The short pieces typed at `step` that are part of a secret (hidden in that step)."""
+        """What gives away the pieces of a secret typed at `step` (hidden in that step)."""
         with self._lock:
             return frozenset(self._step_pieces.get(step, ()))
 
@@ -115,29 +118,31 @@ class Redactor:
             return False
         stream = "".join(ch for ch, _ in self._stream)
         found = set(self._secrets)
-        # Typed in pieces, a key or a password escapes the per-action detector: judge the whole.
-        found.update(secret for secret, _ in find_secrets(stream))
+        # Typed in pieces, a key escapes the per-action detector: judge the whole stream, by
+        # the formats only (the token heuristics would fire on pieces that merely touch).
+        found.update(s for s, why in find_secrets(stream) if why.startswith(_STREAM_REASONS))
         new: set[int] = set()
+        spelled: set[str] = set()
         for secret in found:
             at = stream.find(secret)
             while at != -1:
                 owners = {piece for _, piece in self._stream[at : at + len(secret)]}
                 if len(owners) > 1:
                     new |= owners - self._spelled
+                    spelled.add(secret)
                 at = stream.find(secret, at + 1)
         if not new:
             return False
         forms: set[str] = set()
         for piece in sorted(new):
             self._spelled.add(piece)
-            step, text, echoes = self._pieces[piece]
+            step, text, echoes, names = self._pieces[piece]
             if len(text) >= MIN_SECRET_CHARS and text.strip():
                 self._secrets.add(text)
                 forms |= _forms(text)
-            else:
-                self._step_pieces.setdefault(step, set()).add(text)
+            self._step_pieces.setdefault(step, set()).update({text, *names} - {"", "\b"})
             forms |= {e for e in echoes if len(e) >= MIN_SECRET_CHARS}
-        for secret in found - self._secrets:
+        for secret in spelled - self._secrets:
             self._secrets.add(secret)
             forms |= _forms(secret)
         self._add_forms(forms)
@@ -169,6 +174,10 @@ class Redactor:
         if isinstance(obj, list | tuple):
             return [self.redact(v) for v in obj]
         return obj
+
+
+# Detector reasons that hold for text typed in pieces (see Redactor._check_stream).
+_STREAM_REASONS = ("API key pattern", "private key", "password in a URL")
 
 
 def _forms(secret: str) -> set[str]:
