@@ -15,6 +15,7 @@ from actions.screen import CoordinateSpace, Monitor, model_to_screen, screen_to_
 from actions.types import Action, describe
 from agent.recording import Recording, prompt_messages
 from agent.replay import step_geometry as step_space_monitor
+from agent.textsafe import one_line, visible
 
 Format = Literal["mp4", "gif", "html"]
 FORMATS: tuple[Format, ...] = ("mp4", "gif", "html")
@@ -66,9 +67,8 @@ def video_frame_count(step: dict[str, Any]) -> int:
 
 
 def excerpt(text: str, limit: int) -> str:
-    """One line of at most limit characters."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+    """One line of at most limit characters, controls and invisible characters made visible."""
+    return one_line(text, limit)
 
 
 def caption_lines(step: dict[str, Any], total: int) -> tuple[str, str]:
@@ -370,8 +370,9 @@ _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 
 def _esc(value: object) -> str:
-    """Model output and recorded text are hostile: escape everything, quotes included."""
-    return html.escape(str(value), quote=True)
+    """Model output and recorded text are hostile: escape everything, quotes included, and
+    show controls, bidi overrides and invisible characters (agent/textsafe.py)."""
+    return html.escape(visible(str(value)), quote=True)
 
 
 def _pre(value: object) -> str:
