@@ -9,6 +9,7 @@ import os
 import re
 import threading
 import unicodedata
+from array import array
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -273,8 +274,8 @@ class _Layer:
     """Text decoded one level; each character's span in the level below, and that level."""
 
     text: str
-    starts: list[int]
-    ends: list[int]
+    starts: array[int]  # machine integers: a list would cost ~70 bytes a character
+    ends: array[int]
     below: _Layer | None
 
     def source_span(self, a: int, b: int) -> tuple[int, int]:
@@ -303,8 +304,8 @@ def _decoded_layers(s: str) -> list[_Layer]:
 def _decode_once(s: str, below: _Layer | None) -> _Layer | None:
     """s with every escape decoded, or None when nothing in it decodes."""
     out: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
+    starts: array[int] = array("q")
+    ends: array[int] = array("q")
     done = 0
     changed = False
     for m in _TOKEN.finditer(s):
