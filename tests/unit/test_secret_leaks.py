@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 import main
-from actions.types import Key, LeftClick, Type
+from actions.types import Key, LeftClick, Type, describe
 from agent.approval import auto_approve
 from agent.backends.openai_compat import API_KEY_ENV, OpenAIBackend
 from agent.loop import LoopSettings, RunResult, run_task
+from agent.protocol import format_tool_call
 from agent.recording import Recorder, read_run, run_info, typing_of
 from agent.secrets import MARKER, Redactor
 from tests.support.fakes import MONITOR
@@ -238,6 +239,13 @@ def test_split_across_type_actions_with_clicks_between(
     assert result.outcome == "success"
     assert [a.text for a in executor.done if isinstance(a, Type)] == pieces
     check_run(run_dir, tmp_path)
+    # Each piece's echoes (the result line, the tool call in later prompts) are gone too.
+    paths = [*run_dir.rglob("*"), tmp_path / "export" / "run.html"]
+    files = [p.read_bytes() for p in paths if p.is_file()]
+    for piece in pieces:
+        for echo in (describe(Type(piece)), format_tool_call(Type(piece))):
+            for form in (echo, json.dumps(echo, ensure_ascii=False)[1:-1], html.escape(echo)):
+                assert not any(form.encode() in data for data in files), (piece, form)
     steps = read_run(run_dir).steps
     for step in steps[: 2 * len(pieces) : 2]:
         assert step["action"] == {"action": "type", "text": MARKER}, step
@@ -245,8 +253,8 @@ def test_split_across_type_actions_with_clicks_between(
 
 
 def test_typed_one_key_at_a_time(server: ScriptedServer, tmp_path: Path) -> None:
-    for ch in SECRET:
-        keys = ["shift", ch.lower()] if ch.isupper() else [ch]
+    chords = [["shift", ch.lower()] if ch.isupper() else [ch] for ch in SECRET]
+    for keys in chords:
         server.script.append(Reply(xml_call(action="key", keys=keys), reasoning="One key."))
     server.script.append(Reply(xml_call(action="terminate", status="success")))
     result, executor, run_dir = run(server, tmp_path, "log in")
@@ -254,6 +262,10 @@ def test_typed_one_key_at_a_time(server: ScriptedServer, tmp_path: Path) -> None
     check_run(run_dir, tmp_path)
     steps = read_run(run_dir).steps
     assert all(s["action"] == {"action": "key", "keys": [MARKER]} for s in steps[:-1])
+    data = b"".join(p.read_bytes() for p in run_dir.rglob("*") if p.is_file())
+    for keys in chords:
+        echo = describe(Key(tuple(keys)))
+        assert json.dumps(echo)[1:-1].encode() not in data and echo.encode() not in data
 
 
 def test_json_escaped_in_raw_output_and_structured_arguments(
