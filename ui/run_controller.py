@@ -428,7 +428,9 @@ class RunController(QObject):
                 recover=self.recovery,
             )
         except Exception as exc:  # a bug or broken infrastructure: show it, keep the app alive
-            self.failed.emit(f"internal error: {type(exc).__name__}: {exc}")
+            # Redacted like the recording: what the run learnt is secret stays off the screen.
+            line = recorder.redactor.redact_text(f"{type(exc).__name__}: {exc}")
+            self.failed.emit(f"internal error: {line}")
         finally:
             if result is None or result.outcome in ("stopped", "error"):
                 _release(executor)
