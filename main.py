@@ -269,7 +269,7 @@ class TerminalView:
         elif event.kind == "proposal":
             prop = event.data["proposal"]
             if prop.thinking.strip() and not self.streamed and not self.quiet:
-                print(f"  thinking: {_excerpt(prop.thinking, 400)}", file=sys.stderr)
+                print(f"  thinking: {one_line(prop.thinking, 400)}", file=sys.stderr)
             if prop.action is not None:
                 print(f"  proposes {one_line(describe(prop.action))}", file=sys.stderr)
                 risk = event.data.get("risk")
@@ -293,11 +293,6 @@ class TerminalView:
         elif event.kind == "finished":
             message = one_line(str(event.data["message"]))
             print(f"finished: {event.data['outcome']}: {message}", file=sys.stderr)
-
-
-def _excerpt(text: str, limit: int) -> str:
-    """One line of at most limit characters, every control and invisible character shown."""
-    return one_line(text, limit)
 
 
 def command_run(args: argparse.Namespace, task: str) -> int:

@@ -66,11 +66,6 @@ def video_frame_count(step: dict[str, Any]) -> int:
     return max(1, round(frame_seconds(step) * VIDEO_FPS))
 
 
-def excerpt(text: str, limit: int) -> str:
-    """One line of at most limit characters, controls and invisible characters made visible."""
-    return one_line(text, limit)
-
-
 def caption_lines(step: dict[str, Any], total: int) -> tuple[str, str]:
     """Two caption lines: step, action, decision and time; then thinking or the error."""
     action = shown_action(step)
@@ -82,7 +77,8 @@ def caption_lines(step: dict[str, Any], total: int) -> tuple[str, str]:
     first = f"step {int(step.get('index', 0)) + 1}/{total}: {what}{how}{took}"
     problem = step.get("parse_error") or step.get("error")
     second = f"! {problem}" if problem else str(step.get("thinking") or "")
-    return excerpt(first, 200), excerpt(second, THINKING_EXCERPT)
+    # Model text, drawn into frames and shown in the viewer: controls made visible.
+    return one_line(first, 200), one_line(second, THINKING_EXCERPT)
 
 
 # --------------------------------------------------------------------------- Qt rendering
