@@ -365,3 +365,21 @@ def test_executed_pieces_reach_the_desktop_intact(server: ScriptedServer, tmp_pa
     assert result.outcome == "success"
     check_run(run_dir, tmp_path)
     assert not isinstance(executor.done[0], LeftClick)
+
+
+def test_a_parse_error_quotes_a_tricky_secret_verbatim() -> None:
+    """Quotes, backslashes and non-ASCII: repr would escape them past a literal match."""
+    from actions.screen import CoordinateSpace
+    from agent.backends.base import Completion
+    from agent.protocol import parse_completion
+
+    tricky = "pa'ss\\wö\u200brd"
+    proposal = parse_completion(
+        Completion(xml_call(action=tricky, coordinate=[1, 2])), CoordinateSpace.relative()
+    )
+    assert proposal.error is not None and tricky in proposal.error
+    assert repr(tricky)[1:-1] not in proposal.error
+    r = Redactor([tricky])
+    assert tricky not in r.redact_text(proposal.error)
+    # Messages written in repr form before this change are decoded and redacted too.
+    assert r.redact_text(f"unknown action {tricky!r}") == f'unknown action "{MARKER}"'
