@@ -59,7 +59,7 @@ _DESTRUCTIVE_CODE = re.compile(
     r"rmtree|\brm_r|\brm\b|unlink|rmdir|\bremove\s*\(|os\s*\.\s*(remove|system|exec|spawn|popen"
     r"|kill|truncate|rename|replace)|subprocess|\bpopen\b|\bsystem\s*\(|\bsystem\b\s*['\"]|\bexec"
     r"\s*[(\s'\"]|\bspawn|child_process|execSync|FileUtils|File\s*\.\s*(delete|write)|fs\s*\."
-    r"\s*(rm|unlink|rmdir|write|truncate)|shutil|Remove-Item|Format-Volume|`|\bopen\s*\([^)]*,"
+    r"\s*(rm|unlink|rmdir|write|truncate)|\.(rm|unlink|rmdir|writeFile|truncate)(Sync)?\s*\(|shutil|Remove-Item|Format-Volume|`|\bopen\s*\([^)]*,"
     r"\s*['\"][wa+]|\bwrite_(text|bytes)\b|\bkill\b|__import__|\beval\b",
     re.IGNORECASE,
 )
