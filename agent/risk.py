@@ -512,7 +512,7 @@ class RiskRules:
         if self.dangerous_commands:
             reason = dangerous(parse(stream))
             if reason is not None:
-                return _dangerous_typing(reason, "command")
+                return _dangerous_typing(reason, "risky_command")
         return None
 
     def _submit(self, line: PendingLine, window: FocusedWindow | None, what: str) -> Risk | None:
