@@ -424,7 +424,7 @@ class RunController(QObject):
                 on_event=self._on_event,
                 stop=self.stop_event,
                 rules=rules,
-                focus=focus.wm_class,
+                focus=focus.focused,
                 recover=self.recovery,
             )
         except Exception as exc:  # a bug or broken infrastructure: show it, keep the app alive
