@@ -10,11 +10,12 @@ from typing import Any, Literal, Protocol
 
 from actions.screen import CoordinateSpace, Monitor
 from actions.types import FINAL_ACTIONS, Action, Key, Type, describe
+from actions.window import FocusedWindow
 from agent.backends.base import Backend, ChatMessage, Completion, ImagePart
 from agent.loop import ExecutorLike, ScreenLike
 from agent.protocol import Proposal, ProtocolError, parse_arguments, parse_completion, tool_schema
 from agent.recording import Recording, load_messages, prompt_messages
-from agent.risk import SAFE, Risk, RiskContext, RiskRules
+from agent.risk import SAFE, Risk, RiskGuard, RiskRules
 from agent.secrets import MARKER
 
 # The screens are compared as grey thumbnails THUMB_WIDTH pixels wide: small enough that
@@ -99,26 +100,21 @@ class LiveGate:
     def __init__(self, rules: RiskRules) -> None:
         from actions.window import FocusProbe
 
-        self.rules = rules
+        self.guard = RiskGuard(rules)
         self._probe = FocusProbe()
-        self._previous: Action | None = None
-        self._previous_window: str | None = None
+        self._window_now: FocusedWindow | None = None
 
-    def _window(self, action: Action) -> str | None:
-        return self._probe.wm_class() if isinstance(action, Type | Key) else None
+    def _window(self, action: Action) -> FocusedWindow | None:
+        return self._probe.focused() if isinstance(action, Type | Key) else None
 
     def assess(self, action: Action) -> Risk:
-        """The rules' verdict with where keys go now and what was typed where before."""
-        context = RiskContext(
-            previous=self._previous, previous_window=self._previous_window,
-            window=self._window(action),
-        )  # fmt: skip
-        return self.rules.assess(action, context)
+        """The rules' verdict with where keys go now and what was typed there before."""
+        self._window_now = self._window(action)
+        return self.guard.assess(action, window=self._window_now)
 
     def executed(self, action: Action) -> None:
-        """Remember the action and its window for the next judgement."""
-        self._previous = action
-        self._previous_window = self._window(action)
+        """Remember what the action typed, where it was last judged to go."""
+        self.guard.executed(action, window=self._window_now)
 
     def close(self) -> None:
         """Drop the X connection."""
