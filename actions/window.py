@@ -38,6 +38,21 @@ class FocusProbe(XConnection):
                     self._broken = True  # no X server to connect to: stop trying
                 return None
 
+    def pid(self, window: FocusedWindow) -> int | None:
+        """The process that owns a window (_NET_WM_PID), or None when it does not say."""
+        if self._broken or window.id is None:
+            return None
+        with self._lock:
+            try:
+                d = self._connect()
+                atom = d.intern_atom("_NET_WM_PID", only_if_exists=True)
+                if not atom:
+                    return None
+                prop = d.create_resource_object("window", window.id).get_full_property(atom, 0)
+                return int(prop.value[0]) if prop is not None and len(prop.value) else None
+            except Exception:  # a vanished window: unknown, never fatal
+                return None
+
     def wm_class(self) -> str | None:
         """The "instance class" of the focused top-level window, lower case, or None."""
         window = self.focused()
@@ -101,3 +116,31 @@ def _class_down(window: Any, depth: int) -> tuple[int, str] | None:
         if below:
             return below
     return None
+
+
+class PastOwnWindows:
+    """Where keys will go, seen past this process's own windows.
+
+    The app comes forward while the model thinks and steps aside before anything runs, so the
+    focus read at proposal time is its own window: judged there, Enter after a command typed into
+    a terminal looked safe. Its own windows are skipped for the last other focused window, which
+    `remember` reads while the app is out of the way (when the screenshot is taken).
+    """
+
+    def __init__(self, probe: FocusProbe, own_pid: int | None = None) -> None:
+        self._probe = probe
+        self._own = os.getpid() if own_pid is None else own_pid
+        self._last: FocusedWindow | None = None
+
+    def remember(self) -> None:
+        """Note the focused window now, unless it is one of ours."""
+        self()
+
+    def __call__(self) -> FocusedWindow | None:
+        """The focused window, or the last other one while one of ours has the focus."""
+        window = self._probe.focused()
+        if window is None or self._probe.pid(window) == self._own:
+            return self._last
+        self._last = window
+        return window
+
