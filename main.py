@@ -400,7 +400,7 @@ def command_run(args: argparse.Namespace, task: str) -> int:
             on_event=TerminalView(args.quiet),
             stop=stop,
             rules=rules,
-            focus=focus.wm_class,
+            focus=focus.focused,
         )
         if result.outcome in ("stopped", "error"):
             executor.release_all()  # a stop mid-action must leave no key or button held

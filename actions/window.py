@@ -1,8 +1,9 @@
-"""Which application has keyboard focus (WM_CLASS), for risk rules such as Enter in a terminal."""
+"""Which window has keyboard focus (X id, WM_CLASS), for risk rules such as Enter in a terminal."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from actions.focus import XConnection
@@ -10,26 +11,54 @@ from actions.focus import XConnection
 _MAX_DEPTH = 6  # frames of reparenting window managers are at most a few levels deep
 
 
+@dataclass(frozen=True, slots=True)
+class FocusedWindow:
+    """The window keys go to: its X id (the client window holding WM_CLASS) and its WM_CLASS."""
+
+    id: int | None
+    wm_class: str | None
+
+
 class FocusProbe(XConnection):
-    """Reads the WM_CLASS of the focused window over its own X connection; None when unknown."""
+    """Reads the focused window over its own X connection; None when unknown."""
 
     def __init__(self) -> None:
         super().__init__()
         self._broken = not os.environ.get("DISPLAY")
 
-    def wm_class(self) -> str | None:
-        """The "instance class" of the focused top-level window, lower case, or None."""
+    def focused(self) -> FocusedWindow | None:
+        """The focused top-level window (id and lower-case WM_CLASS), or None when unknown."""
         if self._broken:
             return None
         with self._lock:
             try:
-                return self._wm_class()
+                return self._focused()
             except Exception:  # a vanished window or a closed display: unknown, never fatal
                 if self._display is None:
                     self._broken = True  # no X server to connect to: stop trying
                 return None
 
-    def _wm_class(self) -> str | None:
+    def pid(self, window: FocusedWindow) -> int | None:
+        """The process that owns a window (_NET_WM_PID), or None when it does not say."""
+        if self._broken or window.id is None:
+            return None
+        with self._lock:
+            try:
+                d = self._connect()
+                atom = d.intern_atom("_NET_WM_PID", only_if_exists=True)
+                if not atom:
+                    return None
+                prop = d.create_resource_object("window", window.id).get_full_property(atom, 0)
+                return int(prop.value[0]) if prop is not None and len(prop.value) else None
+            except Exception:  # a vanished window: unknown, never fatal
+                return None
+
+    def wm_class(self) -> str | None:
+        """The "instance class" of the focused top-level window, lower case, or None."""
+        window = self.focused()
+        return None if window is None else window.wm_class
+
+    def _focused(self) -> FocusedWindow | None:
         from Xlib import X
 
         d = self._connect()
@@ -50,7 +79,7 @@ class FocusProbe(XConnection):
         for window in candidates:
             found = _class_up(window, root.id) or _class_down(window, _MAX_DEPTH)
             if found:
-                return found
+                return FocusedWindow(found[0], found[1])
         return None
 
 
@@ -62,12 +91,12 @@ def _format(value: Any) -> str | None:
     return " ".join(parts).lower() or None
 
 
-def _class_up(window: Any, root_id: int) -> str | None:
-    """WM_CLASS of the window or its nearest ancestor below the root (toolkits focus children)."""
+def _class_up(window: Any, root_id: int) -> tuple[int, str] | None:
+    """(id, WM_CLASS) of the window or its nearest ancestor below the root (focus may be inside)."""
     for _ in range(32):
         found = _format(window.get_wm_class())
         if found:
-            return found
+            return int(window.id), found
         parent = window.query_tree().parent
         if not parent or parent.id == root_id:
             return None
@@ -75,13 +104,43 @@ def _class_up(window: Any, root_id: int) -> str | None:
     return None
 
 
-def _class_down(window: Any, depth: int) -> str | None:
-    """WM_CLASS of the window or the first descendant that has one (a WM frame holds a client)."""
+def _class_down(window: Any, depth: int) -> tuple[int, str] | None:
+    """(id, WM_CLASS) of the window or the first descendant with one (a WM frame holds a client)."""
     found = _format(window.get_wm_class())
-    if found or depth <= 0:
-        return found
+    if found:
+        return int(window.id), found
+    if depth <= 0:
+        return None
     for child in reversed(window.query_tree().children):  # top of the stacking order first
-        found = _class_down(child, depth - 1)
-        if found:
-            return found
+        below = _class_down(child, depth - 1)
+        if below:
+            return below
     return None
+
+
+class PastOwnWindows:
+    """Where keys will go, seen past this process's own windows.
+
+    The app comes forward while the model thinks and steps aside before anything runs, so the
+    focus read at proposal time is its own window: judged there, Enter after a command typed into
+    a terminal looked safe. Its own windows are skipped for the last other focused window, which
+    `remember` reads while the app is out of the way (when the screenshot is taken).
+    """
+
+    def __init__(self, probe: FocusProbe, own_pid: int | None = None) -> None:
+        self._probe = probe
+        self._own = os.getpid() if own_pid is None else own_pid
+        self._last: FocusedWindow | None = None
+
+    def remember(self) -> None:
+        """Note the focused window now, unless it is one of ours."""
+        self()
+
+    def __call__(self) -> FocusedWindow | None:
+        """The focused window, or the last other one while one of ours has the focus."""
+        window = self._probe.focused()
+        if window is None or self._probe.pid(window) == self._own:
+            return self._last
+        self._last = window
+        return window
+

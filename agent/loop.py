@@ -12,7 +12,8 @@ from typing import Any, Literal, Protocol
 from actions.executor import ExecResult, FailSafeTriggered
 from actions.screen import CoordinateSpace, Frame, Monitor, frame_difference
 from actions.types import Action, Answer, Key, Terminate, Type, action_arguments, describe
-from agent.approval import ApprovalRequest, Decide, Decision
+from actions.window import FocusedWindow
+from agent.approval import APPROVAL_MODES, ApprovalRequest, Decide, Decision, asks_person
 from agent.backends.base import Backend, BackendError, Cancelled, Completion, Delta, ImagePart
 from agent.prompt import (
     SYSTEM_PROMPT,
@@ -24,7 +25,7 @@ from agent.prompt import (
 )
 from agent.protocol import Proposal, format_tool_call, parse_completion, tool_schema
 from agent.recording import Recorder, monitor_json, now_iso
-from agent.risk import Risk, RiskContext, RiskRules
+from agent.risk import SEVERITY, Risk, RiskGuard, RiskRules
 from agent.vision import MAX_PIXELS, Observation, prepare
 
 Outcome = Literal[
@@ -130,8 +131,8 @@ class Event:
 OnEvent = Callable[[Event], None]
 # Asked after a backend error that retries did not fix: True to try the request again.
 Recover = Callable[[BackendError], bool]
-# The focused window's WM_CLASS (actions.window.FocusProbe.wm_class), None when unknown.
-FocusProbe = Callable[[], str | None]
+# The focused window (actions.window.FocusProbe.focused), None when unknown.
+FocusProbe = Callable[[], FocusedWindow | None]
 
 # A screen "has not changed" when at most this many pixels differ: a blinking caret, a cursor.
 UNCHANGED_TOLERANCE_PX = 64
@@ -189,6 +190,7 @@ def run_task(
     """Run one task to its end and record every step; expected failures end as outcomes."""
     run = _Run(task, backend, screen, executor, decide, recorder, settings, on_event, stop)
     run.rules, run.recover = rules or RiskRules.default(), recover
+    run.guard = RiskGuard(run.rules)
     run.focus = focus or _unknown_window
     try:
         for index in range(settings.max_steps):
@@ -213,7 +215,7 @@ def run_task(
         run.saver.shutdown(wait=True)
 
 
-def _unknown_window() -> str | None:
+def _unknown_window() -> FocusedWindow | None:
     """The focus probe when none is given: the focused window is unknown."""
     return None
 
@@ -256,16 +258,17 @@ class _Run:
         self.current: _Step | None = None
         # Set by run_task: the risk rules, where keys go, and who decides after backend errors.
         self.rules = RiskRules.default()
+        # What was typed where since each window's last submit: the risk rules' state.
+        self.guard = RiskGuard(self.rules)
         self.focus: FocusProbe = _unknown_window
         self.recover: Recover | None = None
         self.started = time.monotonic()
         self.waiting_s = 0.0  # time spent waiting for a person: not the run's own time
         # Runaway control: the last executed action, the screen before it, and how many times
-        # in a row it ran with the screen unchanged; where the last typing went (risk rules).
+        # in a row it ran with the screen unchanged.
         self.last_action: Action | None = None
         self.last_rgb: bytes | None = None
         self.repeats = 0
-        self.last_window: str | None = None
 
     def over_time(self) -> str | None:
         """Why the run is out of time (its own time, waiting for people excluded), or None."""
@@ -344,7 +347,11 @@ class _Run:
         action = proposal.action
         # Where keys would go now: read only for keys and typing (one X round trip).
         window = self.focus() if isinstance(action, Type | Key) else None
-        risk = self._assess(action, proposal.thinking, window) if action is not None else None
+        risk = (
+            self.guard.assess(action, window=window, thinking=proposal.thinking)
+            if action is not None
+            else None
+        )
         if risk is not None:
             step.record["risk"] = risk.to_json()
         self.emit(
@@ -414,12 +421,20 @@ class _Run:
             self.history.append(HistoryEntry(image, reply, result, describe(action)))
             return None
         to_run = decision.action if decision.kind == "edit" and decision.action else action
-        if to_run is not action:
-            # The user's edit is theirs to make, but blocked stays blocked in every mode.
-            window = self.focus() if isinstance(to_run, Type | Key) else None
-            edited_risk = self._assess(to_run, proposal.thinking, window)
-            if edited_risk.level == "blocked":
-                return self._refuse(step, image, reply, to_run, edited_risk)
+        # Judged again where keys go now (focus can move while a decision is made): blocked
+        # stays blocked in every mode, a user's edit included; what a policy approved as safe
+        # and is risky now does not run.
+        window = self.focus() if isinstance(to_run, Type | Key) else None
+        now = self.guard.assess(to_run, window=window, thinking=proposal.thinking)
+        if now.level == "blocked":
+            return self._refuse(step, image, reply, to_run, now)
+        if (
+            to_run is action
+            and SEVERITY[now.level] > SEVERITY[risk.level]
+            and decision.by in APPROVAL_MODES
+            and asks_person(decision.by, replace(request, risk=now))
+        ):
+            return self._refuse_changed(step, image, reply, to_run, now)
 
         # Act.
         try:
@@ -432,6 +447,7 @@ class _Run:
                 cancel=self.stop,
             )
         except FailSafeTriggered:
+            self.guard.executed(to_run, window=window, complete=False)
             step.execution({"ok": False, "error": "fail-safe: pointer in a screen corner"})
             step.finish_result("Stopped: the user triggered the fail-safe.")
             return self.finish(
@@ -446,6 +462,7 @@ class _Run:
                 "action": action_arguments(to_run),
             }
         )
+        self.guard.executed(to_run, window=window, complete=outcome.ok)
         if not outcome.ok:
             result = f"Execution failed: {outcome.error}"
         elif decision.kind == "edit":
@@ -467,7 +484,6 @@ class _Run:
         self.last_action = to_run
         self.last_rgb = frame.rgb
         self.repeats = 1 if attention is not None else repeats
-        self.last_window = window if isinstance(to_run, Type) else None
         return None
 
     def _complete(
@@ -520,16 +536,6 @@ class _Run:
                     return None, exc
                 attempt = 0
 
-    def _assess(self, action: Action, thinking: str, window: str | None) -> Risk:
-        """The risk rules' verdict, with where the last typing went and what has focus now."""
-        context = RiskContext(
-            thinking=thinking,
-            previous=self.last_action,
-            previous_window=self.last_window,
-            window=window,
-        )
-        return self.rules.assess(action, context)
-
     def _repeats(self, action: Action, frame: Frame) -> int:
         """How many times in a row this action would now run on a screen that has not changed."""
         if self.last_action is None or self.last_rgb is None:
@@ -545,7 +551,6 @@ class _Run:
         self.last_action = None
         self.last_rgb = None
         self.repeats = 0
-        self.last_window = None
 
     def _refuse(
         self, step: _Step, image: ImagePart, reply: str, action: Action, risk: Risk
@@ -560,6 +565,20 @@ class _Run:
             f"Blocked by the user's rules, nothing was executed: {risk.reason}. "
             "Do not try it again; find another way or end the task."
         )
+        step.finish_result(result)
+        self.history.append(HistoryEntry(image, reply, result, describe(action)))
+        return None
+
+    def _refuse_changed(
+        self, step: _Step, image: ImagePart, reply: str, action: Action, risk: Risk
+    ) -> RunResult | None:
+        """Approved by policy, but risky where keys go now: not executed, the model is told."""
+        self._forget_last()
+        decision = Decision("reject", by="rules", note=risk.reason)
+        step.decide(decision)
+        step.record["risk"] = risk.to_json()
+        self.emit(Event("decision", step.index, {"decision": decision, "risk": risk}))
+        result = f"Refused, nothing was executed: judged again before running, {risk.reason}."
         step.finish_result(result)
         self.history.append(HistoryEntry(image, reply, result, describe(action)))
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -325,7 +326,7 @@ def parse_arguments(arguments: Mapping[str, object], space: CoordinateSpace) -> 
         case "key":
             return Key(_keys(given["keys"]))
         case "type":
-            return Type(_text(given["text"], "text"))
+            return Type(_typeable(_text(given["text"], "text")))
         case "answer":
             return Answer(_text(given["text"], "text"))
         case "left_click_drag":
@@ -476,6 +477,17 @@ def _text(value: object, what: str) -> str:
         raise ProtocolError(f"{what} contains a NUL character")
     _check_unicode(value, what)
     return value
+
+
+def _typeable(text: str) -> str:
+    """Text a keyboard can type: no control characters but newline, tab and carriage return."""
+    for i, ch in enumerate(text):
+        if ch not in "\n\t\r" and unicodedata.category(ch) == "Cc":
+            raise ProtocolError(
+                f"text contains control character U+{ord(ch):04X} at index {i}: only \\n and "
+                "\\t can be typed; use the key action for other keys"
+            )
+    return text
 
 
 def _check_unicode(value: str, what: str) -> None:

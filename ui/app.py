@@ -112,7 +112,7 @@ def _preload() -> None:
 
 
 class _HotkeyRelay(QObject):
-    """Carries the hotkey from pynput's thread to the GUI thread."""
+    """Carries the hotkey from its listening thread to the GUI thread."""
 
     pressed = Signal()
 

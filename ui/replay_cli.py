@@ -103,11 +103,20 @@ def command_export(recording: Any, args: argparse.Namespace) -> int:
 
 
 class TerminalCheck:
-    """Asks on the terminal before each replayed step (ask), or only when the screen moved."""
+    """Decides each replayed step as a live run's approval mode would, on the terminal.
 
-    def __init__(self, approve: str, force: bool, inp: TextIO, out: TextIO) -> None:
+    ask: every step is asked. guarded: risky steps and screens that moved are asked; with no
+    terminal to ask on, they stop the replay. auto: runs unattended, stopping when the screen
+    moved (unless --force). Blocked steps never get here: the replayer refuses them.
+    """
+
+    def __init__(
+        self, approve: str, force: bool, inp: TextIO, out: TextIO, interactive: bool = True
+    ) -> None:
         self.approve, self.force, self.inp, self.out = approve, force, inp, out
+        self.interactive = interactive
         self.stopped_for_difference: str | None = None
+        self.refused: str | None = None
 
     def __call__(self, check: Any) -> Verdict:
         """go, skip or stop for one step."""
@@ -116,6 +125,9 @@ class TerminalCheck:
         pct = f"{check.difference * 100:.1f}% of the screen differs from the recording"
         limit = f"threshold {check.threshold * 100:.1f}%"
         self.out.write(f"step {check.index + 1}: {one_line(describe(check.action))} ({pct})\n")
+        risky = check.risk.level != "safe"
+        if risky:
+            self.out.write(f"  {check.risk.level}: {one_line(check.risk.reason)}\n")
         if self.approve == "auto":
             if not check.differs or self.force:
                 if check.differs:
@@ -126,8 +138,17 @@ class TerminalCheck:
                 "recording was. Stopping; use --force to replay anyway"
             )
             return "stop"
+        if self.approve == "guarded" and not risky and not check.differs:
+            return "go"
         if check.differs:
             self.out.write(f"  the screen differs from the recording: {pct} > {limit}\n")
+        if self.approve == "guarded" and not self.interactive:
+            why = "risky" if risky else "the screen differs from the recording"
+            self.refused = (
+                f"step {check.index + 1}: {why} and nobody is at a terminal to approve it; "
+                "nothing was executed"
+            )
+            return "stop"
         while True:
             self.out.write("  [Enter] execute  [s] skip  [q] stop > ")
             self.out.flush()
@@ -145,7 +166,7 @@ class TerminalCheck:
 def command_execute(recording: Any, args: argparse.Namespace) -> int:
     """Re-execute the recorded actions on this desktop."""
     from actions.screen import DisplayError, Screen
-    from agent.replay import DEFAULT_THRESHOLD, replay
+    from agent.replay import DEFAULT_THRESHOLD, LiveGate, replay
 
     if args.threshold is None:
         args.threshold = DEFAULT_THRESHOLD
@@ -158,9 +179,17 @@ def command_execute(recording: Any, args: argparse.Namespace) -> int:
     except DisplayError as exc:
         return fail(str(exc))
     from actions.executor import Executor, FailSafeTriggered
+    from agent.risk import RiskConfigError, load_rules
 
-    check = TerminalCheck(args.approve, args.force, sys.stdin, sys.stderr)
+    try:
+        rules = load_rules(args.risk_rules)
+    except RiskConfigError as exc:
+        return fail(str(exc))
+    check = TerminalCheck(
+        args.approve, args.force, sys.stdin, sys.stderr, interactive=sys.stdin.isatty()
+    )
     executor = Executor()
+    gate = LiveGate(rules)
     try:
         result = replay(
             recording,
@@ -169,6 +198,7 @@ def command_execute(recording: Any, args: argparse.Namespace) -> int:
             confirm=check,
             threshold=args.threshold,
             log=lambda line: print(one_line(line), file=sys.stderr),
+            gate=gate,
         )
     except FailSafeTriggered:
         executor.release_all()
@@ -176,7 +206,8 @@ def command_execute(recording: Any, args: argparse.Namespace) -> int:
         return EXIT_FAILED
     finally:
         executor.close()
-    message = check.stopped_for_difference or result.message
+        gate.close()
+    message = check.refused or check.stopped_for_difference or result.message
     done = "done" if result.ok else "stopped"
     print(f"deskpilot: replay {done}: {one_line(message)}", file=sys.stderr)
     return result.exit_code
