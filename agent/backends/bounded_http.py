@@ -29,6 +29,9 @@ MIB = 1024 * 1024
 LINE_BYTES = 1 * MIB
 STREAM_BYTES = 16 * MIB
 BODY_BYTES = 1 * MIB
+# Lines in one streamed answer (a 4096-token answer has ~8,192): each costs the SDK's line
+# splitter Python time however short it is, so a stream of bare newlines is cut off here.
+STREAM_LINES = 256 * 1024
 # A decompressed piece handed on at a time: what a compression bomb can make us hold at once.
 _PIECE = 64 * 1024
 _LINE_END = re.compile(b"[\r\n]")
@@ -46,6 +49,7 @@ class ReplyLimits:
     line_bytes: int = LINE_BYTES  # one event-stream line, or one event (lines up to a blank one)
     stream_bytes: int = STREAM_BYTES  # one event stream, after decompression
     body_bytes: int = BODY_BYTES  # a reply that is not an event stream (model list, error body)
+    stream_lines: int = STREAM_LINES  # lines in one event stream
 
 
 def redact_url(url: str) -> str:
@@ -226,6 +230,7 @@ class _EventBounds:
     """Tracks the current event-stream line and event, as the SDK's SSE decoder splits them."""
 
     def __init__(self) -> None:
+        self.lines = 0  # lines ended so far
         self.line = 0  # bytes of the line not yet ended
         self.event = 0  # bytes of the event's ended lines
         self._skip_lf = False  # the last line ended with CR: a LF next completes that CRLF
@@ -241,6 +246,7 @@ class _EventBounds:
                 start = end + 1
                 continue
             self._skip_lf = data[end] == 13
+            self.lines += 1
             length = self.line + end - start
             self.line = 0
             # A blank line ends the event; the SDK keeps an event's data lines until then.
@@ -300,11 +306,19 @@ class _BoundedStream(httpx2.SyncByteStream):
         self._held += len(piece)
         if self._held > self._cap:
             raise self._too_big()
-        if self._events is not None and self._events.feed(piece) > self._limits.line_bytes:
+        if self._events is None:
+            return
+        if self._events.feed(piece) > self._limits.line_bytes:
             raise BackendError(
                 f"{self._url} sent an event-stream line or event longer than "
                 f"{size_text(self._limits.line_bytes)}; stopped reading (retry, or check the "
                 "server)",
+                retryable=True,
+            )
+        if self._events.lines > self._limits.stream_lines:
+            raise BackendError(
+                f"{self._url} sent more than {self._limits.stream_lines:,} lines in an answer; "
+                "stopped reading (retry, or check the server)",
                 retryable=True,
             )
 

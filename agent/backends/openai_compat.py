@@ -25,6 +25,7 @@ from agent.backends.base import (
 )
 from agent.backends.bounded_http import (
     STREAM_BYTES,
+    STREAM_LINES,
     ReplyLimits,
     bounded_client,
     no_reply,
@@ -154,12 +155,13 @@ class OpenAIBackend:
         self.max_stream_s = max_stream_s if max_stream_s else max(600.0, 15 * timeout_s)
         self.max_stream_chars = max_stream_chars or max(32_768, 16 * max_tokens)
         # Wall-clock deadlines and byte caps on every reply, enforced under the SDK (its own
-        # timeouts are per read); an answer of max_tokens is ~250 bytes of stream per token.
+        # timeouts are per read); a token is ~250 bytes and 2 lines of event stream.
         self.limits = limits or ReplyLimits(
             header_s=timeout_s,
             body_s=timeout_s,
             stream_s=self.max_stream_s,
             stream_bytes=max(STREAM_BYTES, 1024 * max_tokens),
+            stream_lines=max(STREAM_LINES, 16 * max_tokens),
         )
         self._client = openai.OpenAI(
             base_url=self.base_url,
