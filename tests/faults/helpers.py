@@ -253,13 +253,9 @@ class HostileServer:
         self.requests: list[HostileRequest] = []
         self.closing = threading.Event()
         self._sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}/v1"  # the /v1 base URL
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
-
-    @property
-    def url(self) -> str:
-        """The /v1 base URL."""
-        return f"http://127.0.0.1:{self._sock.getsockname()[1]}/v1"
 
     def _accept(self) -> None:
         while not self.closing.is_set():
