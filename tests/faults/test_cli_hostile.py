@@ -32,33 +32,39 @@ from tests.faults.test_cli_faults import MOVE, ROOT, cli, the_run
 from tests.support.scripted_server import Reply, ScriptedServer, xml_call
 
 EVENT = b": " + b"k" * 1020 + b"\n\n"
-MID_RUN: list[tuple[str, Behaviour | None, str]] = [
-    ("endless_line", endless_line, "sent an event-stream line or event longer than 1 MiB"),
-    ("gzip_bomb", bomb("gzip", EVENT), "sent more than 16 MiB in an answer"),
-    ("header_trickle", header_trickle, "no reply from URL within 2 s"),
-    ("redirect", None, "redirected the request to TARGET/chat/completions (HTTP 307)"),
+# name, behaviour (None: a redirect), phrase, --timeout (long where a byte cap must be what stops
+# the attack on a loaded machine, not the "no text" deadline)
+MID_RUN: list[tuple[str, Behaviour | None, str, str]] = [
+    ("endless_line", endless_line, "sent an event-stream line or event longer than 1 MiB", "20"),
+    ("gzip_bomb", bomb("gzip", EVENT), "sent more than 16 MiB in an answer", "20"),
+    ("header_trickle", header_trickle, "no reply from URL within 2 s", "2"),
+    ("redirect", None, "redirected the request to TARGET/chat/completions (HTTP 307)", "2"),
 ]
 
 
-def run_cli(url: str, runs: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], float]:
-    """main.py run with --timeout 2 and one retry; the process and how long it took."""
+def run_cli(
+    url: str, runs: Path, timeout: str = "2"
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """main.py run with one retry; the process and how long it took."""
     start = time.monotonic()
-    cmd = cli(url, runs, "--timeout", "2", "--retries", "1", *extra)
+    cmd = cli(url, runs, "--timeout", timeout, "--retries", "1")
     proc = subprocess.run(
         cmd, cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=180
     )
     return proc, time.monotonic() - start
 
 
-@pytest.mark.parametrize(("name", "behaviour", "phrase"), MID_RUN, ids=[m[0] for m in MID_RUN])
+@pytest.mark.parametrize(
+    ("name", "behaviour", "phrase", "timeout"), MID_RUN, ids=[m[0] for m in MID_RUN]
+)
 def test_a_hostile_reply_mid_run_exits_1_with_one_line(
-    name: str, behaviour: Behaviour | None, phrase: str, xdisplay: str, tmp_path: Path
+    name: str, behaviour: Behaviour | None, phrase: str, timeout: str, xdisplay: str, tmp_path: Path
 ) -> None:
     target = HostileServer([answer(MOVE)])
     hostile = behaviour or redirect(307, target.url)
     server = HostileServer([answer(MOVE), hostile])
     try:
-        proc, took = run_cli(server.url, tmp_path / "runs")
+        proc, took = run_cli(server.url, tmp_path / "runs", timeout)
     finally:
         server.close()
         target.close()
@@ -75,8 +81,9 @@ def test_a_hostile_reply_mid_run_exits_1_with_one_line(
     recording = read_run(the_run(tmp_path / "runs"))
     assert recording.info["outcome"]["status"] == "error"
     assert recording.steps[0]["execution"]["ok"]
-    assert phrase.replace("URL", server.url).replace("TARGET", target.url).split(" (")[0] in (
-        recording.steps[-1]["error"]
+    assert (
+        phrase.replace("URL", server.url).replace("TARGET", target.url).split(" (")[0]
+        in (recording.steps[-1]["error"])
     )
 
 
