@@ -202,3 +202,23 @@ def test_a_redirect_location_cannot_smuggle_escapes_or_secrets() -> None:
         assert message.isprintable()
     finally:
         server.close()
+
+
+def test_a_proxy_from_the_environment_is_used_and_bounded_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy = HostileServer([answer(GOOD), header_trickle])
+    monkeypatch.setenv("http_proxy", proxy.url.removesuffix("/v1"))
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    backend = OpenAIBackend("http://deskpilot-test.invalid:9/v1", "m", timeout_s=TIMEOUT_S)
+    try:
+        assert backend.complete(MSGS, TOOLS).content == GOOD
+        assert proxy.requests[0].path == "http://deskpilot-test.invalid:9/v1/chat/completions"
+        start = time.monotonic()
+        with pytest.raises(BackendError, match=f"within {TIMEOUT_S:g} s"):
+            backend.complete(MSGS, TOOLS)
+        assert time.monotonic() - start < TIMEOUT_S + 5
+    finally:
+        backend.close()
+        proxy.close()
