@@ -222,3 +222,45 @@ def test_a_proxy_from_the_environment_is_used_and_bounded_too(
     finally:
         backend.close()
         proxy.close()
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_compressed_good_answer_is_still_read(encoding: str) -> None:
+    import zlib
+
+    from tests.faults.helpers import HostileRequest, head, sse_answer
+
+    def compressed(req: HostileRequest) -> None:
+        wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+        z = zlib.compressobj(6, zlib.DEFLATED, wbits)
+        data = z.compress(sse_answer(GOOD)) + z.flush()
+        req.send(head("200 OK", "text/event-stream", f"Content-Encoding: {encoding}"))
+        for i in range(0, len(data), 5):  # in small pieces, as a slow proxy would
+            req.send(data[i : i + 5])
+
+    server = HostileServer([compressed])
+    try:
+        backend = OpenAIBackend(server.url, "m", timeout_s=SIZE_TIMEOUT_S)
+        assert backend.complete(MSGS, TOOLS).content == GOOD
+        assert server.requests[0].headers["accept-encoding"] == "identity"
+    finally:
+        server.close()
+
+
+def test_an_error_message_with_terminal_escapes_is_printed_inert() -> None:
+    from tests.faults.helpers import HostileRequest, head
+
+    def nasty(req: HostileRequest) -> None:
+        body = b'{"error": {"message": "\\u001b]52;c;cm0gLXJmIH4=\\u0007\\u001b[2Jboom\\u202e"}}'
+        req.send(head("400 Bad Request", "application/json", f"Content-Length: {len(body)}"))
+        req.send(body)
+
+    server = HostileServer([nasty])
+    try:
+        with pytest.raises(BackendError) as caught:
+            OpenAIBackend(server.url, "m", timeout_s=TIMEOUT_S).complete(MSGS, TOOLS)
+        message = str(caught.value)
+        assert "boom" in message and message.isprintable(), repr(message)
+        assert "\x1b" not in message and "\u202e" not in message
+    finally:
+        server.close()
