@@ -162,6 +162,18 @@ def many_lines(req: HostileRequest) -> None:
     req.forever((b": " + b"k" * 1000 + b"\n\n") * 64)
 
 
+def nested_json(req: HostileRequest) -> None:
+    """One event of half a million nested arrays (a recursion bomb for a JSON parser)."""
+    req.send(head() + b"data: " + b"[" * 500_000 + b"\n\n")
+    req.forever(b": idle\n\n", 0.5)
+
+
+def bad_utf8(req: HostileRequest) -> None:
+    """An event that is not UTF-8."""
+    req.send(head() + b"data: \xff\xfe\n\n")
+    req.forever(b": idle\n\n", 0.5)
+
+
 def _compressed(z: Any, fill: bytes, total: int) -> Iterator[bytes]:
     """`total` bytes of fill through the compressor z, produced lazily (never held whole)."""
     block = fill * (MIB // len(fill))  # fill's length divides 1 MiB

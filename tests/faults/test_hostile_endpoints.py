@@ -23,6 +23,7 @@ from tests.faults.helpers import (
     HostileServer,
     announced_error,
     answer,
+    bad_utf8,
     body_trickle,
     bomb,
     brotli_reply,
@@ -32,6 +33,7 @@ from tests.faults.helpers import (
     huge_models,
     long_event,
     many_lines,
+    nested_json,
     new_stream_threads,
     redirect,
 )
@@ -81,6 +83,8 @@ ATTACKS = [
         "sent a reply compressed as br, which deskpilot does not read",
         retryable=False,
     ),  # fmt: skip
+    Attack("nested_json", nested_json, "(RecursionError: maximum recursion depth exceeded"),
+    Attack("not_utf8", bad_utf8, "(UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff"),
     Attack(
         "header_trickle",
         header_trickle,
