@@ -8,6 +8,7 @@ send the request elsewhere with a redirect. Every violation is one BackendError.
 from __future__ import annotations
 
 import re
+import socket
 import threading
 import time
 import urllib.request
@@ -139,6 +140,43 @@ def _left(timeout: float | None) -> float | None:
     return left if timeout is None else min(timeout, left)
 
 
+class Line:
+    """The connection one thread's requests use, so that another thread can cut it at once."""
+
+    def __init__(self) -> None:
+        self.stream: httpcore2.NetworkStream | None = None
+        self.cut = False
+
+    @contextmanager
+    def watch(self) -> Iterator[None]:
+        """Within this block, this thread's connection is the one hang_up() cuts."""
+        before = getattr(_local, "line", None)
+        _local.line = self
+        try:
+            yield
+        finally:
+            _local.line = before
+
+    def hang_up(self) -> None:
+        """Wake a read blocked on the connection now (close() alone waits for the next byte)."""
+        self.cut = True
+        sock = self.stream.get_extra_info("socket") if self.stream is not None else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def _using(stream: httpcore2.NetworkStream) -> None:
+    """Note the thread's connection for its Line; refuse to go on once the line was cut."""
+    line: Line | None = getattr(_local, "line", None)
+    if line is not None:
+        line.stream = stream
+        if line.cut:
+            raise httpcore2.ReadError("the request was stopped")
+
+
 class _DeadlineStream(httpcore2.NetworkStream):
     """A connection whose reads and writes end at the current request's deadline."""
 
@@ -147,10 +185,12 @@ class _DeadlineStream(httpcore2.NetworkStream):
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         """Read at most max_bytes, waiting no later than the deadline."""
+        _using(self)
         return self._inner.read(max_bytes, _left(timeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         """Send the buffer; a server that stops reading cannot stall it past the deadline."""
+        _using(self)
         self._inner.write(buffer, _left(timeout))
 
     def close(self) -> None:

@@ -26,6 +26,7 @@ from agent.backends.base import (
 from agent.backends.bounded_http import (
     STREAM_BYTES,
     STREAM_LINES,
+    Line,
     ReplyLimits,
     bounded_client,
     no_reply,
@@ -75,23 +76,6 @@ def _connect_reason(exc: BaseException) -> str:
     if isinstance(innermost, socket.gaierror):
         return "host name not found"
     return _one_line(re.sub(r"^\[Errno -?\d+\]\s*", "", str(innermost)) or "no connection", 80)
-
-
-def _hang_up(stream: Any) -> None:
-    """Close a stream that another thread may be blocked reading, waking that read at once."""
-    try:
-        # close() alone leaves a blocked recv() waiting for the server's next bytes (up to the
-        # read timeout); shutting the socket down ends it now.
-        network = stream.response.extensions.get("network_stream")
-        sock = network.get_extra_info("socket") if network is not None else None
-        if sock is not None:
-            sock.shutdown(socket.SHUT_RDWR)
-    except (AttributeError, OSError):
-        pass
-    try:
-        stream.close()
-    except Exception:  # closing a half-read stream may raise; it is closed anyway
-        pass
 
 
 def _refuses_tools(exc: BaseException | None) -> bool:
@@ -379,6 +363,7 @@ class OpenAIBackend:
         done = threading.Event()
         stop = threading.Event()
         stream_box: list[Any] = []
+        line = Line()
         # [time the response headers came (None before), time of the last text, chars, events]
         progress: list[Any] = [None, start, 0, 0]
         content_type: list[str] = [""]
@@ -407,6 +392,10 @@ class OpenAIBackend:
                     raise
 
         def reader() -> None:
+            with line.watch():
+                read()
+
+        def read() -> None:
             try:
                 stream = self._client.chat.completions.create(**body)
                 stream_box.append(stream)
@@ -451,8 +440,12 @@ class OpenAIBackend:
 
         def give_up(error: BackendError) -> BackendError:
             stop.set()
+            line.hang_up()  # before the headers too: the reader thread ends now, not later
             if stream_box:
-                _hang_up(stream_box[0])
+                try:
+                    stream_box[0].close()
+                except Exception:  # closing a half-read stream may raise; it is closed anyway
+                    pass
             return error
 
         thread = threading.Thread(target=reader, name="openai-stream", daemon=True)

@@ -268,3 +268,24 @@ def test_an_error_message_with_terminal_escapes_is_printed_inert() -> None:
         assert "\x1b" not in message and "\u202e" not in message
     finally:
         server.close()
+
+
+@pytest.mark.parametrize(
+    "behaviour", [header_trickle, body_trickle("text/event-stream")], ids=["headers", "body"]
+)
+def test_stop_mid_attack_ends_the_reader_thread_at_once(behaviour: Behaviour) -> None:
+    from agent.backends.base import Cancelled
+
+    server = HostileServer([behaviour])
+    before = set(threading.enumerate())
+    backend = OpenAIBackend(server.url, "m", timeout_s=30)
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    try:
+        with pytest.raises(Cancelled):
+            backend.complete(MSGS, TOOLS, cancel=cancel)
+        # Not lingering until the 30 s deadline: the connection was cut.
+        assert new_stream_threads(before, wait_s=2.0) == []
+    finally:
+        backend.close()
+        server.close()
