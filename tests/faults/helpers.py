@@ -213,6 +213,12 @@ def header_trickle(req: HostileRequest) -> None:
     req.forever(b"a", 0.2)
 
 
+def header_flood(req: HostileRequest) -> None:
+    """A status line, then one header that never ends, as fast as the client reads."""
+    req.send(b"HTTP/1.1 200 OK\r\nX-Big: ")
+    req.forever(b"a" * 65536)
+
+
 def body_trickle(kind: str) -> Behaviour:
     """Complete headers, then one body byte every 0.2 s."""
 

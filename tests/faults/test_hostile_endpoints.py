@@ -28,6 +28,7 @@ from tests.faults.helpers import (
     bomb,
     brotli_reply,
     endless_line,
+    header_flood,
     header_trickle,
     huge_error,
     huge_models,
@@ -91,6 +92,7 @@ ATTACKS = [
         f"no reply from URL within {TIMEOUT_S:g} s",
         timeout_s=TIMEOUT_S,
     ),
+    Attack("header_flood", header_flood, "broke before the answer was complete"),
     Attack(
         "body_trickle_stream",
         body_trickle("text/event-stream"),
