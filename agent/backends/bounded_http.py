@@ -390,7 +390,8 @@ class _BoundedStream(httpx2.SyncByteStream):
 def _proxy_for(url: str) -> str | None:
     """The proxy the environment names for url (HTTP(S)_PROXY, NO_PROXY), as httpx would use."""
     parts = urlsplit(url)
-    proxy = urllib.request.getproxies().get(parts.scheme)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
     if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
         return None
     return proxy
@@ -402,7 +403,15 @@ class BoundedTransport(httpx2.BaseTransport):
     def __init__(self, base_url: str, limits: ReplyLimits) -> None:
         self.limits = limits
         self._url = redact_url(base_url)
-        self._inner = httpx2.HTTPTransport(proxy=_proxy_for(base_url))
+        proxy = _proxy_for(base_url)
+        try:
+            self._inner = httpx2.HTTPTransport(proxy=proxy)
+        except (ImportError, ValueError) as exc:  # a SOCKS proxy without socksio, a bad URL
+            raise BackendError(
+                f"the proxy the environment names for {self._url} ({redact_url(proxy or '')}) "
+                f"cannot be used: {exc}; fix HTTP(S)_PROXY / ALL_PROXY, or add the host to "
+                "NO_PROXY"
+            ) from exc
         # httpx2 takes no network backend: set it on the pool it made (checked, so a changed
         # httpx2 fails here rather than silently losing the deadlines).
         pool = getattr(self._inner, "_pool", None)

@@ -291,3 +291,16 @@ def test_stop_mid_attack_ends_the_reader_thread_at_once(behaviour: Behaviour) ->
     finally:
         backend.close()
         server.close()
+
+
+def test_a_proxy_that_cannot_be_used_is_one_line_without_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("http_proxy", "ftp://user:hunter2@127.0.0.1:1")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    with pytest.raises(BackendError) as caught:
+        OpenAIBackend("http://deskpilot-test.invalid:9/v1", "m")
+    message = str(caught.value)
+    assert "the proxy the environment names for" in message and "cannot be used" in message
+    assert "hunter2" not in message and "\n" not in message
