@@ -311,12 +311,14 @@ class _BoundedStream(httpx2.SyncByteStream):
         start: float,
         status: int,
         streamed: bool,
+        listing: bool,
         inflate: _Inflate | None,
     ) -> None:
         self._inner = inner
         self._url = url
         self._limits = limits
         self._status = status
+        self._listing = listing
         self._streamed = streamed
         self._until = start + (limits.stream_s if streamed else limits.body_s)
         self._cap = limits.stream_bytes if streamed else limits.body_bytes
@@ -336,9 +338,13 @@ class _BoundedStream(httpx2.SyncByteStream):
 
     def _too_big(self) -> BackendError:
         what = "an answer" if self._streamed else f"one reply (HTTP {self._status})"
+        # A catalogue of many models may be large: --model makes the list unnecessary.
+        todo = (
+            "pass --model, or check the server" if self._listing else "retry, or check the server"
+        )
         return BackendError(
             f"{self._url} sent more than {size_text(self._cap)} in {what}; stopped reading "
-            "(retry, or check the server)",
+            f"({todo})",
             retryable=True,
         )
 
@@ -465,6 +471,7 @@ class BoundedTransport(httpx2.BaseTransport):
             start=start,
             status=status,
             streamed=streamed,
+            listing=request.method == "GET" and request.url.path.endswith("/models"),
             inflate=inflate,
         )
         return httpx2.Response(status, headers=headers, stream=body, extensions=response.extensions)

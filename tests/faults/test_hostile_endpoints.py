@@ -106,7 +106,10 @@ ATTACKS = [
         "announced a reply of 100 MiB (HTTP 500), over the 1 MiB cap; not read",
     ),
     Attack(
-        "huge_models", huge_models, "sent more than 1 MiB in one reply (HTTP 200)", on_models=True
+        "huge_models",
+        huge_models,
+        "sent more than 1 MiB in one reply (HTTP 200); stopped reading (pass --model",
+        on_models=True,
     ),
     Attack(
         "gzip_bomb_models",
