@@ -284,6 +284,8 @@ class _Run:
         self, outcome: Outcome, message: str, steps: int, answer: str | None = None
     ) -> RunResult:
         """Write the outcome into run.json and tell the viewer."""
+        # The backend may have changed course mid-run (tools moved into the system prompt).
+        self.recorder.info["backend"] = self.backend.describe()
         self.recorder.finish(
             {"status": outcome, "message": message, "answer": answer, "steps": steps}
         )
@@ -682,6 +684,8 @@ class _Step:
             {"id": c.id, "name": c.name, "arguments": c.arguments} for c in completion.tool_calls
         ]
         self.record["finish_reason"] = completion.finish_reason
+        if completion.tools_in_prompt:  # the server refused `tools` (llama.cpp without --jinja)
+            self.record["tools_in_prompt"] = True
         self.record["tokens"].update(
             {"prompt": completion.prompt_tokens, "completion": completion.completion_tokens}
         )
