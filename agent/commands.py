@@ -436,10 +436,9 @@ DANGEROUS: tuple[tuple[str, Callable[[Command], bool]], ...] = (
 
 def dangerous(parsed: Parsed) -> str | None:
     """The reason of the first denylist rule any command of the line matches, or None."""
-    for command in parsed.commands:
-        for reason, matches in DANGEROUS:
-            if matches(command):
-                return reason
+    for reason, matches in DANGEROUS:  # the worst first, whichever command it is in
+        if any(matches(command) for command in parsed.commands):
+            return reason
     return None
 
 
