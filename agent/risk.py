@@ -407,11 +407,12 @@ class RiskRules:
         chord = _safe_chord(action.keys)
         if chord is None or chord <= _MODIFIER_NAMES:
             return line
+        text = _new_text(action)
         if _submits(chord):
-            return PendingLine()
-        char = _printable(chord)
-        if char is not None:
-            return _typed(line, char)
+            # Keys pressed with Enter may land before or after it: the new line is unknown.
+            return PendingLine(unknown=bool(text) or bool(_extra(chord)))
+        if text:
+            return PendingLine(line.text + text, line.unknown)
         if chord in (frozenset({"backspace"}), frozenset({"shift", "backspace"})):
             return line if line.unknown else PendingLine(line.text[:-1])
         terminal = self.terminal(context.window)
@@ -472,7 +473,15 @@ class RiskRules:
                 )
             if _submits(chord):
                 what = "Enter" if "enter" in chord else "+".join(_ordered(chord))
-                submit = self._submit(context.pending, context.window, what)
+                # The line it runs may hold what the chord's other keys type, or is unknown.
+                text = _new_text(action)
+                pending = PendingLine(
+                    context.pending.text + (text or ""),
+                    context.pending.unknown or (text is None and bool(_extra(chord))),
+                )
+                submit = self._submit(pending, context.window, what)
+                if submit is None and text:  # or they land after it
+                    submit = self._submit(context.pending, context.window, what)
                 if submit is not None:
                     return submit
                 return self._words(context, "pressing Enter") if "enter" in chord else None
@@ -490,7 +499,7 @@ class RiskRules:
                 "middle_click_paste",
             )
         typed = _new_text(action)
-        if typed is not None:
+        if typed:
             return self._typing(typed, context)
         if isinstance(action, CLICKS):
             return self._words(context, "a click")
@@ -612,28 +621,38 @@ def _typed(line: PendingLine, ch: str) -> PendingLine:
 
 
 def _new_text(action: Action) -> str | None:
-    """The text an action types: a type action's text, or the character a key chord types."""
+    """The text an action types: a type action's text, or what a chord's keys type in order.
+
+    None for a chord that also does something else (Ctrl, Alt or Super held, a named key).
+    """
     if isinstance(action, Type):
         return action.text
-    if isinstance(action, Key):
-        chord = _safe_chord(action.keys)
-        return None if chord is None else _printable(chord)
-    return None
+    if not isinstance(action, Key):
+        return None
+    try:
+        keys = [_FOLD.get(k, k) for k in normalize_chord(action.keys)]
+    except KeyNameError:
+        return None
+    if set(keys) & {"ctrl", "alt", "win"}:
+        return None
+    shift = "shift" in keys
+    out: list[str] = []
+    for key in keys:
+        if key in ("shift", "enter"):
+            continue  # Enter submits: judged as a submit, not as text
+        if key == "space":
+            out.append(" ")
+        elif len(key) == 1:
+            out.append((key.upper() if key.isalpha() else _SHIFTED.get(key, key)) if shift else key)
+        else:
+            return None
+    return "".join(out)
 
 
-def _printable(chord: frozenset[str]) -> str | None:
-    """The character a chord types (a key alone, or with Shift), or None."""
-    keys = chord - {"shift"}
-    if len(keys) != 1:
-        return None
-    (key,) = keys
-    if key == "space":
-        return " "
-    if len(key) != 1:
-        return None
-    if "shift" in chord:
-        return key.upper() if key.isalpha() else _SHIFTED.get(key, key)
-    return key
+def _extra(chord: frozenset[str]) -> frozenset[str]:
+    """A submit chord's keys besides modifiers and the submitting key itself."""
+    submitting = {"enter"} | ({"m", "j", "o"} if "ctrl" in chord else set())
+    return chord - _MODIFIER_NAMES - submitting
 
 
 def _submits(chord: frozenset[str]) -> bool:
