@@ -185,6 +185,14 @@ _LINE_NEUTRAL = frozenset(
     }
 )
 _MODIFIER_NAMES = frozenset({"ctrl", "shift", "alt", "win"})
+# Keypad keys that type a character.
+_KEYPAD = {f"num{i}": str(i) for i in range(10)} | {
+    "add": "+",
+    "subtract": "-",
+    "multiply": "*",
+    "divide": "/",
+    "decimal": ".",
+}
 # What Shift makes of a key on a US layout (the executor's shift + key types these).
 _SHIFTED = dict(zip("1234567890-=[]\\;',./`", '!@#$%^&*()_+{}|:"<>?~', strict=True))
 
@@ -485,7 +493,9 @@ class RiskRules:
                 if submit is not None:
                     return submit
                 return self._words(context, "pressing Enter") if "enter" in chord else None
-            if any(p <= chord for p in _PASTES) and self.terminal(context.window) is not False:
+            terminal = self.terminal(context.window)
+            pastes = _PASTES + ((frozenset({"ctrl", "v"}),) if terminal else ())
+            if any(p <= chord for p in pastes) and terminal is not False:
                 return Risk(
                     "risky",
                     "pasting into a terminal can run whatever the clipboard holds",
@@ -579,8 +589,19 @@ class RiskGuard:
         self._fresh = PendingLine()
 
     def assess(self, action: Action, *, window: FocusedWindow | None, thinking: str = "") -> Risk:
-        """The verdict on an action about to go to `window`, given what that window holds."""
-        return self.rules.assess(action, self._context(window, thinking))
+        """The verdict on an action about to go to `window`, given what that window holds.
+
+        Keys going to an unknown window may reach any of them: the worst verdict over every
+        window's line counts.
+        """
+        verdict = self.rules.assess(action, self._context(window, thinking))
+        if _window_key(window) is not None:
+            return verdict
+        for line in list(self._lines.values()):
+            other = self.rules.assess(action, RiskContext(thinking, window, line))
+            if SEVERITY[other.level] > SEVERITY[verdict.level]:
+                verdict = other
+        return verdict
 
     def executed(
         self, action: Action, *, window: FocusedWindow | None, complete: bool = True
@@ -590,11 +611,18 @@ class RiskGuard:
             self._lines = {k: PendingLine(v.text, unknown=True) for k, v in self._lines.items()}
             self._fresh = PendingLine(unknown=True)
             return
-        if isinstance(action, Type | Key):
-            key = _window_key(window)
-            line = self.rules.after(action, self._context(window, ""))
-            # Part of it may have reached the window: what the line holds is not known.
-            self._lines[key] = line if complete else PendingLine(line.text, unknown=True)
+        if not isinstance(action, Type | Key):
+            return
+        key = _window_key(window)
+        line = self.rules.after(action, self._context(window, ""))
+        if key is None:
+            # Keys that went to an unknown window may have reached any other one.
+            text = _new_text(action) or ""
+            self._lines = {
+                k: PendingLine(v.text + text, unknown=True) for k, v in self._lines.items()
+            }
+        # Part of it may have reached the window: what the line holds is not known.
+        self._lines[key] = line if complete else PendingLine(line.text, unknown=True)
 
     def pending(self, window: FocusedWindow | None) -> PendingLine:
         """What the window holds since its last submit."""
@@ -642,6 +670,8 @@ def _new_text(action: Action) -> str | None:
             continue  # Enter submits: judged as a submit, not as text
         if key == "space":
             out.append(" ")
+        elif key in _KEYPAD:
+            out.append(_KEYPAD[key])
         elif len(key) == 1:
             out.append((key.upper() if key.isalpha() else _SHIFTED.get(key, key)) if shift else key)
         else:

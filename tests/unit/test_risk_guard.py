@@ -373,3 +373,20 @@ def test_guarded_mode_through_the_loop_asks_for_a_split_destructive_command(tmp_
     result, executor, _ = run(tmp_path, script, policy("guarded", person), windows=[XTERM])
     assert [r.step for r in person.requests] == [3]
     assert len(executor.done) == 3 and result.outcome == "success"
+
+
+def test_keys_to_an_unknown_window_are_judged_against_every_window() -> None:
+    rules = RiskRules.load(DATA / "blocked_rules.toml")
+    guard = guard_after((Type("rm -r"), XTERM), rules=rules)
+    # The probe failed for this piece: it may land in the xterm, so it is blocked.
+    assert guard.assess(Type("f /"), window=None).level == "blocked"
+    guard.executed(Type("ls"), window=None)
+    assert guard.pending(XTERM).unknown  # the xterm may have received it
+
+
+def test_keypad_keys_type_and_ctrl_v_pastes_in_a_terminal() -> None:
+    rules = RiskRules.from_mapping({"blocked_text": ["4242"]})
+    guard = guard_after((Type("42"), GEDIT), (Key(("num4",)), GEDIT), rules=rules)
+    assert guard.assess(Key(("num2",)), window=GEDIT).level == "blocked"
+    assert guard.assess(Key(("ctrl", "v")), window=XTERM).rule == "terminal_paste"
+    assert guard.assess(Key(("ctrl", "v")), window=GEDIT).level == "safe"
