@@ -481,11 +481,7 @@ DEFAULT_TERMINAL_ALLOW: tuple[str, ...] = (
     "readlink",
     "true",
     "false",
-    "test",
-    "[",
-    "[[",
     "cd",
-    "tree",
     "diff",
     "cmp",
     "md5sum",
@@ -550,12 +546,11 @@ def _restricted(c: Command) -> str | None:
         return "hostname setting the name"
     if name == "env" and args:
         return "env running a command"
-    if (
-        name == "git"
-        and texts[:1] == ["status"]
-        and any(t.startswith("--ignore-sub") for t in texts)
-    ):
-        return None
+    if name == "printf" and "v" in short:
+        return "printf setting a variable"
+    if name == "file" and ("C" in short or _long(long, "--compile")):
+        return "file writing a compiled magic file"
+
     return None
 
 

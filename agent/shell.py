@@ -116,6 +116,12 @@ def parse(line: str, depth: int = 0) -> Parsed:
     tokens = lexer.tokens()
     builder = _Builder(depth)
     builder.build(tokens)
+    # A line that ends in a backslash, a pipe or && / || continues on the next one.
+    body = line.rstrip("\n")
+    slashes = len(body) - len(body.rstrip("\\"))
+    last = [t for t in tokens if not (t.kind == "op" and t.value == "\n")][-1:]
+    if slashes % 2 or (last and last[0].kind == "op" and last[0].value in ("|", "|&", "&&", "||")):
+        builder.unclear.append("a line that continues on the next one")
     return Parsed(tuple(lexer.nested + builder.commands), tuple(lexer.unclear + builder.unclear))
 
 

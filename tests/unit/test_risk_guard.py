@@ -167,6 +167,14 @@ def test_read_only_lines(line: str) -> None:
         ("{ls,-la}", "its program name is computed"),
         ("git status; git stash", "git is not on the read-only list"),
         ("echo 'unclosed", "it has an unclosed quote"),
+        ("[[ 1 -eq 'a[$(rm -rf ~)]' ]]", "its program name is computed"),
+        ("test -v 'a[$(id)]'", "test is not on the read-only list"),
+        ("printf -v PROMPT_COMMAND 'rm -rf ~'", "printf setting a variable"),
+        ("tree -o ~/.bashrc", "tree is not on the read-only list"),
+        ("file -C -m x", "file writing a compiled magic file"),
+        ("ls \\", "it has a line that continues"),
+        ("ls |", "it has a line that continues"),
+        ("ls &&", "it has a line that continues"),
     ],
 )
 def test_lines_that_may_change_things_say_why(line: str, why: str) -> None:
