@@ -215,6 +215,10 @@ class Risk:
 
 
 SAFE = Risk()
+# Longest line the guard follows character by character (then only its end is kept, unknown).
+MAX_LINE = 4096
+# How far back a lost cursor is assumed to reach when matching blocked text.
+_REACH = 32
 SEVERITY: dict[Level, int] = {"safe": 0, "risky": 1, "blocked": 2}
 
 
@@ -438,10 +442,9 @@ class RiskRules:
                 "blocked", f"{name} actions are blocked by your rules", f"blocked_actions:{name}"
             )
         typed = _new_text(action)
-        if typed is not None:
-            stream, start = context.pending.text + typed, len(context.pending.text)
+        if typed:
             for rule, pattern in self.blocked_text:
-                if any(m.end() > start for m in pattern.finditer(stream)):
+                if any(_completes(pattern, line, typed) for line in _placements(context.pending)):
                     return Risk(
                         "blocked", f"typing matches blocked rule {rule!r}", f"blocked_text:{rule}"
                     )
@@ -645,7 +648,32 @@ def _typed(line: PendingLine, ch: str) -> PendingLine:
         return PendingLine()
     if ch == "\t":
         return PendingLine(line.text, unknown=True)
+    if len(line.text) >= MAX_LINE:  # only the end is kept: what the whole line is, is not known
+        return PendingLine(line.text[-MAX_LINE // 2 :] + ch, unknown=True)
     return PendingLine(line.text + ch, line.unknown)
+
+
+def _placements(line: PendingLine) -> list[tuple[str, str]]:
+    """Where new text may land in the line: (before, after) it.
+
+    At the end of a line the guard followed; in a line it lost (cursor keys, Ctrl+H, Ctrl+W),
+    anywhere in its last characters, with any of them deleted around the insertion point.
+    """
+    if not line.unknown:
+        return [(line.text, "")]
+    head, tail = line.text[:-_REACH], line.text[-_REACH:]
+    return [
+        (head + tail[:i], tail[j:]) for i in range(len(tail) + 1) for j in range(i, len(tail) + 1)
+    ]
+
+
+def _completes(pattern: re.Pattern[str], line: tuple[str, str], typed: str) -> bool:
+    """Whether typing completes a match: one that ends inside the new text or after it."""
+    before, after = line
+    if after:  # an insertion: only the neighbourhood can have changed
+        before, typed = before[-_REACH:], typed[:_REACH]
+    stream = before + typed + after
+    return any(m.end() > len(before) for m in pattern.finditer(stream))
 
 
 def _new_text(action: Action) -> str | None:

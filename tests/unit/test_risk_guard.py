@@ -398,3 +398,24 @@ def test_keypad_keys_type_and_ctrl_v_pastes_in_a_terminal() -> None:
     assert guard.assess(Key(("num2",)), window=GEDIT).level == "blocked"
     assert guard.assess(Key(("ctrl", "v")), window=XTERM).rule == "terminal_paste"
     assert guard.assess(Key(("ctrl", "v")), window=GEDIT).level == "safe"
+
+
+@pytest.mark.parametrize(
+    "edits",
+    [
+        [Type("sdo"), Key(("Left",)), Key(("Left",))],  # "u" lands between s and d
+        [Type("sudx"), Key(("ctrl", "h"))],  # Ctrl+H deletes the x
+        [Type("sudxy"), Key(("Left",)), Key(("ctrl", "h"))],  # "sud|y" after both
+    ],
+)
+def test_blocked_text_is_caught_where_a_lost_cursor_may_put_it(edits: list[Action]) -> None:
+    rules = RiskRules.from_mapping({"blocked_text": ["sudo"]})
+    guard = guard_after(*[(a, XTERM) for a in edits], rules=rules)
+    last = Type("u") if isinstance(edits[0], Type) and edits[0].text == "sdo" else Type("o")
+    assert guard.assess(last, window=XTERM).level == "blocked"
+
+
+def test_a_very_long_line_is_kept_by_its_end_and_becomes_unknown() -> None:
+    guard = guard_after((Type("x" * 5000), GEDIT))
+    line = guard.pending(GEDIT)
+    assert line.unknown and len(line.text) <= 4096 and line.text.endswith("x")
