@@ -502,6 +502,9 @@ DEFAULT_TERMINAL_ALLOW: tuple[str, ...] = (
     "cal",
     "git status",
 )
+_HOSTNAME_READS = frozenset({"-f", "-s", "-d", "-i", "-I", "-A", "-a", "--fqdn", "--long",
+                             "--short", "--domain", "--ip-address", "--all-ip-addresses",
+                             "--all-fqdns", "--alias"})  # fmt: skip
 _TRUSTED_DIRS = ("/bin/", "/usr/bin/", "/usr/local/bin/", "/sbin/", "/usr/sbin/")
 
 
@@ -542,7 +545,7 @@ def _restricted(c: Command) -> str | None:
         return "sort writing a file"
     if name == "date" and ("s" in short or _long(long, "--set")):
         return "date setting the clock"
-    if name == "hostname" and any(not t.startswith("-") for t in texts):
+    if name == "hostname" and any(t not in _HOSTNAME_READS for t in texts):
         return "hostname setting the name"
     if name == "env" and args:
         return "env running a command"
@@ -571,8 +574,8 @@ def not_read_only(parsed: Parsed, allow: frozenset[tuple[str, ...]]) -> str | No
         program = c.argv[0]
         if not program.literal:
             return "its program name is computed"
-        if "/" in program.text and not program.text.startswith(_TRUSTED_DIRS):
-            return f"it runs {program.text}"
+        if "/" in program.text and program.text.rsplit("/", 1)[0] + "/" not in _TRUSTED_DIRS:
+            return f"it runs {program.text}"  # /bin/../tmp/ls is not /bin/ls
         words = tuple(w.text for w in c.argv)
         words = (c.program, *words[1:])
         if not any(words[: len(entry)] == entry for entry in allow):
