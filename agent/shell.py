@@ -247,7 +247,9 @@ class _Lexer:
                 literal = False
                 text.append("`...`")
             else:
-                if c in _GLOB or (c == "{" and "," in s[self.i :] and "}" in s[self.i :]):
+                if c in _GLOB or (
+                    c == "{" and "}" in s[self.i :] and ("," in s[self.i :] or ".." in s[self.i :])
+                ):
                     literal = False
                 if c == "!" and self._history(self.i):
                     self.unclear.append("history expansion (!)")
