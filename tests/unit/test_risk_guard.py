@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actions.screen import CoordinateSpace
 from actions.types import Action, Key, LeftClick, MiddleClick, Type, Wait
@@ -422,3 +424,73 @@ def test_a_very_long_line_is_kept_by_its_end_and_becomes_unknown() -> None:
     guard = guard_after((Type("x" * 5000), GEDIT))
     line = guard.pending(GEDIT)
     assert line.unknown and len(line.text) <= 4096 and line.text.endswith("x")
+
+
+SHELL_SOUP = [
+    " ",
+    "\t",
+    "\n",
+    ";",
+    "&",
+    "|",
+    "(",
+    ")",
+    "<",
+    ">",
+    "'",
+    '"',
+    "\\",
+    "$",
+    "`",
+    "{",
+    "}",
+    "[",
+    "]",
+    "#",
+    "!",
+    "=",
+    "-",
+    "~",
+    "*",
+    "$(",
+    "<(",
+    "${",
+    "$((",
+    "))",
+    "2>&1",
+    "<<",
+    "rm",
+    "-rf",
+    "ls",
+    "sudo",
+    "bash",
+    "-c",
+    "find",
+    "-exec",
+    "xargs",
+    "env",
+    "-S",
+    "eval",
+    "a",
+    "x=1",
+    "$'\\x72'",
+    "\\n",
+    "--",
+    "+",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(st.text(max_size=80), st.lists(st.sampled_from(SHELL_SOUP), max_size=30).map("".join))
+)
+def test_any_text_is_read_without_error(line: str) -> None:
+    """Model text reaches the reader: it must never raise, whatever the text."""
+    parsed = parse(line)
+    dangerous(parsed)
+    not_read_only(parsed, ALLOW)
+    guard = RiskGuard(RiskRules.default())
+    for window in (XTERM, None):
+        guard.assess(Type(line or "x"), window=window)
+        guard.executed(Type(line or "x"), window=window)
+        guard.assess(Key(("Return",)), window=window)
