@@ -46,7 +46,7 @@ DEFAULT_RISKY_TEXT: tuple[tuple[str, str], ...] = (
         "recursive delete (Windows)",
         r"\b(del|erase)\s+(/\S+\s+)*/[sq]\b|\b(rd|rmdir)\s+(/\S+\s+)*/s\b|\bremove-item\b[^\n]*-recurse",
     ),
-    ("fork bomb", r"([\w:]+)\s*\(\s*\)\s*\{\s*\1\s*\|\s*\1\s*&\s*\}"),
+    ("fork bomb", r"(?<![\w:])([\w:]{1,64})\s*\(\s*\)\s*\{\s*\1\s*\|\s*\1\s*&\s*\}"),
     (
         "destructive SQL",
         r"\b(drop\s+(table|database|schema)|truncate\s+table)\b|\bdelete\s+from\s+\w+\s*(;|$)",
