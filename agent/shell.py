@@ -369,10 +369,12 @@ class _Lexer:
 
     def _substitution(self, close: str) -> list[str]:
         """Parse $( ... ) / <( ... ) in place; its commands join the line's; their programs."""
+        if self.depth + 1 > MAX_DEPTH:  # skipped unread: a reader must not recurse without end
+            self.unclear.append("commands nested too deeply to follow")
+            self.i = min(len(self.s), _matching(self.s, self.i, "(", ")") + 1)
+            return []
         sub = _Lexer(self.s, self.depth + 1)
         sub.i = self.i
-        if self.depth + 1 > MAX_DEPTH:
-            self.unclear.append("commands nested too deeply to follow")
         toks = sub.tokens(close)
         self.i = sub.i
         builder = _Builder(self.depth + 1)

@@ -82,6 +82,12 @@ def test_what_the_reader_cannot_follow_is_said(line: str) -> None:
     assert parse(line).unclear
 
 
+@pytest.mark.parametrize("opening", ["$(", "<(", "`", "$((", "(", "bash -c '"])
+def test_deep_nesting_is_unclear_not_a_crash(opening: str) -> None:
+    parsed = parse(opening * 3000 + "rm -rf ~")
+    assert not_read_only(parsed, ALLOW) is not None
+
+
 def test_redirections_and_pipelines() -> None:
     (cmd,) = parse("ls 2>&1 >out.txt </dev/null").commands
     assert [(r.op, r.target.text, r.writes) for r in cmd.redirects] == [
