@@ -557,6 +557,12 @@ def _restricted(c: Command) -> str | None:
     return None
 
 
+def shown(text: str, limit: int = 40) -> str:
+    """Model-made text fit for a one-line reason: invisible and control characters escaped."""
+    out = "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in text)
+    return out if len(out) <= limit else out[: limit - 3] + "..."
+
+
 def not_read_only(parsed: Parsed, allow: frozenset[tuple[str, ...]]) -> str | None:
     """Why the line may do more than read (one short phrase), or None when all of it only reads."""
     if parsed.unclear:
@@ -565,21 +571,21 @@ def not_read_only(parsed: Parsed, allow: frozenset[tuple[str, ...]]) -> str | No
         return None
     for c in parsed.commands:
         if c.assignments:
-            return f"it sets {c.assignments[0].split('=', 1)[0].rstrip('+')}"
+            return f"it sets {shown(c.assignments[0].split('=', 1)[0].rstrip('+'))}"
         for r in c.redirects:
             if r.writes and not (r.target.literal and _HARMLESS_TARGETS.match(r.target.text)):
-                return f"it writes to {r.target.text or 'a file'}"
+                return f"it writes to {shown(r.target.text) or 'a file'}"
         if not c.argv:
             continue
         program = c.argv[0]
         if not program.literal:
             return "its program name is computed"
         if "/" in program.text and program.text.rsplit("/", 1)[0] + "/" not in _TRUSTED_DIRS:
-            return f"it runs {program.text}"  # /bin/../tmp/ls is not /bin/ls
+            return f"it runs {shown(program.text)}"  # /bin/../tmp/ls is not /bin/ls
         words = tuple(w.text for w in c.argv)
         words = (c.program, *words[1:])
         if not any(words[: len(entry)] == entry for entry in allow):
-            return f"{c.program} is not on the read-only list"
+            return f"{shown(c.program)} is not on the read-only list"
         why = _restricted(c)
         if why is not None:
             return why

@@ -30,7 +30,14 @@ from actions.types import (
     action_arguments,
 )
 from actions.window import FocusedWindow
-from agent.commands import DANGEROUS, DEFAULT_TERMINAL_ALLOW, dangerous, not_read_only, parse_allow
+from agent.commands import (
+    DANGEROUS,
+    DEFAULT_TERMINAL_ALLOW,
+    dangerous,
+    not_read_only,
+    parse_allow,
+    shown,
+)
 from agent.shell import parse
 
 Level = Literal["safe", "risky", "blocked"]
@@ -483,7 +490,7 @@ class RiskRules:
                     f"risky_keys:{combo}",
                 )
             if _submits(chord):
-                what = "Enter" if "enter" in chord else "+".join(_ordered(chord))
+                what = "Enter" if "enter" in chord else shown("+".join(_ordered(chord)))
                 # The line it runs may hold what the chord's other keys type, or is unknown.
                 text = _new_text(action)
                 pending = PendingLine(

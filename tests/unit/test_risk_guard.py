@@ -186,6 +186,8 @@ def test_read_only_lines(line: str) -> None:
         ("ls \\", "it has a line that continues"),
         ("ls |", "it has a line that continues"),
         ("ls &&", "it has a line that continues"),
+        ("$'\\e]0;x\\a\\u202e' a", "\\u001b]0;x\\u0007\\u202e is not on the read-only list"),
+        ("ls > $'\\e[2J'", "it writes to \\u001b[2J"),
     ],
 )
 def test_lines_that_may_change_things_say_why(line: str, why: str) -> None:
