@@ -1,10 +1,11 @@
 """Risk rules: each proposed action is safe, risky or blocked, with a reason, before it is shown.
 
 The defaults cover what a person would want to confirm (destructive shell commands, chords that
-close, quit, lock or switch sessions, Enter that runs a command typed into a terminal, clicks
-the model itself says pay, delete, send or submit); users extend them, or list what is blocked,
-in TOML (docs/reliability.md). Rules only read the action and the model's words: nothing here
-executes or evaluates model text.
+close, quit, lock, switch sessions or power off, a line submitted to a terminal that may do more
+than read, pastes into a terminal, clicks the model itself says pay, delete, send or submit);
+users extend them, or list what is blocked, in TOML (docs/reliability.md). RiskGuard adds the
+state the rules judge on: per window, the line typed since its last submit. Rules only read the
+action, that line and the model's words: nothing here executes or evaluates model text.
 """
 
 from __future__ import annotations
