@@ -436,10 +436,9 @@ DANGEROUS: tuple[tuple[str, Callable[[Command], bool]], ...] = (
 
 def dangerous(parsed: Parsed) -> str | None:
     """The reason of the first denylist rule any command of the line matches, or None."""
-    for command in parsed.commands:
-        for reason, matches in DANGEROUS:
-            if matches(command):
-                return reason
+    for reason, matches in DANGEROUS:  # the worst first, whichever command it is in
+        if any(matches(command) for command in parsed.commands):
+            return reason
     return None
 
 
@@ -482,11 +481,7 @@ DEFAULT_TERMINAL_ALLOW: tuple[str, ...] = (
     "readlink",
     "true",
     "false",
-    "test",
-    "[",
-    "[[",
     "cd",
-    "tree",
     "diff",
     "cmp",
     "md5sum",
@@ -507,6 +502,9 @@ DEFAULT_TERMINAL_ALLOW: tuple[str, ...] = (
     "cal",
     "git status",
 )
+_HOSTNAME_READS = frozenset({"-f", "-s", "-d", "-i", "-I", "-A", "-a", "--fqdn", "--long",
+                             "--short", "--domain", "--ip-address", "--all-ip-addresses",
+                             "--all-fqdns", "--alias"})  # fmt: skip
 _TRUSTED_DIRS = ("/bin/", "/usr/bin/", "/usr/local/bin/", "/sbin/", "/usr/sbin/")
 
 
@@ -547,17 +545,22 @@ def _restricted(c: Command) -> str | None:
         return "sort writing a file"
     if name == "date" and ("s" in short or _long(long, "--set")):
         return "date setting the clock"
-    if name == "hostname" and any(not t.startswith("-") for t in texts):
+    if name == "hostname" and any(t not in _HOSTNAME_READS for t in texts):
         return "hostname setting the name"
     if name == "env" and args:
         return "env running a command"
-    if (
-        name == "git"
-        and texts[:1] == ["status"]
-        and any(t.startswith("--ignore-sub") for t in texts)
-    ):
-        return None
+    if name == "printf" and "v" in short:
+        return "printf setting a variable"
+    if name == "file" and ("C" in short or _long(long, "--compile")):
+        return "file writing a compiled magic file"
+
     return None
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """Model-made text fit for a one-line reason: invisible and control characters escaped."""
+    out = "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in text)
+    return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
 def not_read_only(parsed: Parsed, allow: frozenset[tuple[str, ...]]) -> str | None:
@@ -568,21 +571,21 @@ def not_read_only(parsed: Parsed, allow: frozenset[tuple[str, ...]]) -> str | No
         return None
     for c in parsed.commands:
         if c.assignments:
-            return f"it sets {c.assignments[0].split('=', 1)[0].rstrip('+')}"
+            return f"it sets {shown(c.assignments[0].split('=', 1)[0].rstrip('+'))}"
         for r in c.redirects:
             if r.writes and not (r.target.literal and _HARMLESS_TARGETS.match(r.target.text)):
-                return f"it writes to {r.target.text or 'a file'}"
+                return f"it writes to {shown(r.target.text) or 'a file'}"
         if not c.argv:
             continue
         program = c.argv[0]
         if not program.literal:
             return "its program name is computed"
-        if "/" in program.text and not program.text.startswith(_TRUSTED_DIRS):
-            return f"it runs {program.text}"
+        if "/" in program.text and program.text.rsplit("/", 1)[0] + "/" not in _TRUSTED_DIRS:
+            return f"it runs {shown(program.text)}"  # /bin/../tmp/ls is not /bin/ls
         words = tuple(w.text for w in c.argv)
         words = (c.program, *words[1:])
         if not any(words[: len(entry)] == entry for entry in allow):
-            return f"{c.program} is not on the read-only list"
+            return f"{shown(c.program)} is not on the read-only list"
         why = _restricted(c)
         if why is not None:
             return why

@@ -1,10 +1,11 @@
 """Risk rules: each proposed action is safe, risky or blocked, with a reason, before it is shown.
 
 The defaults cover what a person would want to confirm (destructive shell commands, chords that
-close, quit, lock or switch sessions, Enter that runs a command typed into a terminal, clicks
-the model itself says pay, delete, send or submit); users extend them, or list what is blocked,
-in TOML (docs/reliability.md). Rules only read the action and the model's words: nothing here
-executes or evaluates model text.
+close, quit, lock, switch sessions or power off, a line submitted to a terminal that may do more
+than read, pastes into a terminal, clicks the model itself says pay, delete, send or submit);
+users extend them, or list what is blocked, in TOML (docs/reliability.md). RiskGuard adds the
+state the rules judge on: per window, the line typed since its last submit. Rules only read the
+action, that line and the model's words: nothing here executes or evaluates model text.
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ from actions.types import (
     action_arguments,
 )
 from actions.window import FocusedWindow
-from agent.commands import DANGEROUS, DEFAULT_TERMINAL_ALLOW, dangerous, not_read_only, parse_allow
+from agent.commands import (
+    DANGEROUS,
+    DEFAULT_TERMINAL_ALLOW,
+    dangerous,
+    not_read_only,
+    parse_allow,
+    shown,
+)
 from agent.shell import parse
 
 Level = Literal["safe", "risky", "blocked"]
@@ -46,7 +54,7 @@ DEFAULT_RISKY_TEXT: tuple[tuple[str, str], ...] = (
         "recursive delete (Windows)",
         r"\b(del|erase)\s+(/\S+\s+)*/[sq]\b|\b(rd|rmdir)\s+(/\S+\s+)*/s\b|\bremove-item\b[^\n]*-recurse",
     ),
-    ("fork bomb", r"([\w:]+)\s*\(\s*\)\s*\{\s*\1\s*\|\s*\1\s*&\s*\}"),
+    ("fork bomb", r"(?<![\w:])([\w:]{1,64})\s*\(\s*\)\s*\{\s*\1\s*\|\s*\1\s*&\s*\}"),
     (
         "destructive SQL",
         r"\b(drop\s+(table|database|schema)|truncate\s+table)\b|\bdelete\s+from\s+\w+\s*(;|$)",
@@ -185,6 +193,14 @@ _LINE_NEUTRAL = frozenset(
     }
 )
 _MODIFIER_NAMES = frozenset({"ctrl", "shift", "alt", "win"})
+# Keypad keys that type a character.
+_KEYPAD = {f"num{i}": str(i) for i in range(10)} | {
+    "add": "+",
+    "subtract": "-",
+    "multiply": "*",
+    "divide": "/",
+    "decimal": ".",
+}
 # What Shift makes of a key on a US layout (the executor's shift + key types these).
 _SHIFTED = dict(zip("1234567890-=[]\\;',./`", '!@#$%^&*()_+{}|:"<>?~', strict=True))
 
@@ -207,6 +223,10 @@ class Risk:
 
 
 SAFE = Risk()
+# Longest line the guard follows character by character (then only its end is kept, unknown).
+MAX_LINE = 4096
+# How far back a lost cursor is assumed to reach when matching blocked text.
+_REACH = 32
 SEVERITY: dict[Level, int] = {"safe": 0, "risky": 1, "blocked": 2}
 
 
@@ -407,11 +427,12 @@ class RiskRules:
         chord = _safe_chord(action.keys)
         if chord is None or chord <= _MODIFIER_NAMES:
             return line
+        text = _new_text(action)
         if _submits(chord):
-            return PendingLine()
-        char = _printable(chord)
-        if char is not None:
-            return _typed(line, char)
+            # Keys pressed with Enter may land before or after it: the new line is unknown.
+            return PendingLine(unknown=bool(text) or bool(_extra(chord)))
+        if text:
+            return PendingLine(line.text + text, line.unknown)
         if chord in (frozenset({"backspace"}), frozenset({"shift", "backspace"})):
             return line if line.unknown else PendingLine(line.text[:-1])
         terminal = self.terminal(context.window)
@@ -429,10 +450,9 @@ class RiskRules:
                 "blocked", f"{name} actions are blocked by your rules", f"blocked_actions:{name}"
             )
         typed = _new_text(action)
-        if typed is not None:
-            stream, start = context.pending.text + typed, len(context.pending.text)
+        if typed:
             for rule, pattern in self.blocked_text:
-                if any(m.end() > start for m in pattern.finditer(stream)):
+                if any(_completes(pattern, line, typed) for line in _placements(context.pending)):
                     return Risk(
                         "blocked", f"typing matches blocked rule {rule!r}", f"blocked_text:{rule}"
                     )
@@ -471,12 +491,22 @@ class RiskRules:
                     f"risky_keys:{combo}",
                 )
             if _submits(chord):
-                what = "Enter" if "enter" in chord else "+".join(_ordered(chord))
-                submit = self._submit(context.pending, context.window, what)
+                what = "Enter" if "enter" in chord else shown("+".join(_ordered(chord)))
+                # The line it runs may hold what the chord's other keys type, or is unknown.
+                text = _new_text(action)
+                pending = PendingLine(
+                    context.pending.text + (text or ""),
+                    context.pending.unknown or (text is None and bool(_extra(chord))),
+                )
+                submit = self._submit(pending, context.window, what)
+                if submit is None and text:  # or they land after it
+                    submit = self._submit(context.pending, context.window, what)
                 if submit is not None:
                     return submit
                 return self._words(context, "pressing Enter") if "enter" in chord else None
-            if any(p <= chord for p in _PASTES) and self.terminal(context.window) is not False:
+            terminal = self.terminal(context.window)
+            pastes = _PASTES + ((frozenset({"ctrl", "v"}),) if terminal else ())
+            if any(p <= chord for p in pastes) and terminal is not False:
                 return Risk(
                     "risky",
                     "pasting into a terminal can run whatever the clipboard holds",
@@ -490,7 +520,7 @@ class RiskRules:
                 "middle_click_paste",
             )
         typed = _new_text(action)
-        if typed is not None:
+        if typed:
             return self._typing(typed, context)
         if isinstance(action, CLICKS):
             return self._words(context, "a click")
@@ -570,8 +600,19 @@ class RiskGuard:
         self._fresh = PendingLine()
 
     def assess(self, action: Action, *, window: FocusedWindow | None, thinking: str = "") -> Risk:
-        """The verdict on an action about to go to `window`, given what that window holds."""
-        return self.rules.assess(action, self._context(window, thinking))
+        """The verdict on an action about to go to `window`, given what that window holds.
+
+        Keys going to an unknown window may reach any of them: the worst verdict over every
+        window's line counts.
+        """
+        verdict = self.rules.assess(action, self._context(window, thinking))
+        if _window_key(window) is not None:
+            return verdict
+        for line in list(self._lines.values()):
+            other = self.rules.assess(action, RiskContext(thinking, window, line))
+            if SEVERITY[other.level] > SEVERITY[verdict.level]:
+                verdict = other
+        return verdict
 
     def executed(
         self, action: Action, *, window: FocusedWindow | None, complete: bool = True
@@ -581,11 +622,18 @@ class RiskGuard:
             self._lines = {k: PendingLine(v.text, unknown=True) for k, v in self._lines.items()}
             self._fresh = PendingLine(unknown=True)
             return
-        if isinstance(action, Type | Key):
-            key = _window_key(window)
-            line = self.rules.after(action, self._context(window, ""))
-            # Part of it may have reached the window: what the line holds is not known.
-            self._lines[key] = line if complete else PendingLine(line.text, unknown=True)
+        if not isinstance(action, Type | Key):
+            return
+        key = _window_key(window)
+        line = self.rules.after(action, self._context(window, ""))
+        if key is None:
+            # Keys that went to an unknown window may have reached any other one.
+            text = _new_text(action) or ""
+            self._lines = {
+                k: PendingLine(v.text + text, unknown=True) for k, v in self._lines.items()
+            }
+        # Part of it may have reached the window: what the line holds is not known.
+        self._lines[key] = line if complete else PendingLine(line.text, unknown=True)
 
     def pending(self, window: FocusedWindow | None) -> PendingLine:
         """What the window holds since its last submit."""
@@ -608,32 +656,69 @@ def _typed(line: PendingLine, ch: str) -> PendingLine:
         return PendingLine()
     if ch == "\t":
         return PendingLine(line.text, unknown=True)
+    if len(line.text) >= MAX_LINE:  # only the end is kept: what the whole line is, is not known
+        return PendingLine(line.text[-MAX_LINE // 2 :] + ch, unknown=True)
     return PendingLine(line.text + ch, line.unknown)
 
 
+def _placements(line: PendingLine) -> list[tuple[str, str]]:
+    """Where new text may land in the line: (before, after) it.
+
+    At the end of a line the guard followed; in a line it lost (cursor keys, Ctrl+H, Ctrl+W),
+    anywhere in its last characters, with any of them deleted around the insertion point.
+    """
+    if not line.unknown:
+        return [(line.text, "")]
+    head, tail = line.text[:-_REACH], line.text[-_REACH:]
+    return [
+        (head + tail[:i], tail[j:]) for i in range(len(tail) + 1) for j in range(i, len(tail) + 1)
+    ]
+
+
+def _completes(pattern: re.Pattern[str], line: tuple[str, str], typed: str) -> bool:
+    """Whether typing completes a match: one that ends inside the new text or after it."""
+    before, after = line
+    if after:  # an insertion: only the neighbourhood can have changed
+        before, typed = before[-_REACH:], typed[:_REACH]
+    stream = before + typed + after
+    return any(m.end() > len(before) for m in pattern.finditer(stream))
+
+
 def _new_text(action: Action) -> str | None:
-    """The text an action types: a type action's text, or the character a key chord types."""
+    """The text an action types: a type action's text, or what a chord's keys type in order.
+
+    None for a chord that also does something else (Ctrl, Alt or Super held, a named key).
+    """
     if isinstance(action, Type):
         return action.text
-    if isinstance(action, Key):
-        chord = _safe_chord(action.keys)
-        return None if chord is None else _printable(chord)
-    return None
+    if not isinstance(action, Key):
+        return None
+    try:
+        keys = [_FOLD.get(k, k) for k in normalize_chord(action.keys)]
+    except KeyNameError:
+        return None
+    if set(keys) & {"ctrl", "alt", "win"}:
+        return None
+    shift = "shift" in keys
+    out: list[str] = []
+    for key in keys:
+        if key in ("shift", "enter"):
+            continue  # Enter submits: judged as a submit, not as text
+        if key == "space":
+            out.append(" ")
+        elif key in _KEYPAD:
+            out.append(_KEYPAD[key])
+        elif len(key) == 1:
+            out.append((key.upper() if key.isalpha() else _SHIFTED.get(key, key)) if shift else key)
+        else:
+            return None
+    return "".join(out)
 
 
-def _printable(chord: frozenset[str]) -> str | None:
-    """The character a chord types (a key alone, or with Shift), or None."""
-    keys = chord - {"shift"}
-    if len(keys) != 1:
-        return None
-    (key,) = keys
-    if key == "space":
-        return " "
-    if len(key) != 1:
-        return None
-    if "shift" in chord:
-        return key.upper() if key.isalpha() else _SHIFTED.get(key, key)
-    return key
+def _extra(chord: frozenset[str]) -> frozenset[str]:
+    """A submit chord's keys besides modifiers and the submitting key itself."""
+    submitting = {"enter"} | ({"m", "j", "o"} if "ctrl" in chord else set())
+    return chord - _MODIFIER_NAMES - submitting
 
 
 def _submits(chord: frozenset[str]) -> bool:

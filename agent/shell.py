@@ -116,6 +116,12 @@ def parse(line: str, depth: int = 0) -> Parsed:
     tokens = lexer.tokens()
     builder = _Builder(depth)
     builder.build(tokens)
+    # A line that ends in a backslash, a pipe or && / || continues on the next one.
+    body = line.rstrip("\n")
+    slashes = len(body) - len(body.rstrip("\\"))
+    last = [t for t in tokens if not (t.kind == "op" and t.value == "\n")][-1:]
+    if slashes % 2 or (last and last[0].kind == "op" and last[0].value in ("|", "|&", "&&", "||")):
+        builder.unclear.append("a line that continues on the next one")
     return Parsed(tuple(lexer.nested + builder.commands), tuple(lexer.unclear + builder.unclear))
 
 
@@ -241,7 +247,9 @@ class _Lexer:
                 literal = False
                 text.append("`...`")
             else:
-                if c in _GLOB or (c == "{" and "," in s[self.i :] and "}" in s[self.i :]):
+                if c in _GLOB or (
+                    c == "{" and "}" in s[self.i :] and ("," in s[self.i :] or ".." in s[self.i :])
+                ):
                     literal = False
                 if c == "!" and self._history(self.i):
                     self.unclear.append("history expansion (!)")
@@ -361,10 +369,12 @@ class _Lexer:
 
     def _substitution(self, close: str) -> list[str]:
         """Parse $( ... ) / <( ... ) in place; its commands join the line's; their programs."""
+        if self.depth + 1 > MAX_DEPTH:  # skipped unread: a reader must not recurse without end
+            self.unclear.append("commands nested too deeply to follow")
+            self.i = min(len(self.s), _matching(self.s, self.i, "(", ")") + 1)
+            return []
         sub = _Lexer(self.s, self.depth + 1)
         sub.i = self.i
-        if self.depth + 1 > MAX_DEPTH:
-            self.unclear.append("commands nested too deeply to follow")
         toks = sub.tokens(close)
         self.i = sub.i
         builder = _Builder(self.depth + 1)

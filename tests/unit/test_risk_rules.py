@@ -8,7 +8,7 @@ import pytest
 
 from actions.types import Key, LeftClick, LeftClickDrag, Scroll, Type
 from actions.window import FocusedWindow
-from agent.risk import PendingLine, RiskConfigError, RiskContext, RiskGuard, RiskRules, load_rules
+from agent.risk import PendingLine, RiskConfigError, RiskContext, RiskRules, load_rules
 
 DATA = Path(__file__).parent.parent / "data"
 DEFAULT = RiskRules.default()
@@ -20,14 +20,6 @@ GEDIT = FocusedWindow(2, "gedit gedit")
 
 def level(action: object, **context: object) -> str:
     return DEFAULT.assess(action, RiskContext(**context)).level  # type: ignore[arg-type]
-
-
-def after(steps: list[tuple[object, FocusedWindow | None]], rules: RiskRules = DEFAULT) -> RiskGuard:
-    """A guard that has seen these actions run, each with keys going to its window."""
-    guard = RiskGuard(rules)
-    for action, window in steps:
-        guard.executed(action, window=window)  # type: ignore[arg-type]
-    return guard
 
 
 @pytest.mark.parametrize(
