@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
+import os
 import sys
-import threading
-from pathlib import Path
-from typing import Any, Literal, NoReturn
+
+from agent import interrupts
+
+# First, before the heavy imports: from here on SIGINT, SIGTERM, SIGHUP and SIGQUIT end the
+# process with one line, never a traceback (agent/interrupts.py). Only as the program itself:
+# a test importing this module keeps its own handlers.
+if __name__ == "__main__" or os.path.basename(sys.argv[0]).startswith("deskpilot"):
+    interrupts.install()
+
+import argparse  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, Literal, NoReturn  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_LOCAL_MODEL = "Qwen/Qwen3.5-2B"
@@ -288,12 +297,10 @@ def _excerpt(text: str, limit: int) -> str:
 
 def command_run(args: argparse.Namespace, task: str) -> int:
     """Run one task headless; returns the exit status."""
-    import os
-
     from actions.screen import DisplayError, Screen
     from agent.approval import Breakpoints, TerminalApprover, policy, with_breakpoints
-    from agent.loop import LoopSettings, run_task
-    from agent.recording import Recorder, run_info
+    from agent.loop import LoopSettings, RunResult, run_task
+    from agent.recording import Recorder, RecordingError, run_info
     from agent.risk import RiskConfigError, load_rules
     from agent.secrets import Redactor, secrets_from_env
 
@@ -336,6 +343,9 @@ def command_run(args: argparse.Namespace, task: str) -> int:
     except DisplayError as exc:
         fail(str(exc))
     warn_if_remote(args.endpoint)
+    # A signal from here on sets this, and the run records which signal ended it.
+    stop = interrupts.StopEvent()
+    interrupts.watch(stop)
     backend = make_backend(args)
     from actions.executor import Executor
 
@@ -375,10 +385,12 @@ def command_run(args: argparse.Namespace, task: str) -> int:
     decide = with_breakpoints(policy(args.approve, person), ask, breakpoints)
     from actions.window import FocusProbe
 
-    executor = Executor()
-    focus = FocusProbe()
-    stop = threading.Event()
+    result: RunResult | None = None
+    executor: Executor | None = None
+    focus: FocusProbe | None = None
     try:
+        executor = Executor()
+        focus = FocusProbe()
         result = run_task(
             task,
             backend=backend,
@@ -392,15 +404,37 @@ def command_run(args: argparse.Namespace, task: str) -> int:
             rules=rules,
             focus=focus.wm_class,
         )
-        if result.outcome in ("stopped", "error"):
-            executor.release_all()  # a stop mid-action must leave no key or button held
     finally:
-        focus.close()
-        executor.close()
-        backend.close()
+        try:
+            interrupts.stopping()  # from here on a signal cannot cut the cleanup short
+        finally:
+            _let_go(
+                executor, focus, released=result is None or result.outcome in ("stopped", "error")
+            )
+            backend.close()
+            if result is None:
+                # Interrupted before the loop began: the recording still gets its outcome.
+                reason = interrupts.stop_reason(stop, "interrupted while starting")
+                try:
+                    recorder.finish({"status": "stopped", "message": reason, "steps": 0})
+                except RecordingError:
+                    pass  # reported by the line main() prints
     if result.answer is not None:
         print(result.answer)
     return result.exit_code
+
+
+def _let_go(executor: Any, focus: Any, *, released: bool) -> None:
+    """Release held input after a stop, restore the keyboard mapping, close X connections."""
+    if executor is not None and released:
+        try:
+            executor.release_all()  # a stop mid-action must leave no key or button held
+        except Exception:  # a broken display must not hide the run's own outcome
+            pass
+    if focus is not None:
+        focus.close()
+    if executor is not None:
+        executor.close()  # spare keycodes bound for typing go back to what they were
 
 
 def command_monitors() -> int:
@@ -419,8 +453,6 @@ def command_monitors() -> int:
 
 def command_default() -> int:
     """No sub-command: start the desktop app (ui/app.py)."""
-    import os
-
     if sys.platform.startswith("linux") and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     ):
@@ -433,6 +465,7 @@ def command_default() -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `python main.py` and the `deskpilot` console script."""
     args = build_parser().parse_args(argv)
+    interrupts.running()
     try:
         if args.command == "run":
             return command_run(args, args.task)
@@ -443,8 +476,8 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_replay_command(args, make_backend)
         return command_default()
-    except KeyboardInterrupt:
-        print("deskpilot: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        _say(f"deskpilot: {exc or 'interrupted'}")
         return EXIT_FAILED
     except Exception as exc:  # a bug: keep the details in a file, show one line
         from agent.secrets import Redactor
@@ -457,10 +490,16 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+def _say(line: str) -> None:
+    """One line on stderr that never raises (the terminal may have gone with a SIGHUP)."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 def _secret_values(args: argparse.Namespace) -> list[str]:
     """The values that must never be written anywhere: the API key and the user's secrets."""
-    import os
-
     names = [getattr(args, "api_key_env", "DESKPILOT_API_KEY"), *getattr(args, "secret_env", [])]
     values = [os.environ.get(name, "") for name in names]
     return [v for v in [*values, *getattr(args, "secret", [])] if v]
