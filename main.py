@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
-from agent import interrupts
+# First of all: from here on SIGINT, SIGTERM, SIGHUP and SIGQUIT end the process with one line,
+# never a traceback. Only as the program itself: a test importing this module keeps its own.
+_ENTRY = __name__ == "__main__" or os.path.basename(sys.argv[0]).startswith("deskpilot")
 
-# First, before the heavy imports: from here on SIGINT, SIGTERM, SIGHUP and SIGQUIT end the
-# process with one line, never a traceback (agent/interrupts.py). Only as the program itself:
-# a test importing this module keeps its own handlers.
-if __name__ == "__main__" or os.path.basename(sys.argv[0]).startswith("deskpilot"):
+
+def _while_importing(signum: int, frame: object) -> None:
+    """A signal before agent.interrupts takes over (a millisecond): nothing to undo yet."""
+    name = signal.Signals(signum).name
+    os.write(2, f"deskpilot: interrupted by {name} while starting\n".encode())
+    os._exit(1)
+
+
+if _ENTRY:
+    for _name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"):
+        signal.signal(getattr(signal, _name), _while_importing)
+
+from agent import interrupts  # noqa: E402
+
+if _ENTRY:
     interrupts.install()
 
 import argparse  # noqa: E402
