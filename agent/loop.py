@@ -449,12 +449,14 @@ class _Run:
         # Record before acting: the step as decided, and what is about to run, are in the OS
         # before any input is sent, so a kill at any instant leaves no executed action
         # unrecorded. When that write fails (RecordingError), nothing runs.
-        step.record["to_run"] = action_arguments(to_run)
-        step.write_executing()
-
-        # Act. A signal now only sets the stop: the action lets go by itself between two
-        # pieces of input, and its result is recorded before the run stops.
+        # A signal from here on only sets the stop: the action then lets go by itself between
+        # two pieces of input (or does not start), and its result is recorded before the run
+        # stops.
         with deferred():
+            step.record["to_run"] = action_arguments(to_run)
+            step.write_executing()
+
+            # Act.
             try:
                 outcome: ExecResult = step.timed(
                     "execute_s",

@@ -204,7 +204,7 @@ class Recorder:
                     if written <= 0:
                         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                     view = view[written:]
-            except OSError:
+            except BaseException:  # ENOSPC mid-line, or Ctrl-C between two writes
                 try:
                     os.ftruncate(fd, start)  # a torn line would hide the lines after it
                 except OSError:
