@@ -40,7 +40,12 @@ XTERM_POSITION = (1000, 100)
 # Non-ASCII characters are bound to spare keycodes before typing: the mapping must come back.
 TYPED = ("héllo wörld 你好 ß " * 200)[:2000]
 CHORD = "ctrl+shift+alt+k"  # does nothing anywhere; four keys, so a signal can land inside
-NAMES = {"SIGTERM": signal.SIGTERM, "SIGHUP": signal.SIGHUP, "SIGQUIT": signal.SIGQUIT}
+NAMES = {
+    "SIGTERM": signal.SIGTERM,
+    "SIGHUP": signal.SIGHUP,
+    "SIGQUIT": signal.SIGQUIT,
+    "SIGINT": signal.SIGINT,
+}
 
 
 def mp(point: tuple[int, int]) -> list[float]:
@@ -265,8 +270,9 @@ def test_a_signal_while_waiting_stops_before_anything_runs(
     assert [e for e in found["after"] if e.kind != "motion"] == []
 
 
-def test_sigquit_mid_drag(rig: Rig) -> None:
-    check(trial(rig, "drag", "SIGQUIT"), "SIGQUIT")
+@pytest.mark.parametrize("signame", ["SIGQUIT", "SIGINT"])
+def test_sigquit_and_ctrl_c_mid_drag(rig: Rig, signame: str) -> None:
+    check(trial(rig, "drag", signame), signame)
 
 
 def is_ours(path: str) -> bool:
