@@ -32,7 +32,6 @@ __all__ = [
     "describe_signal",
     "install",
     "notify",
-    "received",
     "running",
     "stop_reason",
     "stopping",
@@ -101,15 +100,13 @@ class _State:
         self.stop: StopEvent | None = None
         self.deferring = 0
         self.callback: Callable[[str], None] | None = None
-        self.exit_status = 1
 
 
 _state = _State()
 
 
-def install(*, exit_status: int = 1) -> None:
+def install() -> None:
     """Handle every ending signal from now on (call first thing in the process)."""
-    _state.exit_status = exit_status
     for sig in ENDING_SIGNALS:
         signal.signal(sig, _on_signal)
 
@@ -136,11 +133,6 @@ def notify(callback: Callable[[str], None] | None) -> None:
     _state.phase = "app" if callback is not None else "running"
 
 
-def received() -> int | None:
-    """The first ending signal received, or None."""
-    return _state.signum
-
-
 @contextmanager
 def deferred() -> Iterator[None]:
     """While the main thread executes an action, a signal only sets the stop event."""
@@ -152,12 +144,6 @@ def deferred() -> Iterator[None]:
     finally:
         if main:
             _state.deferring -= 1
-
-
-def _reset_for_tests() -> None:
-    """Forget any signal received (in-process tests only)."""
-    global _state
-    _state = _State()
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -178,7 +164,7 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     if _state.phase == "starting":
         # Nothing started yet; os.write, since a signal may land inside a print to stderr.
         _write_stderr(f"deskpilot: {reason} while starting\n")
-        raise SystemExit(_state.exit_status)
+        raise SystemExit(1)
     if _state.phase == "stopping":
         return
     if _state.deferring and _state.stop is not None:
