@@ -147,3 +147,30 @@ def test_a_recording_killed_mid_action_shows_the_step_as_interrupted(
     whole = read_run(made.dir)
     assert len(whole.steps) == len({r["index"] for r in records})
     assert all(s["phase"] == "done" and not s.get("interrupted") for s in whole.steps)
+
+
+def test_a_step_cut_off_mid_action_is_shown_and_never_replayed(made: Made, tmp_path: Path) -> None:
+    from agent.replay import replay
+    from tests.replay.conftest import FakeExecutor, FakeScreen
+    from ui.export import caption_lines, render_html
+
+    lines = (made.dir / "steps.jsonl").read_bytes().split(b"\n")
+    # Cut after the "executing" line of step 3 (the edited typing): killed while it typed.
+    last = max(
+        n for n, line in enumerate(lines) if line and json.loads(line)["phase"] == "executing"
+        and json.loads(line)["index"] == 2
+    )  # fmt: skip
+    cut = tmp_path / "cut"
+    shutil.copytree(made.dir, cut)
+    (cut / "steps.jsonl").write_bytes(b"\n".join(lines[: last + 1]) + b"\n")
+    run = read_run(cut)
+    assert [s.get("interrupted", False) for s in run.steps] == [False, False, True]
+    assert caption_lines(run.steps[2], 3)[1] == f"! {INTERRUPTED}"
+    assert INTERRUPTED in render_html(run, run.steps)
+    screen = FakeScreen()
+    executor = FakeExecutor(screen)
+    logs: list[str] = []
+    result = replay(run, screen=screen, executor=executor, confirm=lambda c: "go", log=logs.append)
+    # Step 1 ran again; step 3 may or may not have run back then: it is not run again.
+    assert len(executor.done) == 1 and result.executed == 1
+    assert f"step 3: {INTERRUPTED}; not replayed" in logs

@@ -234,3 +234,11 @@ def test_readers_take_the_last_line_of_each_step(tmp_path: Path) -> None:
     # Version 1 and 2 lines (no phase) read as before.
     path.write_text('{"index": 0}\n{"index": 1}\n')
     assert read_steps(path) == ([{"index": 0}, {"index": 1}], [])
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through file permissions")
+def test_a_read_only_recording_is_an_error(tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path, {"task": "t"})
+    (recorder.dir / "steps.jsonl").chmod(0o444)
+    with pytest.raises(RecordingError, match="Permission denied"):
+        recorder.append_step({"index": 0})
