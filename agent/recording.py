@@ -90,7 +90,10 @@ def run_info(
 
 
 class Recorder:
-    """Writes one run directory; every completed step is on disk before the next begins.
+    """Writes one run directory; a step is on disk before its action runs, and again when done.
+
+    Every line goes to the OS whole (one write(2)) or not at all; a failed write raises
+    RecordingError, and the loop then executes nothing more.
 
     Everything written passes through `redactor`: the user's secrets, the API key's value,
     secrets found in the task, and typed text that looks like a password or a key (found as
