@@ -163,21 +163,9 @@ def test_sigkill_mid_run_leaves_a_recording_with_every_completed_step(
 
     html = tmp_path / "killed.html"
     export = subprocess.run(
-        [
-            sys.executable,
-            "main.py",
-            "export",
-            str(recording.dir),
-            "--format",
-            "html",
-            "--out",
-            str(html),
-            "-q",
-        ],  # fmt: skip
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [sys.executable, "main.py", "export", str(recording.dir), "--format", "html",
+         "--out", str(html), "-q"],  # fmt: skip
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert export.returncode == 0, export.stderr
     assert "Traceback" not in export.stderr
