@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
-import argparse
+import os
+import signal
 import sys
-import threading
-from pathlib import Path
-from typing import Any, Literal, NoReturn
+
+# First of all: from here on SIGINT, SIGTERM, SIGHUP and SIGQUIT end the process with one line,
+# never a traceback. Only as the program itself: a test importing this module keeps its own.
+_ENTRY = __name__ == "__main__" or os.path.basename(sys.argv[0]).startswith("deskpilot")
+
+
+def _while_importing(signum: int, frame: object) -> None:
+    """A signal before agent.interrupts takes over (a millisecond): nothing to undo yet."""
+    name = signal.Signals(signum).name
+    os.write(2, f"deskpilot: interrupted by {name} while starting\n".encode())
+    os._exit(1)
+
+
+if _ENTRY:
+    for _name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"):
+        signal.signal(getattr(signal, _name), _while_importing)
+
+from agent import interrupts  # noqa: E402
+
+if _ENTRY:
+    interrupts.install()
+
+import argparse  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, Literal, NoReturn  # noqa: E402
 
 # Everything a model (or a server, or a recording) wrote is shown through these: no terminal
 # control, escape sequence or bidi override in it reaches the terminal (agent/textsafe.py).
-from agent.textsafe import one_line, visible
+from agent.textsafe import one_line, visible  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_LOCAL_MODEL = "Qwen/Qwen3.5-2B"
@@ -297,12 +320,10 @@ class TerminalView:
 
 def command_run(args: argparse.Namespace, task: str) -> int:
     """Run one task headless; returns the exit status."""
-    import os
-
     from actions.screen import DisplayError, Screen
     from agent.approval import Breakpoints, TerminalApprover, policy, with_breakpoints
-    from agent.loop import LoopSettings, run_task
-    from agent.recording import Recorder, run_info
+    from agent.loop import LoopSettings, RunResult, run_task
+    from agent.recording import Recorder, RecordingError, run_info
     from agent.risk import RiskConfigError, load_rules
     from agent.secrets import Redactor, secrets_from_env
 
@@ -346,6 +367,9 @@ def command_run(args: argparse.Namespace, task: str) -> int:
     except DisplayError as exc:
         fail(str(exc))
     warn_if_remote(args.endpoint)
+    # A signal from here on sets this, and the run records which signal ended it.
+    stop = interrupts.StopEvent()
+    interrupts.watch(stop)
     backend = make_backend(args)
     from actions.executor import Executor
 
@@ -385,10 +409,12 @@ def command_run(args: argparse.Namespace, task: str) -> int:
     decide = with_breakpoints(policy(args.approve, person), ask, breakpoints)
     from actions.window import FocusProbe
 
-    executor = Executor()
-    focus = FocusProbe()
-    stop = threading.Event()
+    result: RunResult | None = None
+    executor: Executor | None = None
+    focus: FocusProbe | None = None
     try:
+        executor = Executor()
+        focus = FocusProbe()
         result = run_task(
             task,
             backend=backend,
@@ -402,15 +428,37 @@ def command_run(args: argparse.Namespace, task: str) -> int:
             rules=rules,
             focus=focus.focused,
         )
-        if result.outcome in ("stopped", "error"):
-            executor.release_all()  # a stop mid-action must leave no key or button held
     finally:
-        focus.close()
-        executor.close()
-        backend.close()
+        try:
+            interrupts.stopping()  # from here on a signal cannot cut the cleanup short
+        finally:
+            _let_go(
+                executor, focus, released=result is None or result.outcome in ("stopped", "error")
+            )
+            backend.close()
+            if result is None:
+                # Interrupted before the loop began: the recording still gets its outcome.
+                reason = interrupts.stop_reason(stop, "interrupted while starting")
+                try:
+                    recorder.finish({"status": "stopped", "message": reason, "steps": 0})
+                except RecordingError:
+                    pass  # reported by the line main() prints
     if result.answer is not None:
         print(visible(result.answer))
     return result.exit_code
+
+
+def _let_go(executor: Any, focus: Any, *, released: bool) -> None:
+    """Release held input after a stop, restore the keyboard mapping, close X connections."""
+    if executor is not None and released:
+        try:
+            executor.release_all()  # a stop mid-action must leave no key or button held
+        except Exception:  # a broken display must not hide the run's own outcome
+            pass
+    if focus is not None:
+        focus.close()
+    if executor is not None:
+        executor.close()  # spare keycodes bound for typing go back to what they were
 
 
 def command_monitors() -> int:
@@ -429,8 +477,6 @@ def command_monitors() -> int:
 
 def command_default() -> int:
     """No sub-command: start the desktop app (ui/app.py)."""
-    import os
-
     if sys.platform.startswith("linux") and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     ):
@@ -443,6 +489,7 @@ def command_default() -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `python main.py` and the `deskpilot` console script."""
     args = build_parser().parse_args(argv)
+    interrupts.running()
     try:
         if args.command == "run":
             return command_run(args, args.task)
@@ -453,8 +500,8 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_replay_command(args, make_backend)
         return command_default()
-    except KeyboardInterrupt:
-        print("deskpilot: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        _say(f"deskpilot: {exc or 'interrupted'}")
         return EXIT_FAILED
     except Exception as exc:  # a bug: keep the details in a file, show one line
         from agent.secrets import Redactor
@@ -470,10 +517,16 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+def _say(line: str) -> None:
+    """One line on stderr that never raises (the terminal may have gone with a SIGHUP)."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 def _secret_values(args: argparse.Namespace) -> list[str]:
     """The values that must never be written anywhere: the API key and the user's secrets."""
-    import os
-
     names = [getattr(args, "api_key_env", "DESKPILOT_API_KEY"), *getattr(args, "secret_env", [])]
     values = [os.environ.get(name, "") for name in names]
     return [v for v in [*values, *getattr(args, "secret", [])] if v]

@@ -28,6 +28,7 @@ from agent.approval import (
     asks_person,
     with_breakpoints,
 )
+from agent.interrupts import StopEvent
 from ui.guard import GuardedExecutor, MaskedScreen, Rect
 from ui.recovery import Choice, CurrentBackend, RecoveryPrompt
 from ui.settings import AppSettings
@@ -167,7 +168,7 @@ class RunController(QObject):
         self._backend_key: tuple[str, ...] | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self.stop_event = threading.Event()
+        self.stop_event = StopEvent()
         self._ended = threading.Event()
         self.approver: GuiApprover | None = None
         self.recovery: RecoveryPrompt | None = None
@@ -209,7 +210,7 @@ class RunController(QObject):
         """
         if self.running:
             raise RuntimeError("a run is already in progress")
-        self.stop_event = threading.Event()
+        self.stop_event = StopEvent()
         self.recovery = RecoveryPrompt(
             self.stop_event,
             self.recover_requested.emit,
@@ -252,9 +253,13 @@ class RunController(QObject):
         if self.approver is not None:
             self.approver.paused = paused
 
-    def stop(self) -> None:
-        """Kill switch: cancel generation, end the loop, release held keys and buttons."""
-        self.stop_event.set()
+    def stop(self, reason: str | None = None) -> None:
+        """Kill switch: cancel generation, end the loop, release held keys and buttons.
+
+        reason: why, when not the user (a signal: "interrupted by SIGTERM ..."); the run's
+        outcome says it.
+        """
+        self.stop_event.stop(reason)
         if self.approver is not None:  # wake a waiting decision now, not at its next poll
             self.approver.answer(Decision("stop", note="stopped while waiting for a decision"))
         executor = self.executor
@@ -267,7 +272,7 @@ class RunController(QObject):
         if self.running:
             self.failed.emit("stop the run before restarting the worker")
             return
-        self.stop_event = threading.Event()
+        self.stop_event = StopEvent()
         self._ended = threading.Event()
         self._thread = threading.Thread(
             target=self._restart, args=(settings,), name="deskpilot-restart", daemon=True
