@@ -13,9 +13,9 @@ _MAX_DEPTH = 6  # frames of reparenting window managers are at most a few levels
 class FocusProbe(XConnection):
     """Reads the WM_CLASS of the focused window over its own X connection; None when unknown."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._broken = not os.environ.get("DISPLAY")
+    def __init__(self, display_name: str | None = None) -> None:
+        super().__init__(display_name)
+        self._broken = not (display_name or os.environ.get("DISPLAY"))
 
     def wm_class(self) -> str | None:
         """The "instance class" of the focused top-level window, lower case, or None."""
