@@ -18,7 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,6 +29,7 @@ __all__ = [
     "DesktopError",
     "PrivateDesktop",
     "choose_mode",
+    "desktop_display",
     "parse_size",
 ]
 
@@ -334,3 +336,42 @@ class _XClient:
 
     def __exit__(self, *exc: object) -> None:
         self._dpy.close()
+
+
+@contextmanager
+def desktop_display(
+    choice: str, size: tuple[int, int] = DEFAULT_SIZE, apps: Sequence[str] = ()
+) -> Iterator[str | None]:
+    """The X display to act on for a --desktop choice (None: the user's), ended on exit.
+
+    A SIGTERM while it runs ends the run like an error would (finally blocks run, the desktop
+    closes), unless someone already handles SIGTERM.
+    """
+    mode = choose_mode(choice)
+    if mode is None:
+        if apps:
+            raise DesktopError("--open needs a private desktop (--desktop private)")
+        yield None
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    own_handler = previous is signal.SIG_DFL and _main_thread()
+    if own_handler:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        with PrivateDesktop.start(mode, size, apps=apps) as desktop:
+            print(f"deskpilot: {desktop.describe()}; pids {desktop.pids()}", file=sys.stderr)
+            yield desktop.display
+    finally:
+        if own_handler:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM as SystemExit: the finally blocks (and the desktop's close) still run."""
+    raise SystemExit(128 + signum)
