@@ -219,8 +219,9 @@ def _hints(report: MonitorReport, everyone: Sequence[Monitor]) -> list[str]:
     elsewhere = [r for r in landed if r.landed and not _inside(r.landed, m)]
     if elsewhere:
         others = {_monitor_at(r.landed, everyone) for r in elsewhere if r.landed}
-        names = ", ".join(sorted("a gap between monitors" if o is None else f"monitor {o}"
-                                 for o in others))
+        names = ", ".join(
+            sorted("a gap between monitors" if o is None else f"monitor {o}" for o in others)
+        )
         hints.append(
             f"{len(elsewhere)} click(s) meant for monitor {m.index} landed on {names}: a wrong "
             "monitor (--monitor) or monitor layout"
@@ -325,9 +326,7 @@ class _Board:
         self._window.set_wm_name("deskpilot calibration")
         colormap = screen.default_colormap
         self._gcs = [
-            self._window.create_gc(
-                foreground=colormap.alloc_color(r * 257, g * 257, b * 257).pixel
-            )
+            self._window.create_gc(foreground=colormap.alloc_color(r * 257, g * 257, b * 257).pixel)
             for r, g, b in _COLOURS
         ]
         self._grey = self._window.create_gc(

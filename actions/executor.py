@@ -16,7 +16,6 @@ from typing import Any, assert_never
 
 from actions.keys import normalize_chord
 from actions.screen import CoordinateSpace, Monitor, model_to_screen
-from actions.xpointer import BUTTONS
 from actions.types import (
     Action,
     Answer,
@@ -35,6 +34,7 @@ from actions.types import (
     Type,
     Wait,
 )
+from actions.xpointer import BUTTONS
 
 __all__ = ["ExecResult", "Executor", "FailSafeTriggered", "MAX_WAIT_S"]
 
@@ -80,7 +80,7 @@ def _use_x11(display: str | None = None) -> bool:
 
 
 def _ensure_xauthority() -> None:
-    """Point XAUTHORITY at a stand-in file when the named one is missing (Xlib and pyautogui fail)."""
+    """Point XAUTHORITY at a stand-in file when the named one is missing (Xlib, pyautogui fail)."""
     if sys.platform in ("win32", "darwin"):
         return
     path = os.environ.get("XAUTHORITY") or os.path.expanduser("~/.Xauthority")
@@ -316,7 +316,9 @@ class Executor:
                 self._fail_safe = HostFailSafe()
             fail_safe = self._fail_safe
         if fail_safe.triggered():
-            raise FailSafeTriggered("fail-safe: the pointer is in a screen corner; the run was stopped")
+            raise FailSafeTriggered(
+                "fail-safe: the pointer is in a screen corner; the run was stopped"
+            )
 
     @contextmanager
     def _burst(self, cancel: threading.Event | None) -> Iterator[None]:

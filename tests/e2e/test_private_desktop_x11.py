@@ -1,4 +1,4 @@
-"""End to end: `main.py run --desktop ...` works on a desktop of its own and leaves the user's alone.
+"""End to end: `main.py run --desktop ...` acts on a desktop of its own, leaving the user's alone.
 
 The user's display is the session's Xvfb, with a decoy xterm under the pointer; the agent's is
 a nested Xephyr window on it (--desktop private with DISPLAY set) or a headless Xvfb. Every
