@@ -262,10 +262,16 @@ class Screen:
 
 def _randr_names(display: str | None) -> dict[str, str]:
     """RandR 1.5 monitor names by geometry (mss lists the monitors but not their names)."""
+    import contextlib
+    import io
+
     try:
         from Xlib import display as xdisplay
 
-        dpy: Any = xdisplay.Display(display)
+        # python-xlib prints an empty XAUTHORITY file's warning to stdout, where the CLI
+        # prints the run's answer.
+        with contextlib.redirect_stdout(io.StringIO()):
+            dpy: Any = xdisplay.Display(display)
     except Exception:  # not X, or no server: names are a nicety
         return {}
     try:
