@@ -309,6 +309,10 @@ class Executor:
         if not self._x11:
             _pyautogui().failSafeCheck()
             return
+        if self.display is not None and self.display != os.environ.get("DISPLAY"):
+            # A private desktop: the user's pointer is theirs to use (a hot corner must not
+            # stop the agent), and Ctrl-C or the app's Stop end the run.
+            return
         with self._pointer_lock:
             if self._fail_safe is None:
                 from actions.xpointer import HostFailSafe
