@@ -225,6 +225,13 @@ def run_on_desktop(args: argparse.Namespace, body: Any) -> int:
         fail(str(exc))
 
 
+def private_desktop_info(args: argparse.Namespace, display: str | None) -> dict[str, Any]:
+    """run.json's `desktop` for a run on a private desktop; nothing for the user's own."""
+    if display is None:
+        return {}
+    return {"desktop": {"choice": args.desktop, "size": args.desktop_size, "open": args.open}}
+
+
 def make_backend(args: argparse.Namespace) -> Any:
     """The model backend the flags ask for; configuration problems exit with status 2."""
     from agent.backends.base import BackendError
@@ -429,6 +436,7 @@ def command_run(args: argparse.Namespace, task: str, display: str | None = None)
                 monitor=screen.monitor,
                 settings=settings.to_json(),
                 risk_rules=rules.summary,
+                **private_desktop_info(args, display),
             ),
             redactor=redactor,
         )

@@ -225,25 +225,81 @@ class PrivateDesktop:
 
 
 def _end_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process's group, SIGKILL what is left after a grace period, reap it."""
+    """End a process, its group and its descendants: SIGTERM, then SIGKILL after a grace period.
+
+    Descendants count because a terminal emulator runs its shell in a session of its own
+    (outside the group); they are collected before anything is signalled, while they are
+    still linked to their parents.
+    """
+    others = [pid for pid in _descendants(proc.pid) if _process_group(pid) != proc.pid]
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass  # the group is gone already
-        except PermissionError:  # pragma: no cover - a child that changed its user
-            proc.kill()
+        _signal_group(proc.pid, sig)
+        for pid in others:
+            _signal(pid, sig)
         try:
             proc.wait(timeout=_STOP_GRACE_S)
-            # The leader is gone; anything else it left in its group goes with SIGKILL.
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            return
         except subprocess.TimeoutExpired:
             continue
-    proc.wait(timeout=_STOP_GRACE_S)
+        deadline = time.monotonic() + _STOP_GRACE_S
+        while any(_running(pid) for pid in others) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not any(_running(pid) for pid in others):
+            break
+    # Whatever is left in the group (the leader is gone) goes with SIGKILL.
+    _signal_group(proc.pid, signal.SIGKILL)
+    if proc.poll() is None:
+        proc.wait(timeout=_STOP_GRACE_S)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is gone already (or a member changed its user)
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the command name: state, ppid, pgrp, ...; None when gone."""
+    try:
+        text = open(f"/proc/{pid}/stat", encoding="ascii", errors="replace").read()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()
+
+
+def _running(pid: int) -> bool:
+    """Whether a process exists and has not exited (a zombie has)."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def _process_group(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[2]) if fields else None
+
+
+def _descendants(root: int) -> list[int]:
+    """Every live descendant of a process (Linux /proc), children before grandchildren."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if fields is not None and fields[0] != "Z":
+                children.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[int] = []
+    queue = [root]
+    while queue:
+        for child in children.get(queue.pop(0), []):
+            found.append(child)
+            queue.append(child)
+    return found
 
 
 def _start_server(

@@ -7,6 +7,7 @@ device event the user's server handles is recorded (X RECORD): the run must caus
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -52,8 +53,16 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def _on_display(display: str) -> list[int]:
-    """Live processes whose environment names the display (what deskpilot started there)."""
+def _ticks_now() -> int:
+    """Clock ticks since boot, as /proc/PID/stat counts a process's start."""
+    return int(float(Path("/proc/uptime").read_text().split()[0]) * os.sysconf("SC_CLK_TCK"))
+
+
+def _on_display(display: str, started_by: int) -> list[int]:
+    """Live processes started before tick `started_by` whose environment names the display.
+
+    The start bound keeps out a later X server elsewhere that reuses the display number.
+    """
     found = []
     needle = f"DISPLAY={display}\0".encode()
     for entry in Path("/proc").iterdir():
@@ -61,18 +70,19 @@ def _on_display(display: str) -> list[int]:
             continue
         try:
             environ = (entry / "environ").read_bytes()
-        except OSError:
+            started = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[19])
+        except (OSError, ValueError, IndexError):
             continue
-        if needle in environ + b"\0" and _alive(int(entry.name)):
+        if needle in environ + b"\0" and started <= started_by and _alive(int(entry.name)):
             found.append(int(entry.name))
     return found
 
 
-def _assert_all_gone(stderr: str) -> None:
+def _assert_all_gone(stderr: str, ended_at: int) -> None:
     display, pids = _started_pids(stderr)
     assert [p for p in pids if _alive(p)] == []
-    assert _on_display(display) == []
-    assert not Path(f"/tmp/.X11-unix/X{display[1:]}").exists()
+    left = _on_display(display, ended_at)
+    assert left == [], [Path(f"/proc/{p}/cmdline").read_bytes() for p in left]
 
 
 @pytest.mark.parametrize("desktop", ["private", "headless"])
@@ -108,18 +118,22 @@ def test_a_private_run_types_into_its_own_xterm_and_leaves_the_user_alone(
             recorder.mark("after")
             recorder.wait_mark("after")
             host_events = recorder.between("before", "after")
+            ended_at = _ticks_now()
     finally:
         server.close()
     assert proc.returncode == 0, proc.stderr
     mode = "an Xephyr window" if desktop == "private" else "headless"
     assert mode in proc.stderr
     assert out.read_text(encoding="utf-8") == "made in private\n"
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["desktop"] == {"choice": desktop, "size": SIZE, "open": [opened]}
     # The user's display saw no key, button or motion at all, and the pointer stayed put.
     assert host_events == []
     assert pointer_position(xdisplay) == before
     assert decoy.proc.poll() is None
     assert decoy_file.read_bytes() == b""
-    _assert_all_gone(proc.stderr)
+    _assert_all_gone(proc.stderr, ended_at)
 
 
 def test_sigterm_mid_run_ends_the_private_desktop(xdisplay: str, tmp_path: Path) -> None:
@@ -148,6 +162,7 @@ def test_sigterm_mid_run_ends_the_private_desktop(xdisplay: str, tmp_path: Path)
                 break
         proc.send_signal(signal.SIGTERM)
         _, rest = proc.communicate(timeout=30)
+        ended_at = _ticks_now()
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -155,4 +170,4 @@ def test_sigterm_mid_run_ends_the_private_desktop(xdisplay: str, tmp_path: Path)
         server.close()
     stderr = "".join(lines) + rest
     assert proc.returncode != 0
-    _assert_all_gone(stderr)
+    _assert_all_gone(stderr, ended_at)
