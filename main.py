@@ -227,9 +227,11 @@ def run_on_desktop(args: argparse.Namespace, body: Any) -> int:
 
 def private_desktop_info(args: argparse.Namespace, display: str | None) -> dict[str, Any]:
     """run.json's `desktop` for a run on a private desktop; nothing for the user's own."""
+    from actions.private_desktop import recorded
+
     if display is None:
         return {}
-    return {"desktop": {"choice": args.desktop, "size": args.desktop_size, "open": args.open}}
+    return recorded(args.desktop, args.desktop_size, args.open)
 
 
 def make_backend(args: argparse.Namespace) -> Any:

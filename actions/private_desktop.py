@@ -31,6 +31,7 @@ __all__ = [
     "choose_mode",
     "desktop_display",
     "parse_size",
+    "recorded",
 ]
 
 # user: the user's own session; private: a window when there is a display to show it on,
@@ -72,6 +73,11 @@ def choose_mode(choice: str) -> Mode | None:
         has_host = bool(os.environ.get("DISPLAY")) and shutil.which("Xephyr") is not None
         return "window" if has_host else "headless"
     raise ValueError(f"unknown desktop {choice!r}; choose from {', '.join(DESKTOP_CHOICES)}")
+
+
+def recorded(choice: str, size: str, opened: Sequence[str]) -> dict[str, Any]:
+    """run.json's `desktop` entry for a run on a private desktop (docs/recording.md)."""
+    return {"desktop": {"choice": choice, "size": size, "open": list(opened)}}
 
 
 def _die_with_parent() -> None:
