@@ -69,8 +69,9 @@ def monitors(multi: str) -> dict[str, Monitor]:
 
 
 def _cli(display: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = x_env(display)
-    env.pop("XAUTHORITY", None)
+    env = x_env(display, XDG_SESSION_TYPE="x11")
+    for name in ("XAUTHORITY", "WAYLAND_DISPLAY"):  # this X server, whatever the session
+        env.pop(name, None)
     return subprocess.run(
         [sys.executable, "main.py", *args],
         cwd=ROOT,
@@ -175,7 +176,8 @@ def test_calibrate_on_a_private_desktop(tmp_path: Path) -> None:
     if shutil.which("openbox") is None:
         pytest.skip("openbox is not installed: apt-get install -y --no-install-recommends openbox")
     env = dict(os.environ)
-    env.pop("DISPLAY", None)  # no host display: headless
+    for name in ("DISPLAY", "WAYLAND_DISPLAY"):  # no host display: headless
+        env.pop(name, None)
     proc = subprocess.run(
         [
             sys.executable,
