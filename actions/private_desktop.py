@@ -5,15 +5,23 @@ theirs. `headless` is an Xvfb nobody sees; `window` is an Xephyr window on the u
 that the user can watch. Everything started here runs in its own process group and is killed
 on close(); each process also gets the kernel's parent-death signal, so a deskpilot killed
 outright (SIGKILL, a crash) takes them along too.
+
+The server admits only clients holding its cookie (MIT-MAGIC-COOKIE-1 in a 0700 folder): other
+local users cannot watch or drive the agent's desktop. Apps started here get the cookie through
+XAUTHORITY; deskpilot's own connections through a copy of the user's XAUTHORITY file with the
+cookie added, set for the process while the desktop runs.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import select
 import shlex
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -103,6 +111,7 @@ class PrivateDesktop:
     started_in_s: float
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     die_with_parent: bool = True
+    auth: _Cookie | None = None
 
     @classmethod
     def start(
@@ -123,11 +132,17 @@ class PrivateDesktop:
             raise DesktopError("a private desktop needs Linux (an X server: Xvfb or Xephyr)")
         begin = time.monotonic()
         width, height = size
-        server, display = _start_server(mode, width, height, die_with_parent)
+        auth = _Cookie()
+        try:
+            server, display = _start_server(mode, width, height, die_with_parent, auth)
+        except BaseException:
+            auth.remove()
+            raise
         desktop = cls(
-            mode, display, width, height, False, 0.0, [("server", server)], die_with_parent
+            mode, display, width, height, False, 0.0, [("server", server)], die_with_parent, auth
         )
         try:
+            auth.admit(display)
             if window_manager:
                 desktop.window_manager = desktop._start_window_manager()
             for command in apps:
@@ -143,7 +158,8 @@ class PrivateDesktop:
         env = dict(os.environ)
         env["DISPLAY"] = self.display
         env.pop("WAYLAND_DISPLAY", None)  # toolkits would prefer the user's Wayland session
-        env.pop("XAUTHORITY", None)  # the server was started without access control files
+        if self.auth is not None:
+            env["XAUTHORITY"] = self.auth.client_file
         return env
 
     def _spawn(self, name: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
@@ -222,6 +238,9 @@ class PrivateDesktop:
         for _, proc in reversed(self.processes):
             _end_group(proc)
         self.processes.clear()
+        if self.auth is not None:
+            self.auth.remove()
+            self.auth = None
 
     def __enter__(self) -> PrivateDesktop:
         return self
@@ -309,7 +328,7 @@ def _descendants(root: int) -> list[int]:
 
 
 def _start_server(
-    mode: Mode, width: int, height: int, die_with_parent: bool
+    mode: Mode, width: int, height: int, die_with_parent: bool, auth: _Cookie
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Xvfb or Xephyr on a display number the server picks itself (-displayfd)."""
     if mode == "window":
@@ -330,7 +349,17 @@ def _start_server(
     # would block it.
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
-        [program, "-displayfd", str(write_fd), *extra, "-nolisten", "tcp", "-noreset"],
+        [
+            program,
+            "-displayfd",
+            str(write_fd),
+            *extra,
+            "-auth",
+            auth.server_file,
+            "-nolisten",
+            "tcp",
+            "-noreset",
+        ],
         pass_fds=(write_fd,),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -361,6 +390,67 @@ def _start_server(
             err = log.read().decode(errors="replace")[-1000:].strip()
             raise DesktopError(f"{os.path.basename(program)} did not start: {err}")
     return proc, f":{data.strip().decode()}"
+
+
+_FAMILY_LOCAL = 256
+_COOKIE = b"MIT-MAGIC-COOKIE-1"
+
+
+def _xauth_entry(address: bytes, number: bytes, cookie: bytes) -> bytes:
+    """One Xauthority record: family, address, display number, scheme, cookie."""
+    parts = [address, number, _COOKIE, cookie]
+    return struct.pack(">H", _FAMILY_LOCAL) + b"".join(
+        struct.pack(">H", len(part)) + part for part in parts
+    )
+
+
+class _Cookie:
+    """The private server's cookie: the server's file, the apps' file, and deskpilot's own."""
+
+    def __init__(self) -> None:
+        self.folder = tempfile.mkdtemp(prefix="deskpilot-desktop-")  # 0700
+        self.cookie = secrets.token_bytes(16)
+        self.host = socket.gethostname().encode()
+        self.server_file = os.path.join(self.folder, "server")
+        self.client_file = os.path.join(self.folder, "client")
+        self._merged = os.path.join(self.folder, "merged")
+        self._saved: tuple[str | None, str] | None = None
+        # The server reads every cookie in its file, whatever the display number.
+        self._write(self.server_file, _xauth_entry(self.host, b"", self.cookie))
+
+    def admit(self, display: str) -> None:
+        """Write the clients' files for the display; point this process's XAUTHORITY at both."""
+        entry = _xauth_entry(self.host, display.lstrip(":").encode(), self.cookie)
+        self._write(self.client_file, entry)
+        previous = os.environ.get("XAUTHORITY")
+        user_file = previous or os.path.expanduser("~/.Xauthority")
+        try:
+            with open(user_file, "rb") as fp:
+                user_entries = fp.read()
+        except OSError:
+            user_entries = b""  # no file: the user's server needs no cookie
+        # The user's entries first: their display keeps finding its own cookie.
+        self._write(self._merged, user_entries + entry)
+        self._saved = (previous, self._merged)
+        os.environ["XAUTHORITY"] = self._merged
+
+    def remove(self) -> None:
+        """Give XAUTHORITY back (unless someone changed it since) and delete the files."""
+        if self._saved is not None:
+            previous, ours = self._saved
+            if os.environ.get("XAUTHORITY") == ours:
+                if previous is None:
+                    os.environ.pop("XAUTHORITY", None)
+                else:
+                    os.environ["XAUTHORITY"] = previous
+            self._saved = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    @staticmethod
+    def _write(path: str, data: bytes) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fp:
+            fp.write(data)
 
 
 class _XClient:

@@ -171,3 +171,22 @@ def test_sigterm_mid_run_ends_the_private_desktop(xdisplay: str, tmp_path: Path)
     stderr = "".join(lines) + rest
     assert proc.returncode != 0
     _assert_all_gone(stderr, ended_at)
+
+
+def test_only_cookie_holders_reach_the_private_desktop() -> None:
+    _require("openbox")
+    from actions.private_desktop import PrivateDesktop
+
+    before = os.environ.get("XAUTHORITY")
+    with PrivateDesktop.start("headless", (640, 480)) as desktop:
+        xdpyinfo = shutil.which("xdpyinfo")
+        assert xdpyinfo is not None, "xdpyinfo is in x11-utils (scripts/system-deps.sh)"
+        stranger = dict(desktop.env(), XAUTHORITY=os.devnull)
+        refused = subprocess.run([xdpyinfo], env=stranger, capture_output=True, timeout=10)
+        assert refused.returncode != 0 and b"Authorization required" in refused.stderr
+        admitted = subprocess.run([xdpyinfo], env=desktop.env(), capture_output=True, timeout=10)
+        assert admitted.returncode == 0, admitted.stderr
+        folder = Path(desktop.env()["XAUTHORITY"]).parent
+        assert folder.stat().st_mode & 0o077 == 0
+    assert os.environ.get("XAUTHORITY") == before
+    assert not folder.exists()
