@@ -481,6 +481,13 @@ def command_run(args: argparse.Namespace, task: str, display: str | None = None)
     return result.exit_code
 
 
+def run_task_on(args: argparse.Namespace, display: str | None) -> int:
+    """`run` on the user's display (command_run as it always was called) or a private one."""
+    if display is None:
+        return command_run(args, args.task)
+    return command_run(args, args.task, display)
+
+
 def command_monitors() -> int:
     """List monitors with their geometry."""
     from actions.screen import DisplayError, Screen
@@ -551,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "run":
-            return run_on_desktop(args, lambda display: command_run(args, args.task, display))
+            return run_on_desktop(args, lambda display: run_task_on(args, display))
         if args.command == "monitors":
             return command_monitors()
         if args.command == "calibrate":
