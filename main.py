@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one task headless, asking on the terminal")
     run.add_argument("task", help="what the agent should do, in plain words")
     add_run_options(run)
-    sub.add_parser("monitors", help="list the monitors deskpilot can see")
+    add_desktop_options(run)
+    sub.add_parser("monitors", help="list the monitors deskpilot can see (RandR on X11)")
+    add_calibrate_parser(sub)
     from ui.replay_cli import add_replay_parsers
 
     add_replay_parsers(sub, add_run_options)
@@ -182,6 +184,81 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help="environment variable holding the API key",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="do not stream the model's thinking")
+
+
+def add_desktop_options(p: argparse.ArgumentParser) -> None:
+    """Where the agent works: the user's session or a private desktop (docs/desktops.md)."""
+    from actions.private_desktop import DEFAULT_SIZE, DESKTOP_CHOICES
+
+    p.add_argument(
+        "--desktop",
+        choices=DESKTOP_CHOICES,
+        default="user",
+        help="user: your own session (default); private: a desktop of the agent's own, an "
+        "Xephyr window you can watch when there is a display, else headless; headless: Xvfb; "
+        "window: Xephyr",
+    )
+    p.add_argument(
+        "--open",
+        action="append",
+        default=[],
+        metavar="CMD",
+        help="start this application on the private desktop first (repeatable)",
+    )
+    p.add_argument(
+        "--desktop-size",
+        default=f"{DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}",
+        metavar="WxH",
+        help="size of the private desktop (default %(default)s)",
+    )
+
+
+def add_calibrate_parser(sub: Any) -> None:
+    """`calibrate`: click targets on each monitor through the agent's mapping and measure."""
+    p = sub.add_parser(
+        "calibrate",
+        help="self-test: click targets on each monitor as the agent would, measure the error",
+    )
+    p.add_argument("--monitor", type=int, help="only this monitor (default: every monitor)")
+    p.add_argument(
+        "--geometry",
+        metavar="WxH+X+Y",
+        help="capture and map with this geometry instead of RandR's (shows what a wrong "
+        "monitor geometry does)",
+    )
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="pretend the desktop scales input by this factor (shows what an unknown HiDPI "
+        "setting does; default 1)",
+    )
+    add_desktop_options(p)
+
+
+def run_on_desktop(args: argparse.Namespace, body: Any) -> int:
+    """Call body(display) on the desktop --desktop asks for; a private one ends with it."""
+    from actions.private_desktop import DesktopError, desktop_display, parse_size
+
+    try:
+        size = parse_size(args.desktop_size)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        with desktop_display(args.desktop, size, args.open) as display:
+            result: int = body(display)
+            return result
+    except DesktopError as exc:
+        fail(str(exc))
+
+
+def private_desktop_info(args: argparse.Namespace, display: str | None) -> dict[str, Any]:
+    """run.json's `desktop` for a run on a private desktop; nothing for the user's own."""
+    from actions.private_desktop import recorded
+
+    if display is None:
+        return {}
+    return recorded(args.desktop, args.desktop_size, args.open)
 
 
 def make_backend(args: argparse.Namespace) -> Any:
@@ -318,8 +395,8 @@ class TerminalView:
             print(f"finished: {event.data['outcome']}: {message}", file=sys.stderr)
 
 
-def command_run(args: argparse.Namespace, task: str) -> int:
-    """Run one task headless; returns the exit status."""
+def command_run(args: argparse.Namespace, task: str, display: str | None = None) -> int:
+    """Run one task headless on a display (None: the user's); returns the exit status."""
     from actions.screen import DisplayError, Screen
     from agent.approval import Breakpoints, TerminalApprover, policy, with_breakpoints
     from agent.loop import LoopSettings, RunResult, run_task
@@ -363,7 +440,7 @@ def command_run(args: argparse.Namespace, task: str) -> int:
             file=sys.stderr,
         )
     try:
-        screen = Screen(args.monitor)
+        screen = Screen(args.monitor, display=display)
     except DisplayError as exc:
         fail(str(exc))
     warn_if_remote(args.endpoint)
@@ -395,6 +472,7 @@ def command_run(args: argparse.Namespace, task: str) -> int:
                 monitor=screen.monitor,
                 settings=settings.to_json(),
                 risk_rules=rules.summary,
+                **private_desktop_info(args, display),
             ),
             redactor=redactor,
         )
@@ -413,8 +491,8 @@ def command_run(args: argparse.Namespace, task: str) -> int:
     executor: Executor | None = None
     focus: FocusProbe | None = None
     try:
-        executor = Executor()
-        focus = FocusProbe()
+        executor = Executor(display=display)
+        focus = FocusProbe(display)
         result = run_task(
             task,
             backend=backend,
@@ -461,6 +539,13 @@ def _let_go(executor: Any, focus: Any, *, released: bool) -> None:
         executor.close()  # spare keycodes bound for typing go back to what they were
 
 
+def run_task_on(args: argparse.Namespace, display: str | None) -> int:
+    """`run` on the user's display (command_run as it always was called) or a private one."""
+    if display is None:
+        return command_run(args, args.task)
+    return command_run(args, args.task, display)
+
+
 def command_monitors() -> int:
     """List monitors with their geometry."""
     from actions.screen import DisplayError, Screen
@@ -471,8 +556,46 @@ def command_monitors() -> int:
         fail(str(exc))
     for m in screen.list_monitors():
         mark = " (primary)" if m.primary else ""
-        print(f"{m.index}: {m.width}x{m.height} at {m.left:+d}{m.top:+d}{mark}")
+        name = f" {m.name}" if m.name else ""
+        print(f"{m.index}:{name} {m.geometry()}{mark}")
     return EXIT_OK
+
+
+def command_calibrate(args: argparse.Namespace, display: str | None) -> int:
+    """The calibration self-test (actions/calibrate.py): 0 when every target is hit."""
+    import re
+    from dataclasses import replace
+
+    from actions.calibrate import TOLERANCE_PX, calibrate, format_report
+    from actions.screen import DisplayError, Monitor, Screen
+
+    try:
+        monitors = Screen(display=display).list_monitors()
+    except DisplayError as exc:
+        fail(str(exc))
+    if args.monitor is not None:
+        monitors = [m for m in monitors if m.index == args.monitor]
+        if not monitors:
+            fail(f"no monitor {args.monitor}; see `deskpilot monitors`")
+    if not args.scale > 0:
+        fail("--scale must be positive")
+    geometry = None
+    if args.geometry:
+        match = re.fullmatch(r"(\d+)x(\d+)\+(\d+)\+(\d+)", args.geometry)
+        if not match:
+            fail(f"--geometry {args.geometry!r} is not WIDTHxHEIGHT+X+Y")
+        w, h, x, y = (int(v) for v in match.groups())
+
+        def geometry(m: Monitor) -> Monitor:
+            return replace(m, left=x, top=y, width=w, height=h)
+
+    reports = calibrate(monitors, display=display, geometry=geometry, click_scale=args.scale)
+    print(format_report(reports))
+    if all(r.passed for r in reports):
+        print(f"calibration passed: every target hit within {TOLERANCE_PX:g} px")
+        return EXIT_OK
+    print(f"calibration FAILED: some targets missed by more than {TOLERANCE_PX:g} px")
+    return EXIT_FAILED
 
 
 def command_default() -> int:
@@ -492,9 +615,11 @@ def main(argv: list[str] | None = None) -> int:
     interrupts.running()
     try:
         if args.command == "run":
-            return command_run(args, args.task)
+            return run_on_desktop(args, lambda display: run_task_on(args, display))
         if args.command == "monitors":
             return command_monitors()
+        if args.command == "calibrate":
+            return run_on_desktop(args, lambda display: command_calibrate(args, display))
         if args.command in ("replay", "export"):
             from ui.replay_cli import run_replay_command
 

@@ -64,6 +64,13 @@ APPROVAL_HELP = {
     "auto": "auto: run unattended (Stop or the hotkey end it)",
 }
 LOG_LINES = 500  # the run log keeps this many lines
+# One label per actions.private_desktop.DESKTOP_CHOICES entry (a unit test checks they match).
+DESKTOP_LABELS = {
+    "user": "mine: act on this session",
+    "private": "private: a desktop of its own (a window, or headless)",
+    "headless": "headless: a private desktop nobody sees (watch it here)",
+    "window": "window: a private desktop in an Xephyr window",
+}
 
 
 def _preload() -> None:
@@ -89,6 +96,8 @@ def _preload() -> None:
         "actions.executor",
         "actions.focus",
         "actions.window",
+        "actions.private_desktop",
+        "actions.xpointer",
         "Xlib.display",
         "agent.risk",
         "agent.secrets",
@@ -232,6 +241,13 @@ class MainWindow(QMainWindow):
         self.backend_stack.addWidget(remote_box)
         self.monitor = QComboBox()
         self._fill_monitors()
+        # Where the agent works (docs/desktops.md): the user's session or a desktop of its own.
+        self.desktop = QComboBox()
+        for choice, label in DESKTOP_LABELS.items():
+            self.desktop.addItem(label, choice)
+        self.desktop_open = QLineEdit()
+        self.desktop_open.setPlaceholderText("none; e.g. xterm")
+        self.desktop_open.setToolTip("An application to start on the private desktop first")
         self.approval = QComboBox()
         for mode in APPROVAL_MODES:
             self.approval.addItem(APPROVAL_HELP[mode], mode)
@@ -295,6 +311,8 @@ class MainWindow(QMainWindow):
         form.addRow("Backend", self.backend_kind)
         form.addRow(self.backend_stack)
         form.addRow("Monitor", self.monitor)
+        form.addRow("Desktop", self.desktop)
+        form.addRow("Open on it", self.desktop_open)
         form.addRow("Approval", self.approval)
         form.addRow("Max steps", self.max_steps)
         form.addRow("Break at steps", self.break_at)
@@ -394,6 +412,8 @@ class MainWindow(QMainWindow):
         self.max_minutes.setValue(s.max_minutes)
         self.repeat_limit.setValue(s.repeat_limit)
         self.risk_rules.setText(s.risk_rules)
+        self.desktop.setCurrentIndex(max(0, self.desktop.findData(s.desktop)))
+        self.desktop_open.setText(s.desktop_open)
 
     def form_settings(self) -> AppSettings:
         """The settings as the form shows them."""
@@ -413,6 +433,8 @@ class MainWindow(QMainWindow):
             max_minutes=float(self.max_minutes.value()),
             repeat_limit=self.repeat_limit.value(),
             risk_rules=self.risk_rules.text().strip(),
+            desktop=self.desktop.currentData(),
+            desktop_open=self.desktop_open.text().strip(),
         )
 
     def _save(self) -> None:
@@ -451,6 +473,8 @@ class MainWindow(QMainWindow):
             self.max_minutes,
             self.repeat_limit,
             self.risk_rules,
+            self.desktop,
+            self.desktop_open,
         ):
             w.setEnabled(not running)
         if not running:
@@ -552,6 +576,8 @@ class MainWindow(QMainWindow):
         self.excluded = rects
 
     def _step_aside(self) -> None:
+        if self.settings.desktop != "user":
+            return  # the agent works on a desktop of its own: nothing here to make way for
         self.hide()
         self._update_excluded()
 

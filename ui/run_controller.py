@@ -363,14 +363,8 @@ class RunController(QObject):
     def _run(
         self, task: str, settings: AppSettings, rules: RiskRules | None, secrets: list[str]
     ) -> None:
-        from actions.executor import Executor
-        from actions.screen import DisplayError, Screen
-        from actions.window import FocusProbe, PastOwnWindows
-        from agent.backends.base import BackendError
-        from agent.loop import LoopSettings, run_task
-        from agent.recording import Recorder, run_info
+        from actions.private_desktop import DesktopError
         from agent.risk import RiskConfigError
-        from agent.secrets import Redactor
 
         assert self.approver is not None and self.recovery is not None
         try:
@@ -381,7 +375,40 @@ class RunController(QObject):
             self._finish(None)
             return
         try:
-            screen = Screen(settings.monitor or None)
+            desktop = start_desktop(settings)
+        except (DesktopError, ValueError, OSError) as exc:
+            self.failed.emit(f"private desktop: {exc}")
+            self._finish(None)
+            return
+        try:
+            self._run_on(task, settings, rules, secrets, desktop)
+        finally:
+            if desktop is not None:
+                desktop.close()
+
+    def _run_on(
+        self,
+        task: str,
+        settings: AppSettings,
+        rules: RiskRules,
+        secrets: list[str],
+        desktop: Any,
+    ) -> None:
+        """The run on the user's display (desktop None) or on a private desktop."""
+        from actions.executor import Executor
+        from actions.screen import DisplayError, Screen
+        from actions.window import FocusProbe, PastOwnWindows
+        from agent.backends.base import BackendError
+        from agent.loop import LoopSettings, run_task
+        from agent.recording import Recorder, run_info
+        from agent.secrets import Redactor
+
+        assert self.approver is not None and self.recovery is not None
+        display = desktop.display if desktop is not None else None
+        # The control bar lives on the user's display: nothing to mask on a private one.
+        excluded = self.excluded if desktop is None else (lambda: [])
+        try:
+            screen = Screen(settings.monitor or None, display=display)
             backend = self._ensure_backend(settings)
         except (DisplayError, BackendError, ValueError, OSError) as exc:
             hint = "" if not isinstance(exc, BackendError) else "; check the backend settings"
@@ -407,6 +434,7 @@ class RunController(QObject):
                     settings=loop_settings.to_json(),
                     app=True,
                     risk_rules=rules.summary,
+                    **desktop_info(settings, desktop),
                 ),
                 # The user's secrets; the recorder adds the API key's value and what it detects.
                 redactor=Redactor(secrets),
@@ -415,9 +443,9 @@ class RunController(QObject):
             self.failed.emit(f"cannot write recordings to {runs_dir}: {exc}")
             self._finish(None)
             return
-        executor = Executor()
+        executor = Executor(display=display)
         self.executor = executor
-        focus = FocusProbe()
+        focus = FocusProbe(display)
         self._keys_go = PastOwnWindows(focus)
         result = None
         try:
@@ -426,9 +454,9 @@ class RunController(QObject):
                 # Forwards to self.backend: Restart worker during the run swaps what it uses.
                 # (cast: its `model` is a read-only property, the protocol names an attribute)
                 backend=cast(Any, CurrentBackend(lambda: self.backend)),
-                screen=MaskedScreen(screen, self.excluded),
+                screen=MaskedScreen(screen, excluded),
                 # Executor's ExecResult is a dataclass; the loop's protocol names a property.
-                executor=cast(Any, GuardedExecutor(executor, self.excluded)),
+                executor=cast(Any, GuardedExecutor(executor, excluded)),
                 decide=self.approver,
                 recorder=recorder,
                 settings=loop_settings,
@@ -454,6 +482,29 @@ class RunController(QObject):
             ):
                 self.worker_state.emit("error: the worker process is gone; press Restart worker")
         self._finish(result)
+
+
+def start_desktop(settings: AppSettings) -> Any:
+    """The private desktop the settings ask for (started now), or None for the user's own."""
+    from actions.private_desktop import PrivateDesktop, choose_mode, parse_size
+
+    mode = choose_mode(settings.desktop)
+    if mode is None:
+        return None
+    apps = [settings.desktop_open] if settings.desktop_open.strip() else []
+    # Started on the run's thread, which outlives the desktop (the parent-death signal
+    # follows the thread that started it).
+    return PrivateDesktop.start(mode, parse_size(settings.desktop_size), apps=apps)
+
+
+def desktop_info(settings: AppSettings, desktop: Any) -> dict[str, Any]:
+    """run.json's `desktop`, as the CLI writes it; nothing for the user's own desktop."""
+    from actions.private_desktop import recorded
+
+    if desktop is None:
+        return {}
+    opened = [settings.desktop_open] if settings.desktop_open.strip() else []
+    return recorded(settings.desktop, settings.desktop_size, opened)
 
 
 def _release(executor: Any) -> None:
