@@ -149,7 +149,10 @@ def test_a_recording_killed_mid_action_shows_the_step_as_interrupted(
     assert all(s["phase"] == "done" and not s.get("interrupted") for s in whole.steps)
 
 
-def test_a_step_cut_off_mid_action_is_shown_and_never_replayed(made: Made, tmp_path: Path) -> None:
+def test_a_step_cut_off_mid_action_is_shown_and_never_replayed(
+    made: Made, tmp_path: Path, qapp: Any
+) -> None:
+    """(qapp: the export renders with Qt; a bare QGuiApplication would break later widget tests.)"""
     from agent.replay import replay
     from tests.replay.conftest import FakeExecutor, FakeScreen
     from ui.export import caption_lines, render_html
