@@ -575,7 +575,8 @@ def parse_completion(completion: Completion, space: CoordinateSpace) -> Proposal
             raise ProtocolError(
                 "output was cut off inside thinking (<think> never closed); no tool call"
             )
-        calls = _scan(cut.answer, thinking_parts)
+        # A server that stops on </tool_call> leaves it out; a length cut is a real cut.
+        calls = _scan(cut.answer, thinking_parts, completion.finish_reason != "length")
         calls += [_structured_call(call) for call in structured]
         thinking = _join(thinking_parts)
         if not calls:
@@ -620,8 +621,11 @@ def _split_thinking(content: str) -> _Cut:
     return _Cut("", content, False)
 
 
-def _scan(text: str, free: list[str]) -> list[_Call]:
-    """Every tool call in the answer text; the text around them goes to `free`."""
+def _scan(text: str, free: list[str], stopped: bool = False) -> list[_Call]:
+    """Every tool call in the answer text; the text around them goes to `free`.
+
+    stopped: generation ended on a stop sequence, so a final </tool_call> may be missing.
+    """
     calls: list[_Call] = []
     pos = 0
     finder = _TagFinder(text)
@@ -632,7 +636,7 @@ def _scan(text: str, free: list[str]) -> list[_Call]:
             return calls
         free.append(text[pos:start])
         if tag == _TOOL_CALL_OPEN:
-            call, pos = _read_tool_call(text, start + len(tag))
+            call, pos = _read_tool_call(text, start + len(tag), stopped)
         elif tag == _FUNCTION_OPEN:
             # Qwen 3.5 sometimes leaves out the opening <tool_call>; a stray closing one may follow.
             call, pos = _read_function(text, start + len(tag))
@@ -676,11 +680,15 @@ def _skip_space(text: str, pos: int) -> int:
     return pos
 
 
-def _read_tool_call(text: str, pos: int) -> tuple[_Call, int]:
+def _read_tool_call(text: str, pos: int, stopped: bool = False) -> tuple[_Call, int]:
     """The inside of <tool_call>...</tool_call>: an XML function block or a JSON object."""
     pos = _skip_space(text, pos)
     if text.startswith(_FUNCTION_OPEN, pos):
         call, pos = _read_function(text, pos + len(_FUNCTION_OPEN))
+        if stopped and _skip_space(text, pos) >= len(text):
+            # Servers that use </tool_call> as a stop sequence drop it; everything up to a
+            # complete </function>, every parameter closed, did arrive.
+            return call, len(text)
     elif text.startswith("{", pos):
         call, pos = _read_json_call(text, pos)
     else:
