@@ -765,7 +765,8 @@ def test_a_call_whose_only_defect_is_the_missing_final_close_is_valid(
     assert text.endswith("</function>" + after)
     p = parse("Clicking.\n" + text, finish_reason=finish)
     assert ok(p) == LeftClick((100.0, 200.0))
-    typed = parse("<think>\nplan\n</think>\n\n" + TYPE[: -len("</tool_call>")], finish_reason=finish)
+    cut = TYPE[: -len("</tool_call>")]
+    typed = parse("<think>\nplan\n</think>\n\n" + cut, finish_reason=finish)
     assert ok(typed) == Type("hi") and typed.thinking == "plan"
 
 
