@@ -273,6 +273,9 @@ class _Run:
         self, outcome: Outcome, message: str, steps: int, answer: str | None = None
     ) -> RunResult:
         """Write the outcome into run.json and tell the viewer."""
+        shape = self.backend.describe().get("conversation")
+        if isinstance(shape, str):  # the shape the run ended in (a server may refuse native)
+            self.recorder.info["conversation"] = shape
         self.recorder.finish(
             {"status": outcome, "message": message, "answer": answer, "steps": steps}
         )
@@ -655,6 +658,8 @@ class _Step:
             {"id": c.id, "name": c.name, "arguments": c.arguments} for c in completion.tool_calls
         ]
         self.record["finish_reason"] = completion.finish_reason
+        if completion.conversation is not None:
+            self.record["conversation"] = completion.conversation
         self.record["tokens"].update(
             {"prompt": completion.prompt_tokens, "completion": completion.completion_tokens}
         )

@@ -265,7 +265,11 @@ def _dim(value: float) -> str:
 
 def format_tool_call(action: Action) -> str:
     """The action as Qwen 3.5 writes it: an XML tool call (JSON form if XML cannot hold it)."""
-    args = action_arguments(action)
+    return format_call(action_arguments(action))
+
+
+def format_call(args: Mapping[str, object]) -> str:
+    """computer_use arguments as Qwen 3.5 writes the call (JSON form if XML cannot hold it)."""
     rendered: list[tuple[str, str]] = []
     for name, value in args.items():
         if isinstance(value, str):
@@ -286,6 +290,23 @@ def format_tool_call(action: Action) -> str:
         lines += [f"{_PARAM_OPEN}{name}>", text, _PARAM_CLOSE]
     lines += [_FUNCTION_CLOSE, _TOOL_CALL_CLOSE]
     return "\n".join(lines)
+
+
+def call_arguments(text: str) -> dict[str, object] | None:
+    """The arguments of a reply that is exactly one computer_use call and nothing else.
+
+    For replies deskpilot itself wrote (format_tool_call) or echoed: the prompt sends such a
+    step in Qwen 3.5's native shape; None means "send it as text". Values are not validated.
+    """
+    free: list[str] = []
+    try:
+        calls = _scan(text, free)
+    except ProtocolError:
+        return None
+    if len(calls) != 1 or calls[0].name != TOOL_NAME or any(part.strip() for part in free):
+        return None
+    args = calls[0].arguments.items()
+    return {k: v if k in STRING_PARAMS else _decode(v) for k, v in args if v is not None}
 
 
 # --------------------------------------------------------------------------- validation

@@ -627,15 +627,19 @@ class Engine:
     def prepare(self, request: Mapping[str, Any], blob: bytes = b"") -> Any:
         """Render the chat template and let the processor build every model input."""
         messages = request["messages"]
-        chat = [
-            {
+        chat: list[dict[str, Any]] = []
+        for m in messages:
+            turn: dict[str, Any] = {
                 "role": m["role"],
                 "content": [
                     {"type": "image"} if p.get("type") == "image" else p for p in m["content"]
                 ],
             }
-            for m in messages
-        ]
+            # Qwen 3.5's multi-step shape: the checkpoint's template renders these itself.
+            for key in ("tool_calls", "tool_call_id"):
+                if m.get(key) is not None:
+                    turn[key] = m[key]
+            chat.append(turn)
         prompt = self.processor.apply_chat_template(
             chat,
             tools=list(request.get("tools") or []) or None,
