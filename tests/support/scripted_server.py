@@ -80,6 +80,16 @@ class _QuietServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+def _tool_images(body: dict[str, Any]) -> bool:
+    """Whether a request has a tool message with an image in it."""
+    return any(
+        m.get("role") == "tool"
+        and isinstance(m.get("content"), list)
+        and any(p.get("type") == "image_url" for p in m["content"])
+        for m in body.get("messages", [])
+    )
+
+
 @dataclass
 class ScriptedServer:
     """Serves /v1/models and streaming /v1/chat/completions; keeps every request body."""
@@ -89,6 +99,9 @@ class ScriptedServer:
     requests: list[dict[str, Any]] = field(default_factory=list)
     api_key: str | None = None
     reject_tools: bool = False
+    # Refuse (HTTP 400, as some servers do) a tool-role message that carries an image.
+    reject_tool_images: bool = False
+    refused: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         server = self
@@ -145,6 +158,19 @@ class ScriptedServer:
                             "error": {
                                 "message": '"auto" tool choice requires --enable-auto-tool-choice '
                                 "--tool-call-parser to be set",
+                                "type": "BadRequestError",
+                            }
+                        },
+                    )
+                    return
+                if server.reject_tool_images and _tool_images(body):
+                    server.refused.append(body)
+                    self._json(
+                        400,
+                        {
+                            "error": {
+                                "message": "Invalid 'messages': image content is only supported "
+                                "in user messages, not in role 'tool'",
                                 "type": "BadRequestError",
                             }
                         },
