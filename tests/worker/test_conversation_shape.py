@@ -205,3 +205,26 @@ def test_the_openai_wire_format_renders_the_same(tokenizer: Any, tmp_path: Path)
             ]
     sent = chat_turns(encode_messages(backend.requests[4])[0])
     assert render(tokenizer, wire) == render(tokenizer, sent)
+
+
+def test_the_local_worker_renders_the_native_shape_with_the_checkpoints_template(
+    tiny_qwen35: dict[str, Path], tmp_path: Path
+) -> None:
+    from agent.backends.worker import build_processor
+
+    backend, results = five_step_run(tmp_path)
+    processor = build_processor(tiny_qwen35["dense"])
+    sent = chat_turns(encode_messages(backend.requests[4])[0])
+    prompt = processor.apply_chat_template(
+        sent, tools=TOOLS, add_generation_prompt=True, tokenize=False, enable_thinking=False
+    )
+    # The checkpoint's own template (tests/worker/tiny_qwen35.py) sees the trained shape too.
+    assert prompt == processor.tokenizer.apply_chat_template(
+        native_conversation(results),
+        tools=TOOLS,
+        add_generation_prompt=True,
+        tokenize=False,
+        enable_thinking=False,
+    )
+    assert prompt.count("<|im_start|>user\n<tool_response>\n") == 4
+    assert prompt.count("<|im_start|>assistant\n<think>\n\n</think>\n\n<tool_call>\n") == 4
