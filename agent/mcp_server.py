@@ -101,6 +101,7 @@ class Desk:
         # Risk context across act calls: Enter right after typing a command is judged as such.
         self._last_action: Any = None
         self._last_window: str | None = None
+        self._run_stop: threading.Event | None = None  # the running task's stop
 
     # ------------------------------------------------------------------ plumbing
 
@@ -148,6 +149,8 @@ class Desk:
     def close(self) -> None:
         """Finish the calls' recording and release the desktop and the model."""
         self.stop.set()
+        if self._run_stop is not None:
+            self._run_stop.set()
         self._pool.submit(self._close_on_thread).result(timeout=30)
         self._pool.shutdown(wait=True)
 
@@ -308,9 +311,22 @@ class Desk:
         self._last_window = window if isinstance(action, Type) else None
         return str(record["result"])
 
-    def run(self, client: str, task: str, on_event: Callable[[Event], None]) -> RunResult:
-        """Run the agent on a task with the configured backend, recorded like `main.py run`."""
+    def run(
+        self,
+        client: str,
+        task: str,
+        on_event: Callable[[Event], None],
+        stop: threading.Event | None = None,
+    ) -> RunResult:
+        """Run the agent on a task with the configured backend, recorded like `main.py run`.
+
+        `stop` ends it early (the client cancelled the call); so does closing the server.
+        """
         cfg = self.config
+        stop = stop or threading.Event()
+        self._run_stop = stop
+        if self.stop.is_set():
+            stop.set()
         if not task.strip():
             raise Refused("the task is empty")
         if cfg.approve == "ask":
@@ -341,7 +357,7 @@ class Desk:
             recorder=recorder,
             settings=cfg.settings,
             on_event=on_event,
-            stop=self.stop,
+            stop=stop,
             rules=cfg.rules,
             focus=self.focus,
         )
@@ -493,7 +509,12 @@ def build_server(desk: Desk) -> Any:
             done = float(event.step + (1 if event.kind == "finished" else 0))
             asyncio.run_coroutine_threadsafe(ctx.report_progress(done, total, message), loop)
 
-        result = await on_desk(desk.run, client_name(ctx), task, on_event)
+        stop = threading.Event()
+        try:
+            result = await on_desk(desk.run, client_name(ctx), task, on_event, stop)
+        except asyncio.CancelledError:
+            stop.set()  # the client cancelled the call: end the run at its next check
+            raise
         return {
             "outcome": result.outcome,
             "message": result.message,
