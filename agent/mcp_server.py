@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -151,7 +152,12 @@ class Desk:
         self.stop.set()
         if self._run_stop is not None:
             self._run_stop.set()
-        self._pool.submit(self._close_on_thread).result(timeout=30)
+        try:
+            self._pool.submit(self._close_on_thread).result(timeout=30)
+        except TimeoutError:
+            # A call still busy (a model loading): the process is ending anyway.
+            print("deskpilot: mcp: a call was still running at exit", file=sys.stderr)
+            return
         self._pool.shutdown(wait=True)
 
     def _close_on_thread(self) -> None:
@@ -583,8 +589,6 @@ def client_name(ctx: Any) -> str:
 
 def serve(desk: Desk) -> None:
     """Serve over stdio until the client closes the connection."""
-    import sys
-
     server = build_server(desk)
     # stdout is the MCP wire. While serving, the SDK points fd 1 at stderr; text that libraries
     # print (python-xlib's xauth warnings) must reach fd 1 at once, not from a buffer flushed
