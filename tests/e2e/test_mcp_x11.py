@@ -236,3 +236,19 @@ def test_run_task_against_the_scripted_server(xdisplay: str, xterm: Any, tmp_pat
     messages = [m for _, _, m in progress]
     assert any(m and m.startswith("step 1: left_click") for m in messages), progress
     assert any(m == "finished: answered" for m in messages), progress
+
+
+def test_the_model_starts_only_when_run_task_needs_it(xdisplay: str, tmp_path: Path) -> None:
+    async def body(client: Client) -> None:
+        # Nothing listens at the endpoint: screenshot and act do not need it.
+        shot = await client.call_tool("screenshot", {})
+        assert not shot.is_error, text_of(shot)
+        moved = await client.call_tool("act", {"action": "mouse_move", "coordinate": [10, 10]})
+        assert not moved.is_error, text_of(moved)
+        task = await client.call_tool("run_task", {"task": "anything"})
+        assert task.is_error
+        assert "model backend did not start" in text_of(task) and "cannot reach" in text_of(task)
+
+    session(
+        tmp_path / "runs", "--approve", "auto", "--endpoint", "http://127.0.0.1:9/v1", body=body
+    )
