@@ -252,3 +252,32 @@ def test_the_model_starts_only_when_run_task_needs_it(xdisplay: str, tmp_path: P
     session(
         tmp_path / "runs", "--approve", "auto", "--endpoint", "http://127.0.0.1:9/v1", body=body
     )
+
+
+def test_cancelling_run_task_stops_the_run(xdisplay: str, tmp_path: Path) -> None:
+    # The model takes 60 s to answer; the client gives up after 2 s.
+    server = ScriptedServer([Reply(xml_call(action="wait", time=1), delay_s=60)])
+    runs = tmp_path / "runs"
+
+    async def body(client: Client) -> None:
+        call = asyncio.ensure_future(client.call_tool("run_task", {"task": "wait a minute"}))
+        await asyncio.sleep(2)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        # The desktop thread is free again well before the model would have answered.
+        t = time.monotonic()
+        shot = await client.call_tool("screenshot", {})
+        assert not shot.is_error and time.monotonic() - t < 15
+
+    try:
+        session(runs, "--approve", "auto", "--endpoint", server.url, body=body)
+    finally:
+        server.close()
+    (run_dir,) = [
+        d
+        for d in runs.iterdir()
+        if json.loads((d / "run.json").read_text())["mcp"]["kind"] == "run_task"
+    ]
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["outcome"]["status"] == "stopped"
