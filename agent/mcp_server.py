@@ -275,8 +275,10 @@ class Desk:
                 f"{action.name} ends a task run; act performs single actions (use run_task)"
             )
         window = self.focus() if isinstance(action, Type | Key) else None
-        context = RiskContext(previous=self._last_action, previous_window=self._last_window)
-        risk = self.config.rules.assess(action, _with_window(context, window))
+        context = RiskContext(
+            previous=self._last_action, previous_window=self._last_window, window=window
+        )
+        risk = self.config.rules.assess(action, context)
         record["risk"] = risk.to_json()
         if risk.level == "blocked":
             decision = Decision("reject", by="rules", note=risk.reason)
@@ -424,13 +426,6 @@ class Desk:
         raise Refused(f"run {run_id} has no screenshot for step {index}")
 
 
-def _with_window(context: RiskContext, window: str | None) -> RiskContext:
-    """The context with the focused window filled in."""
-    from dataclasses import replace
-
-    return replace(context, window=window)
-
-
 def act_schema() -> dict[str, Any]:
     """act's input schema: exactly the parameters of Qwen 3.5's computer_use tool (0-1000)."""
     function = tool_schema(CoordinateSpace.relative())["function"]
@@ -462,8 +457,7 @@ def build_server(desk: Desk) -> Any:
             raise ToolError(str(exc)) from None
 
     async def screenshot(ctx: Context) -> list[Any]:
-        """The current screen of deskpilot's monitor (downscaled as for the model, aspect kept),
-        and its size in pixels, e.g. 1920x1080."""
+        """The current screen as an image, and its size in pixels."""
         png, size = await on_desk(desk.screenshot, client_name(ctx))
         return [Image(data=png, format="png"), size]
 
@@ -494,8 +488,7 @@ def build_server(desk: Desk) -> Any:
         return await on_desk(desk.act, client_name(ctx), arguments)
 
     async def run_task_tool(task: str, ctx: Context) -> dict[str, Any]:
-        """Let deskpilot's agent do a whole task; returns the outcome, the answer and the
-        recording folder. Progress is notified at each step."""
+        """Let deskpilot's agent do a whole task."""
         loop = asyncio.get_running_loop()
         total = float(desk.config.settings.max_steps)
 
@@ -530,7 +523,16 @@ def build_server(desk: Desk) -> Any:
         }
 
     read_only = ToolAnnotations(read_only_hint=True, destructive_hint=False)
-    server.add_tool(screenshot, name="screenshot", annotations=read_only, structured_output=False)
+    server.add_tool(
+        screenshot,
+        name="screenshot",
+        description=(
+            "The current screen of deskpilot's monitor as a PNG (downscaled as for the model, "
+            "aspect kept), and a text item with the screen's size in pixels, e.g. 1920x1080."
+        ),
+        annotations=read_only,
+        structured_output=False,
+    )
     server.add_tool(
         act,
         name="act",
@@ -543,7 +545,15 @@ def build_server(desk: Desk) -> Any:
         annotations=ToolAnnotations(destructive_hint=True, open_world_hint=False),
         structured_output=False,
     )
-    server.add_tool(run_task_tool, name="run_task")
+    server.add_tool(
+        run_task_tool,
+        name="run_task",
+        description=(
+            "Let deskpilot's own Qwen 3.5 agent do a whole task on the desktop with its "
+            "configured model; returns the outcome, the answer and the recording folder, "
+            "with a progress notification at each step."
+        ),
+    )
     # The advertised schema is the model's own computer_use schema; the arguments still go
     # through deskpilot's one validator (agent/protocol.py), which says what is wrong.
     server._tool_manager.get_tool("act").parameters = act_schema()
