@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_desktop_options(run)
     sub.add_parser("monitors", help="list the monitors deskpilot can see (RandR on X11)")
     add_calibrate_parser(sub)
+    add_mcp_parser(sub)
     from ui.replay_cli import add_replay_parsers
 
     add_replay_parsers(sub, add_run_options)
@@ -264,37 +265,44 @@ def private_desktop_info(args: argparse.Namespace, display: str | None) -> dict[
 def make_backend(args: argparse.Namespace) -> Any:
     """The model backend the flags ask for; configuration problems exit with status 2."""
     from agent.backends.base import BackendError
+
+    try:
+        return backend_from_args(args)
+    except BackendError as exc:
+        fail(str(exc))
+
+
+def backend_from_args(args: argparse.Namespace) -> Any:
+    """The model backend the flags ask for, a local one loaded; raises BackendError."""
+    from agent.backends.base import BackendError
     from agent.backends.factory import build_backend
 
     thinking = None if args.thinking is None else args.thinking == "on"
     kind: Literal["local", "openai"] = args.backend or ("openai" if args.endpoint else "local")
     if kind == "openai" and not args.endpoint:
-        fail("--backend openai needs --endpoint URL (the server's /v1 base)")
+        raise BackendError("--backend openai needs --endpoint URL (the server's /v1 base)")
     model: str | None = args.model or (None if kind == "openai" else DEFAULT_LOCAL_MODEL)
-    try:
-        backend = build_backend(
-            kind,
-            endpoint=args.endpoint,
-            model=model,
-            device=args.device,
-            thinking=thinking,
-            max_tokens=args.max_tokens,
-            timeout_s=args.timeout,
-            api_key_env=args.api_key_env,
-            on_progress=LoadProgress(model or DEFAULT_LOCAL_MODEL) if kind == "local" else None,
-            default_local_model=DEFAULT_LOCAL_MODEL,
-        )
-        if kind == "local":
-            try:
-                backend.start()  # load now: a missing model is a configuration error, not a step
-            except BaseException:
-                backend.close()
-                raise
-            finally:
-                LoadProgress.end_line()
-        return backend
-    except BackendError as exc:
-        fail(str(exc))
+    backend = build_backend(
+        kind,
+        endpoint=args.endpoint,
+        model=model,
+        device=args.device,
+        thinking=thinking,
+        max_tokens=args.max_tokens,
+        timeout_s=args.timeout,
+        api_key_env=args.api_key_env,
+        on_progress=LoadProgress(model or DEFAULT_LOCAL_MODEL) if kind == "local" else None,
+        default_local_model=DEFAULT_LOCAL_MODEL,
+    )
+    if kind == "local":
+        try:
+            backend.start()  # load now: a missing model is a configuration error, not a step
+        except BaseException:
+            backend.close()
+            raise
+        finally:
+            LoadProgress.end_line()
+    return backend
 
 
 class LoadProgress:
@@ -395,12 +403,9 @@ class TerminalView:
             print(f"finished: {event.data['outcome']}: {message}", file=sys.stderr)
 
 
-def command_run(args: argparse.Namespace, task: str, display: str | None = None) -> int:
-    """Run one task headless on a display (None: the user's); returns the exit status."""
-    from actions.screen import DisplayError, Screen
-    from agent.approval import Breakpoints, TerminalApprover, policy, with_breakpoints
-    from agent.loop import LoopSettings, RunResult, run_task
-    from agent.recording import Recorder, RecordingError, run_info
+def run_setup(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """(LoopSettings, RiskRules, Redactor) from the run options; bad values exit with status 2."""
+    from agent.loop import LoopSettings
     from agent.risk import RiskConfigError, load_rules
     from agent.secrets import Redactor, secrets_from_env
 
@@ -419,6 +424,27 @@ def command_run(args: argparse.Namespace, task: str, display: str | None = None)
         fail(f"--secret-env {missing[0]}: that environment variable is not set")
     redactor = Redactor([*args.secret, *secrets_from_env(args.secret_env)])
     args.run_redactor = redactor  # a crash report knows what this run learnt is secret
+    settings_kwargs: dict[str, Any] = {
+        "max_steps": args.max_steps,
+        "history_images": args.history_images,
+        "coords": args.coords,
+        "repeat_limit": args.repeat_limit,
+        "retry_delays_s": tuple(1.0 * 4**n for n in range(max(0, args.retries))),
+        "max_minutes": args.max_minutes if args.max_minutes > 0 else None,
+    }
+    if args.max_pixels:
+        settings_kwargs["max_pixels"] = args.max_pixels
+    return LoopSettings(**settings_kwargs), rules, redactor
+
+
+def command_run(args: argparse.Namespace, task: str, display: str | None = None) -> int:
+    """Run one task headless on a display (None: the user's); returns the exit status."""
+    from actions.screen import DisplayError, Screen
+    from agent.approval import Breakpoints, TerminalApprover, policy, with_breakpoints
+    from agent.loop import RunResult, run_task
+    from agent.recording import Recorder, RecordingError, run_info
+
+    settings, rules, redactor = run_setup(args)
     if not task.strip():
         fail("the task is empty")
     try:
@@ -450,17 +476,6 @@ def command_run(args: argparse.Namespace, task: str, display: str | None = None)
     backend = make_backend(args)
     from actions.executor import Executor
 
-    settings_kwargs: dict[str, Any] = {
-        "max_steps": args.max_steps,
-        "history_images": args.history_images,
-        "coords": args.coords,
-        "repeat_limit": args.repeat_limit,
-        "retry_delays_s": tuple(1.0 * 4**n for n in range(max(0, args.retries))),
-        "max_minutes": args.max_minutes if args.max_minutes > 0 else None,
-    }
-    if args.max_pixels:
-        settings_kwargs["max_pixels"] = args.max_pixels
-    settings = LoopSettings(**settings_kwargs)
     runs_dir = args.runs_dir or default_runs_dir()
     try:
         recorder = Recorder(
@@ -546,6 +561,45 @@ def run_task_on(args: argparse.Namespace, display: str | None) -> int:
     return command_run(args, args.task, display)
 
 
+def add_mcp_parser(sub: Any) -> None:
+    """`deskpilot mcp`: the same run options; guarded unless --approve says otherwise."""
+    mcp = sub.add_parser(
+        "mcp",
+        help="serve screenshot, act and run_task to MCP clients over stdio (docs/mcp.md)",
+        description="An MCP server on stdin/stdout (no network port). Nobody can be asked "
+        "over stdio: in guarded mode (the default here) risky actions are refused, in ask "
+        "mode every action is; blocked actions never run.",
+    )
+    add_run_options(mcp)
+    mcp.set_defaults(approve="guarded")
+
+
+def command_mcp(args: argparse.Namespace) -> int:
+    """Serve deskpilot's tools over MCP stdio until the client disconnects."""
+    from agent.mcp_server import Desk, ServerConfig, serve
+    from agent.secrets import secrets_from_env
+
+    settings, rules, _ = run_setup(args)
+    warn_if_remote(args.endpoint)
+    if (args.backend or ("openai" if args.endpoint else "local")) == "openai" and not args.endpoint:
+        fail("--backend openai needs --endpoint URL (the server's /v1 base)")
+    config = ServerConfig(
+        approve=args.approve,
+        rules=rules,
+        settings=settings,
+        runs_dir=args.runs_dir or default_runs_dir(),
+        monitor=args.monitor,
+        secrets=(*args.secret, *secrets_from_env(args.secret_env)),
+    )
+    print(
+        f"deskpilot: MCP server on stdio (approval {args.approve}; recordings in "
+        f"{config.runs_dir}); the model starts on the first run_task",
+        file=sys.stderr,
+    )
+    serve(Desk(config, lambda: backend_from_args(args)))
+    return EXIT_OK
+
+
 def command_monitors() -> int:
     """List monitors with their geometry."""
     from actions.screen import DisplayError, Screen
@@ -620,6 +674,8 @@ def main(argv: list[str] | None = None) -> int:
             return command_monitors()
         if args.command == "calibrate":
             return run_on_desktop(args, lambda display: command_calibrate(args, display))
+        if args.command == "mcp":
+            return command_mcp(args)
         if args.command in ("replay", "export"):
             from ui.replay_cli import run_replay_command
 

@@ -288,8 +288,13 @@ class _Run:
         self, outcome: Outcome, message: str, steps: int, answer: str | None = None
     ) -> RunResult:
         """Write the outcome into run.json (or say why it could not be) and tell the viewer."""
-        # The backend may have changed course mid-run (tools moved into the system prompt).
-        self.recorder.info["backend"] = self.backend.describe()
+        # The backend may have changed course mid-run (tools moved into the system prompt, or
+        # the conversation back to the older shape).
+        described = self.backend.describe()
+        self.recorder.info["backend"] = described
+        shape = described.get("conversation")
+        if isinstance(shape, str):  # the shape the run ended in (a server may refuse native)
+            self.recorder.info["conversation"] = shape
         try:
             self.recorder.finish(
                 {"status": outcome, "message": message, "answer": answer, "steps": steps}
@@ -731,6 +736,8 @@ class _Step:
         self.record["finish_reason"] = completion.finish_reason
         if completion.tools_in_prompt:  # the server refused `tools` (llama.cpp without --jinja)
             self.record["tools_in_prompt"] = True
+        if completion.conversation is not None:
+            self.record["conversation"] = completion.conversation
         self.record["tokens"].update(
             {"prompt": completion.prompt_tokens, "completion": completion.completion_tokens}
         )

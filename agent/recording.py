@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from actions.screen import Monitor
-from agent.backends.base import ChatMessage, ImagePart, Part
+from agent.backends.base import ChatMessage, ImagePart, Part, ToolCall
 from agent.backends.openai_compat import API_KEY_ENV
 from agent.secrets import MARKER, Redactor, find_secrets, secrets_from_env
 
@@ -476,7 +476,14 @@ def encode_message(message: ChatMessage, run_dir: Path) -> dict[str, Any]:
             except ValueError:
                 pass  # an image from outside the run (never written by the loop): keep it
         content.append({"type": "image", "path": path, "width": part.width, "height": part.height})
-    return {"role": message.role, "content": content}
+    encoded: dict[str, Any] = {"role": message.role, "content": content}
+    if message.tool_calls:
+        encoded["tool_calls"] = [
+            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        encoded["tool_call_id"] = message.tool_call_id
+    return encoded
 
 
 def prompt_messages(recording: Recording, index: int) -> list[dict[str, Any]] | None:
@@ -505,5 +512,9 @@ def load_messages(recording: Recording, messages: list[dict[str, Any]]) -> list[
                 parts.append(
                     ImagePart(path.read_bytes(), int(part["width"]), int(part["height"]), str(path))
                 )
-        out.append(ChatMessage(msg["role"], tuple(parts)))
+        calls = tuple(
+            ToolCall(str(c["name"]), str(c["arguments"]), c.get("id"))
+            for c in msg.get("tool_calls") or ()
+        )
+        out.append(ChatMessage(msg["role"], tuple(parts), calls, msg.get("tool_call_id")))
     return out

@@ -454,6 +454,11 @@ def _step_html(recording: Recording, step: dict[str, Any]) -> str:
                 p["text"] if p["type"] == "text" else f"[image {p.get('path')}]"
                 for p in msg["content"]
             )
+            # Qwen 3.5's native shape: the call is in tool_calls, not in the text.
+            text += "".join(
+                f"[tool call {c.get('name')}: {c.get('arguments')}]"
+                for c in msg.get("tool_calls") or ()
+            )
             out.append(f"<p class='meta'>{_esc(msg['role'])}</p>{_pre(text)}")
         out.append("</details>")
     out.append("</section>")

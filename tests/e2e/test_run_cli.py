@@ -142,10 +142,12 @@ def test_a_run_drives_qt_and_xterm_in_all_three_formats(
     ]
     assert len(images) == 3  # the last K=3 screenshots
     assert images[0]["image_url"]["url"].startswith("data:image/png;base64,")
-    assistant = [m["content"] for m in last["messages"] if m["role"] == "assistant"]
-    # The last steps in full (LoopSettings.history_text 4, moved in chunks of 4: steps 5-10);
-    # the 4 before as one line each.
-    assert len(assistant) == 6 and "hscroll" in assistant[0]
+    assistant = [m for m in last["messages"] if m["role"] == "assistant"]
+    # The last steps in full (LoopSettings.history_text 4, moved in chunks of 4: steps 5-10),
+    # as Qwen 3.5's tool_calls; the 4 before as one line each.
+    assert (
+        len(assistant) == 6 and "hscroll" in assistant[0]["tool_calls"][0]["function"]["arguments"]
+    )
     summary = next(m["content"] for m in last["messages"] if "Earlier steps" in str(m["content"]))
     assert "1. left_click(coordinate=" in summary and "4. scroll(" in summary
     assert "Executed key" in tool_response_of(last)
