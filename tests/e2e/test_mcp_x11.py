@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from agent.recording import read_steps
 from tests.support.scripted_server import Reply, ScriptedServer, xml_call
 
 mcp = pytest.importorskip("mcp")
@@ -175,7 +176,7 @@ def test_guarded_with_nobody_to_ask_refuses_risky_actions(
     assert term.wait_exit(timeout_s=20) == 0
     assert out.read_text() == "hello"
     (run_dir,) = [d for d in runs.iterdir() if d.is_dir()]
-    steps = [json.loads(line) for line in (run_dir / "steps.jsonl").read_text().splitlines()]
+    steps = read_steps(run_dir / "steps.jsonl")[0]
     refused = steps[1]
     assert refused["risk"]["level"] == "risky" and refused["execution"] is None
     assert refused["decision"]["kind"] == "reject" and refused["decision"]["by"] == "guarded"
