@@ -120,6 +120,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help="monitor number as `deskpilot monitors` lists it (default: primary)",
     )
     p.add_argument(
+        "--display-backend",
+        choices=["auto", "x11", "wlroots", "portal"],
+        default="auto",
+        help="how to see and drive the desktop (default auto: from the session; see "
+        "docs/wayland.md)",
+    )
+    p.add_argument(
         "--history-images", type=int, default=3, help="screenshots kept in the prompt (default 3)"
     )
     p.add_argument(
@@ -290,7 +297,8 @@ def command_run(args: argparse.Namespace, task: str) -> int:
     """Run one task headless; returns the exit status."""
     import os
 
-    from actions.screen import DisplayError, Screen
+    from actions.desktop import open_desktop
+    from actions.screen import DisplayError
     from agent.approval import Breakpoints, TerminalApprover, policy, with_breakpoints
     from agent.loop import LoopSettings, run_task
     from agent.recording import Recorder, run_info
@@ -332,12 +340,16 @@ def command_run(args: argparse.Namespace, task: str) -> int:
             file=sys.stderr,
         )
     try:
-        screen = Screen(args.monitor)
+        desktop = open_desktop(args.display_backend, args.monitor)
     except DisplayError as exc:
         fail(str(exc))
+    screen = desktop.screen
     warn_if_remote(args.endpoint)
-    backend = make_backend(args)
-    from actions.executor import Executor
+    try:
+        backend = make_backend(args)
+    except BaseException:
+        desktop.close()
+        raise
 
     settings_kwargs: dict[str, Any] = {
         "max_steps": args.max_steps,
@@ -373,10 +385,7 @@ def command_run(args: argparse.Namespace, task: str) -> int:
     person = ask if interactive or args.approve == "ask" else None
     # With auto, the terminal is asked only from a breakpoint on, until `c` (continue).
     decide = with_breakpoints(policy(args.approve, person), ask, breakpoints)
-    from actions.window import FocusProbe
-
-    executor = Executor()
-    focus = FocusProbe()
+    executor = desktop.executor
     stop = threading.Event()
     try:
         result = run_task(
@@ -390,13 +399,12 @@ def command_run(args: argparse.Namespace, task: str) -> int:
             on_event=TerminalView(args.quiet),
             stop=stop,
             rules=rules,
-            focus=focus.wm_class,
+            focus=desktop.focused_window,
         )
         if result.outcome in ("stopped", "error"):
             executor.release_all()  # a stop mid-action must leave no key or button held
     finally:
-        focus.close()
-        executor.close()
+        desktop.close()
         backend.close()
     if result.answer is not None:
         print(result.answer)
@@ -405,15 +413,21 @@ def command_run(args: argparse.Namespace, task: str) -> int:
 
 def command_monitors() -> int:
     """List monitors with their geometry."""
-    from actions.screen import DisplayError, Screen
+    from actions.desktop import open_desktop
+    from actions.screen import DisplayError
 
     try:
-        screen = Screen()
+        desktop = open_desktop()
     except DisplayError as exc:
         fail(str(exc))
-    for m in screen.list_monitors():
+    try:
+        monitors = desktop.monitors()
+    finally:
+        desktop.close()
+    for m in monitors:
         mark = " (primary)" if m.primary else ""
-        print(f"{m.index}: {m.width}x{m.height} at {m.left:+d}{m.top:+d}{mark}")
+        scale = f" scale {m.scale:g}" if m.scale != 1.0 else ""
+        print(f"{m.index}: {m.width}x{m.height} at {m.left:+d}{m.top:+d}{scale}{mark}")
     return EXIT_OK
 
 

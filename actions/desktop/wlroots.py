@@ -46,7 +46,9 @@ _REQUIRED_GLOBALS = {
     "zwlr_screencopy_manager_v1": "screen capture (screencopy)",
 }
 _TOOL_TIMEOUT_S = 10.0
-_KEEPER_MS = "86400000"  # one day: the idle keyboard lives as long as the desktop object
+_KEEPER_MS = "86400000"
+_KEYBOARD_WAIT_S = 2.0
+_SEAT_KEYBOARD = 2  # one day: the idle keyboard lives as long as the desktop object
 # wtype's modifier names for the canonical modifier keys (actions.keys).
 _WTYPE_MODIFIERS = {
     "ctrl": "ctrl", "ctrlleft": "ctrl", "ctrlright": "ctrl",
@@ -248,16 +250,29 @@ class WlrootsInput:
         self._keeper: subprocess.Popen[bytes] | None = None
         self._running: subprocess.Popen[bytes] | None = None
         self._buttons: set[str] = set()
+        # Now rather than at the first key: apps bind the new keyboard while the model thinks.
+        self._keep_keyboard()
 
     def _keep_keyboard(self) -> None:
-        if self._keeper is None or self._keeper.poll() is not None:
-            self._keeper = subprocess.Popen(
-                [self._wtype, "-s", _KEEPER_MS],
-                env=self._env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+        """Start the idle keyboard if it is not running, and wait until the seat has a keyboard."""
+        if self._keeper is not None and self._keeper.poll() is None:
+            return
+        self._keeper = subprocess.Popen(
+            [self._wtype, "-s", _KEEPER_MS],
+            env=self._env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + _KEYBOARD_WAIT_S
+        while time.monotonic() < deadline and self._keeper.poll() is None:
+            probe = WireClient.connect(self._env)
+            try:
+                if probe.seat_capabilities() & _SEAT_KEYBOARD:
+                    return
+            finally:
+                probe.close()
+            time.sleep(0.02)
 
     def move(self, x: int, y: int) -> None:
         """Absolute motion in layout coordinates."""
