@@ -257,10 +257,12 @@ class WlrootsInput:
         """Start the idle keyboard if it is not running, and wait until the seat has a keyboard."""
         if self._keeper is not None and self._keeper.poll() is None:
             return
+        # The shell ends the idle wtype when our end of its stdin closes, so a deskpilot that
+        # dies without close() leaves no virtual keyboard behind.
         self._keeper = subprocess.Popen(
-            [self._wtype, "-s", _KEEPER_MS],
+            ["sh", "-c", f'"$0" -s {_KEEPER_MS} & read _; kill $! 2>/dev/null', self._wtype],
             env=self._env,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -349,13 +351,15 @@ class WlrootsInput:
 
     def close(self) -> None:
         """End the idle keyboard and hang up (the compositor drops the virtual pointer)."""
-        if self._keeper is not None and self._keeper.poll() is None:
-            self._keeper.terminate()
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None:
+            if keeper.stdin is not None:
+                keeper.stdin.close()  # the shell ends its wtype, then itself
             try:
-                self._keeper.wait(timeout=2)
+                keeper.wait(timeout=2)
             except subprocess.TimeoutExpired:
-                self._keeper.kill()
-        self._keeper = None
+                keeper.kill()
+                keeper.wait()
         self._client.close()
 
 
