@@ -1,9 +1,8 @@
 """One interface to the desktop (monitors, capture, input, focus, hotkey), chosen from the session.
 
 Implementations: x11 (mss, XTEST through actions.executor), wlroots (screencopy through grim, a
-virtual pointer, a virtual keyboard through wtype). The xdg-desktop-portal path for GNOME and
-KDE is detected but not implemented yet: opening it fails with a one-line message (see
-docs/wayland.md).
+virtual pointer, a virtual keyboard through wtype), portal (xdg-desktop-portal RemoteDesktop and
+ScreenCast, for GNOME, KDE and others; see docs/wayland.md for what each supports).
 """
 
 from __future__ import annotations
@@ -157,7 +156,7 @@ def open_desktop(requested: str = "auto", monitor: int | None = None) -> Desktop
         return WlrootsDesktop(monitor, env)
     from actions.desktop.portal import open_portal_desktop
 
-    return open_portal_desktop(env)
+    return open_portal_desktop(env, monitor)
 
 
 def describe_session(env: Mapping[str, str]) -> str:

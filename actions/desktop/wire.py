@@ -28,6 +28,7 @@ __all__ = [
 _HEADER = struct.Struct("<II")
 _DISPLAY_ID = 1
 _READ_TIMEOUT_S = 5.0
+_FD_SPACE = socket.CMSG_SPACE(16 * 4)  # room for the few descriptors one read may carry
 
 
 class WaylandError(RuntimeError):
@@ -117,6 +118,8 @@ class WireClient:
     _handlers: dict[int, Handler] = field(default_factory=dict)
     _buffer: bytes = b""
     _done_callbacks: set[int] = field(default_factory=set)
+    # File descriptors received (SCM_RIGHTS), in order; an event with an fd argument takes one.
+    fds: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
@@ -140,6 +143,9 @@ class WireClient:
 
     def close(self) -> None:
         """Hang up; the compositor destroys every object of this client (a virtual pointer too)."""
+        for fd in self.fds:
+            os.close(fd)
+        self.fds.clear()
         try:
             self.sock.close()
         except OSError:
@@ -184,9 +190,13 @@ class WireClient:
             ready, _, _ = select.select([self.sock], [], [], left)
             if not ready:
                 continue
-            chunk = self.sock.recv(65536)
+            chunk, ancillary, _flags, _addr = self.sock.recvmsg(65536, _FD_SPACE)
             if not chunk:
                 raise WaylandError("the Wayland compositor closed the connection")
+            for level, kind, data in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    usable = len(data) - len(data) % 4
+                    self.fds.extend(struct.unpack(f"<{usable // 4}i", data[:usable]))
             self._buffer += chunk
             self._dispatch()
         self._done_callbacks.discard(callback)
@@ -264,6 +274,36 @@ class WireClient:
         self.bind("wl_seat", 1, handle)
         self.roundtrip()
         return caps[-1] if caps else 0
+
+    def keymap(self) -> str | None:
+        """The XKB keymap (text v1) the compositor gives the default seat's keyboard, or None."""
+        found: list[str] = []
+
+        def on_keyboard(opcode: int, r: Reader) -> None:
+            if opcode != 0:  # keymap(format, fd, size) is the only event that matters here
+                return
+            fmt, size = r.uint(), r.uint()
+            fd = self.fds.pop(0)
+            try:
+                if fmt == 1:  # XKB_V1
+                    with os.fdopen(os.dup(fd), "rb") as fp:
+                        import mmap
+
+                        with mmap.mmap(fp.fileno(), size, prot=mmap.PROT_READ) as mem:
+                            found.append(mem[:size].rstrip(b"\0").decode("utf-8", "replace"))
+            finally:
+                os.close(fd)
+
+        def on_seat(opcode: int, r: Reader) -> None:
+            if opcode == 0 and r.uint() & 2:  # capabilities with a keyboard
+                # Allocated only now: a client must use its new ids in increasing order.
+                keyboard = self.new_id(on_keyboard)
+                self.send(seat, 1, struct.pack("<I", keyboard))  # wl_seat.get_keyboard
+
+        seat = self.bind("wl_seat", 1, on_seat)
+        self.roundtrip()
+        self.roundtrip()
+        return found[0] if found else None
 
     # -- the virtual pointer ------------------------------------------------------------
 
