@@ -60,6 +60,10 @@ class Input(Protocol):
         """Press canonical keys (actions.keys) together, release them in reverse order."""
         ...
 
+    def check_text(self, strokes: list[str]) -> None:
+        """Raise ValueError naming the characters this input cannot type (before any is typed)."""
+        ...
+
     def type_strokes(self, strokes: list[str]) -> str | None:
         """Type characters exactly ("\\n" is Return, "\\t" Tab); a note when a fallback was used."""
         ...
@@ -265,6 +269,7 @@ class InputExecutor:
 
     def _type(self, text: str, cancel: threading.Event | None) -> str:
         strokes = validate_text(text)  # control characters are refused before anything is typed
+        self.inputs.check_text(strokes)  # so is the whole text when one character cannot be
         notes: list[str] = []
         typed = 0
         for at in range(0, len(strokes), TEXT_PIECE):

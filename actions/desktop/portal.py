@@ -460,8 +460,8 @@ class PortalInput:
         for s in reversed(syms):
             self._key(s, False)
 
-    def type_strokes(self, strokes: list[str]) -> str | None:
-        """Type characters the layout has; refuse the whole piece otherwise."""
+    def check_text(self, strokes: list[str]) -> None:
+        """Refuse text with characters the keyboard layout does not have."""
         layout = self.layout()
         if not layout:
             raise ValueError(
@@ -476,6 +476,11 @@ class PortalInput:
                 f"cannot type {shown} on this desktop: the portal types only characters of the "
                 "current keyboard layout (no clipboard fallback yet); nothing was typed"
             )
+
+    def type_strokes(self, strokes: list[str]) -> str | None:
+        """Type characters the layout has, one keysym press and release each."""
+        self.check_text(strokes)
+        special = {"\n": key_keysym("enter"), "\t": key_keysym("tab")}
         for ch in strokes:
             keysym = special.get(ch) or char_keysym(ch)
             self._key(keysym, True)

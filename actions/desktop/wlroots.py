@@ -296,13 +296,17 @@ class WlrootsInput:
         """Press and release keys with one wtype."""
         self._run_wtype(wtype_chord_args(keys))
 
-    def type_strokes(self, strokes: list[str]) -> str | None:
-        """Type the characters with one wtype whose keymap holds all of them."""
+    def check_text(self, strokes: list[str]) -> None:
+        """Refuse Unicode noncharacters: xkb has no keysym for them, and wtype would stop."""
         bad = untypable(strokes)
         if bad:
             raise ValueError(
                 f"cannot type {', '.join(bad)}: no keysym exists for them; nothing was typed"
             )
+
+    def type_strokes(self, strokes: list[str]) -> str | None:
+        """Type the characters with one wtype whose keymap holds all of them."""
+        self.check_text(strokes)
         self._run_wtype(wtype_text_args(strokes))
         return None
 

@@ -32,6 +32,10 @@ class Recording:
     def chord(self, keys: tuple[str, ...]) -> None:
         self.calls.append(("chord", keys))
 
+    def check_text(self, strokes: list[str]) -> None:
+        if "\ufffe" in strokes:
+            raise ValueError("cannot type U+FFFE; nothing was typed")
+
     def type_strokes(self, strokes: list[str]) -> str | None:
         self.calls.append(("type", "".join(strokes)))
         if self.cancel is not None:
@@ -71,6 +75,10 @@ def test_text_goes_out_in_pieces_and_a_stop_ends_it_between_two() -> None:
     assert inputs.calls == [("type", "ü" * TEXT_PIECE)]
     bad = InputExecutor(Recording()).execute(Type("a\x07b"), space=REL, monitor=SECOND)
     assert not bad.ok and "U+0007" in (bad.error or "")  # refused whole: nothing typed
+    inputs = Recording()
+    late = "a" * (TEXT_PIECE * 2) + "\ufffe"  # the character no piece but the last holds
+    bad = InputExecutor(inputs).execute(Type(late), space=REL, monitor=SECOND)
+    assert not bad.ok and inputs.calls == []
 
 
 def test_a_cancelled_drag_lets_go_of_the_button() -> None:
