@@ -403,6 +403,10 @@ def command_run(args: argparse.Namespace, task: str) -> int:
         )
         if result.outcome in ("stopped", "error"):
             executor.release_all()  # a stop mid-action must leave no key or button held
+    except DisplayError as exc:
+        # The desktop went away mid-run (portal permission revoked, display gone): one line.
+        print(f"deskpilot: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         desktop.close()
         backend.close()

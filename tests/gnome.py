@@ -179,6 +179,12 @@ class Gnome:
         thread.start()
         return thread
 
+    def end_backend(self) -> None:
+        """End the portal's GNOME backend: mutter then stops its sessions and their streams."""
+        backend = next(p for p in self.procs if p.args[0].endswith("xdg-desktop-portal-gnome"))
+        backend.terminate()
+        backend.wait(timeout=10)
+
     def stop(self) -> None:
         """End everything started, newest first, and remove the runtime folder."""
         for proc in reversed(self.procs):

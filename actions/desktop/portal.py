@@ -81,6 +81,7 @@ class PortalSession:
         self._tokens = 0
         self.token_file = token_file
         self.closed_reason: str | None = None
+        self._closed: Any = None
         self._check_versions()
         self.session = self._create_session()
         self._closed = self._watch_closed()
@@ -125,6 +126,8 @@ class PortalSession:
         msg = new_method_call(self._portal.with_interface(interface), method, signature, args)
         with self._lock:
             reply = self.conn.send_and_get_reply(msg, timeout=_CALL_TIMEOUT_S)
+        if self._closed is not None and self._closed.queue:
+            self.check_open()  # the session ended while we waited: say that, not the error
         if reply.header.message_type == MessageType.error:
             name = reply.header.fields.get(4, "error")  # HeaderFields.error_name
             detail = reply.body[0] if reply.body else ""
@@ -210,7 +213,7 @@ class PortalSession:
 
     def check_open(self) -> None:
         """Fail with one line when the desktop has ended the session (permission revoked)."""
-        if self.closed_reason is None and self._closed.queue:
+        if self.closed_reason is None and self._closed is not None and self._closed.queue:
             self.closed_reason = (
                 "the desktop ended screen sharing and remote control (the permission was revoked "
                 "or the session stopped): start the run again to ask for it anew"
@@ -239,8 +242,6 @@ class PortalSession:
         """A RemoteDesktop Notify* call on this session."""
         self.check_open()
         self._call(_RD, method, "oa{sv}" + signature, self.session, {}, *args)
-        if self._closed.queue:
-            self.check_open()
 
     def pipewire_fd(self) -> int:
         """A new connection to the PipeWire remote that carries this session's stream."""
@@ -299,7 +300,8 @@ class PortalScreen:
                 )  # fmt: skip
             except subprocess.TimeoutExpired as exc:
                 raise DisplayError(
-                    "screen capture failed: no frame from the portal's stream"
+                    "screen capture failed: no frame from the portal's stream "
+                    "(was sharing stopped?)"
                 ) from exc
             finally:
                 os.close(fd)

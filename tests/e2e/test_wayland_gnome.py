@@ -2,7 +2,8 @@
 
 The portal's sharing dialog is answered through AT-SPI, as a person would answer it. Checked:
 capture (real pictures), a click, a key press, exact typing of what the layout has, a clear
-refusal of what it has not (nothing typed), and a declined dialog as one line.
+refusal of what it has not (nothing typed), a declined dialog and a stream lost mid-run as one
+line each.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import io
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,3 +103,32 @@ def test_a_declined_dialog_is_one_line(gnome: Gnome, tmp_path: Path) -> None:
         "dialog: run again and choose Share (with 'Allow remote interaction' on)"
     ]
     assert server.requests == []
+
+
+def test_sharing_that_stops_mid_run_ends_the_run_with_one_line(
+    gnome: Gnome, tmp_path: Path
+) -> None:
+    # Last in the module: it ends the portal's GNOME backend (mutter then stops the session).
+    # That sends no Session.Closed, so it checks the lost stream, not the revoked message.
+    script = [Reply(xml_call(action="wait", time=3)), Reply(xml_call(action="wait", time=1))]
+    server = ScriptedServer(script)
+    dialog = gnome.answer_dialog("share")
+    result: list[Any] = []
+    runner = threading.Thread(
+        target=lambda: result.append(run_cli(gnome, server, tmp_path / "runs"))
+    )
+    runner.start()
+    try:
+        gnome.wait(lambda: server.requests, "the first model request", 60)
+        gnome.end_backend()
+        runner.join(timeout=120)
+    finally:
+        server.close()
+        dialog.join()
+    (proc,) = result
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "deskpilot: error: screen capture failed: no frame from the portal's stream (was "
+        "sharing stopped?)"
+    )
+    assert "Traceback" not in proc.stderr and len(server.requests) == 1
