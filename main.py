@@ -417,17 +417,13 @@ def command_run(args: argparse.Namespace, task: str) -> int:
 
 def command_monitors() -> int:
     """List monitors with their geometry."""
-    from actions.desktop import open_desktop
+    from actions.desktop import list_monitors
     from actions.screen import DisplayError
 
     try:
-        desktop = open_desktop()
+        monitors = list_monitors()
     except DisplayError as exc:
         fail(str(exc))
-    try:
-        monitors = desktop.monitors()
-    finally:
-        desktop.close()
     for m in monitors:
         mark = " (primary)" if m.primary else ""
         scale = f" scale {m.scale:g}" if m.scale != 1.0 else ""

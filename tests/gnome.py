@@ -71,15 +71,14 @@ def skip_without_gnome() -> None:
 class Gnome:
     """A headless GNOME (mutter) with the portals; `env` is what a client needs."""
 
-    runtime: tempfile.TemporaryDirectory[str]
+    runtime: Path
     env: dict[str, str]
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @classmethod
     def start(cls, timeout_s: float = 30.0) -> Gnome:
         """Start the bus, PipeWire, mutter and the portals; returns once the portal answers."""
-        runtime = tempfile.TemporaryDirectory(prefix="deskpilot-gnome-")
-        folder = Path(runtime.name)
+        folder = Path(tempfile.mkdtemp(prefix="deskpilot-gnome-"))
         folder.chmod(0o700)
         env = {
             k: v
@@ -93,7 +92,7 @@ class Gnome:
             XDG_STATE_HOME=str(folder / "state"),
             GSETTINGS_BACKEND="memory",
         )
-        gnome = cls(runtime, env)
+        gnome = cls(folder, env)
         try:
             bus = gnome._spawn(
                 ["dbus-daemon", "--session", "--nofork", "--print-address=1"], capture=True
@@ -116,7 +115,7 @@ class Gnome:
         return gnome
 
     def _spawn(self, cmd: list[str], *, capture: bool = False) -> subprocess.Popen[bytes]:
-        log = open(Path(self.runtime.name) / f"{Path(cmd[0]).name}.log", "wb")  # noqa: SIM115
+        log = open(self.runtime / f"{Path(cmd[0]).name}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
             cmd,
             env=self.env,
@@ -197,4 +196,13 @@ class Gnome:
                     proc.wait()
             if proc.stdout is not None:
                 proc.stdout.close()
-        self.runtime.cleanup()
+        # xdg-document-portal (started by the bus on demand) mounts a FUSE file system at
+        # $XDG_RUNTIME_DIR/doc; it may outlive the bus for a moment, so unmount it first.
+        doc = self.runtime / "doc"
+        if os.path.lexists(doc):  # a dead FUSE mount does not even answer ismount()
+            for tool in ("fusermount3", "fusermount"):
+                if shutil.which(tool):
+                    subprocess.run([tool, "-uz", str(doc)], capture_output=True, timeout=10)
+            if os.path.ismount(doc):
+                subprocess.run(["umount", "-l", str(doc)], capture_output=True, timeout=10)
+        shutil.rmtree(self.runtime, ignore_errors=True)

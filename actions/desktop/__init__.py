@@ -26,6 +26,7 @@ __all__ = [
     "DisplayError",
     "HotkeySupport",
     "choose_backend",
+    "list_monitors",
     "open_desktop",
 ]
 
@@ -159,8 +160,23 @@ def open_desktop(requested: str = "auto", monitor: int | None = None) -> Desktop
     return open_portal_desktop(env, monitor)
 
 
-def describe_session(env: Mapping[str, str]) -> str:
-    """The session variables that chose the backend, for messages."""
-    names = ("XDG_SESSION_TYPE", "XDG_CURRENT_DESKTOP", "WAYLAND_DISPLAY", "DISPLAY")
-    shown = [f"{n}={env[n]}" for n in names if env.get(n)]
-    return ", ".join(shown) or "no session variables set"
+def list_monitors(requested: str = "auto") -> list[Monitor]:
+    """The session's monitors without opening a desktop (on a portal desktop: no dialog)."""
+    env = dict(os.environ)
+    if choose_backend(env, requested) == "x11":
+        from actions.screen import Screen
+
+        return Screen().list_monitors()
+    from actions.desktop.wire import WaylandError, WireClient
+    from actions.desktop.wlroots import monitors_from_outputs
+
+    try:
+        client = WireClient.connect(env)
+    except WaylandError as exc:
+        raise DisplayError(str(exc)) from exc
+    try:
+        return monitors_from_outputs(client.outputs())
+    except WaylandError as exc:
+        raise DisplayError(str(exc)) from exc
+    finally:
+        client.close()

@@ -49,6 +49,12 @@ def run_cli(gnome: Gnome, server: ScriptedServer, runs: Path) -> Any:
 def test_a_run_through_the_portal_clicks_types_and_records(gnome: Gnome, tmp_path: Path) -> None:
     from PIL import Image
 
+    # Listing monitors needs no permission: no dialog (none is answered here).
+    listed = subprocess.run(
+        [sys.executable, "main.py", "monitors"],
+        cwd=ROOT, env=gnome.env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert listed.returncode == 0 and listed.stdout == "1: 1920x1080 at +0+0 (primary)\n"
     out = tmp_path / "typed.txt"
     term = gnome.foot(f"cat > {out}")
     gnome.wait(out.exists, "foot's cat")
