@@ -38,9 +38,7 @@ def main() -> int:
         lambda a: a.getRoleName() == "application" and a.name == "xdg-desktop-portal-gnome",
     )
     button_name = "Share" if sys.argv[1:] == ["share"] else "Cancel"
-    button = app and find(
-        app, lambda a: a.getRoleName() == "push button" and button_name in a.name
-    )
+    button = app and find(app, lambda a: a.getRoleName() == "push button" and button_name in a.name)
     if not button:
         return 3
     if button_name == "Share":
