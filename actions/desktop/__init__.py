@@ -1,8 +1,9 @@
 """One interface to the desktop (monitors, capture, input, focus, hotkey), chosen from the session.
 
-Implementations: x11 (mss, XTEST through actions.executor), wlroots (screencopy through grim, a
-virtual pointer, a virtual keyboard through wtype), portal (xdg-desktop-portal RemoteDesktop and
-ScreenCast, for GNOME, KDE and others; see docs/wayland.md for what each supports).
+Implementations: x11 (mss, XTEST through actions.executor), wlroots (screencopy and a virtual
+pointer over a pure-Python Wayland client, a virtual keyboard through wtype), portal
+(xdg-desktop-portal RemoteDesktop and ScreenCast, for GNOME, KDE and others). docs/wayland.md
+says what each supports.
 """
 
 from __future__ import annotations

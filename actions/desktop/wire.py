@@ -14,9 +14,11 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "Handler",
+    "ScreenCopy",
     "OutputInfo",
     "Reader",
     "VirtualPointer",
@@ -173,6 +175,16 @@ class WireClient:
         except OSError as exc:
             raise WaylandError(f"the Wayland compositor hung up: {exc}") from exc
 
+    def send_fd(self, object_id: int, opcode: int, payload: bytes, fd: int) -> None:
+        """Send one request whose fd argument travels beside the bytes (SCM_RIGHTS)."""
+        size = _HEADER.size + len(payload)
+        data = _HEADER.pack(object_id, (size << 16) | opcode) + payload
+        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("<i", fd))]
+        try:
+            self.sock.sendmsg([data], rights)
+        except OSError as exc:
+            raise WaylandError(f"the Wayland compositor hung up: {exc}") from exc
+
     def roundtrip(self, timeout_s: float = _READ_TIMEOUT_S) -> None:
         """Send wl_display.sync and dispatch events until its callback is done."""
         callback = self.new_id()
@@ -182,8 +194,14 @@ class WireClient:
 
         self._handlers[callback] = done
         self.send(_DISPLAY_ID, 0, struct.pack("<I", callback))
+        self.dispatch_until(lambda: callback in self._done_callbacks, timeout_s)
+        self._done_callbacks.discard(callback)
+        self._handlers.pop(callback, None)
+
+    def dispatch_until(self, done: Callable[[], bool], timeout_s: float = _READ_TIMEOUT_S) -> None:
+        """Read and dispatch events until done() holds."""
         deadline = time.monotonic() + timeout_s
-        while callback not in self._done_callbacks:
+        while not done():
             left = deadline - time.monotonic()
             if left <= 0:
                 raise WaylandError("the Wayland compositor did not answer in time")
@@ -199,8 +217,6 @@ class WireClient:
                     self.fds.extend(struct.unpack(f"<{usable // 4}i", data[:usable]))
             self._buffer += chunk
             self._dispatch()
-        self._done_callbacks.discard(callback)
-        self._handlers.pop(callback, None)
 
     def _dispatch(self) -> None:
         while len(self._buffer) >= _HEADER.size:
@@ -348,6 +364,88 @@ def _xdg_output_handler(info: OutputInfo) -> Handler:
             info.name = r.string()
 
     return handle
+
+
+# wl_shm formats whose bytes are B,G,R,x and R,G,B,x in memory (little-endian ARGB/ABGR words).
+_SHM_BGRX = {0, 1}  # ARGB8888, XRGB8888
+_SHM_RGBX = {0x34324241, 0x34324258}  # ABGR8888, XBGR8888
+_Y_INVERT = 1
+
+
+class ScreenCopy:
+    """Captures outputs through wlr-screencopy into shared memory (no helper process)."""
+
+    def __init__(self, client: WireClient) -> None:
+        self.client = client
+        offered = max(v for i, v in client.globals.values() if i == "zwlr_screencopy_manager_v1")
+        self.version = min(offered, 3)
+        self.manager = client.bind("zwlr_screencopy_manager_v1", 3)
+        self.shm = client.bind("wl_shm", 1)
+        self._outputs: dict[int, int] = {}
+
+    def _output(self, global_name: int) -> int:
+        if global_name not in self._outputs:
+            version = min(self.client.globals[global_name][1], 4)
+            self._outputs[global_name] = self.client._bind(global_name, "wl_output", version, None)
+        return self._outputs[global_name]
+
+    def capture(self, global_name: int) -> tuple[int, int, bytes]:
+        """One frame of an output at its physical size, as width, height and RGB bytes."""
+        import mmap
+
+        from PIL import Image
+
+        state: dict[str, Any] = {}
+
+        def on_frame(opcode: int, r: Reader) -> None:
+            if opcode == 0:  # buffer(format, width, height, stride): the shm offer
+                state.setdefault("shm", (r.uint(), r.uint(), r.uint(), r.uint()))
+            elif opcode == 1:
+                state["flags"] = r.uint()
+            elif opcode == 2:
+                state["ready"] = True
+            elif opcode == 3:
+                state["failed"] = True
+            elif opcode == 6:  # buffer_done (v3): every offer is in
+                state["offers_done"] = True
+
+        output = self._output(global_name)
+        frame = self.client.new_id(on_frame)
+        self.client.send(self.manager, 0, struct.pack("<IiI", frame, 0, output))
+        offers = "offers_done" if self.version >= 3 else "shm"  # v1 and v2 have no buffer_done
+        self.client.dispatch_until(lambda: offers in state or "failed" in state)
+        if "shm" not in state:
+            self.client.send(frame, 1)  # destroy
+            raise WaylandError("the compositor offered no shared-memory buffer for the capture")
+        fmt, width, height, stride = state["shm"]
+        if fmt not in _SHM_BGRX | _SHM_RGBX:
+            self.client.send(frame, 1)
+            raise WaylandError(f"unsupported screencopy pixel format 0x{fmt:08x}")
+        size = stride * height
+        fd = os.memfd_create("deskpilot-screencopy", os.MFD_CLOEXEC)
+        try:
+            os.ftruncate(fd, size)
+            pool = self.client.new_id()
+            self.client.send_fd(self.shm, 0, struct.pack("<Ii", pool, size), fd)
+            buffer = self.client.new_id()
+            args = struct.pack("<IiiiiI", buffer, 0, width, height, stride, fmt)
+            self.client.send(pool, 0, args)  # wl_shm_pool.create_buffer
+            self.client.send(frame, 0, struct.pack("<I", buffer))  # copy
+            self.client.dispatch_until(lambda: "ready" in state or "failed" in state)
+            self.client.send(frame, 1)  # destroy
+            self.client.send(buffer, 0)  # wl_buffer.destroy
+            self.client.send(pool, 1)  # wl_shm_pool.destroy
+            if "failed" in state:
+                raise WaylandError("the compositor could not copy the output")
+            with mmap.mmap(fd, size, prot=mmap.PROT_READ) as mem:
+                raw = mem[:size]
+        finally:
+            os.close(fd)
+        mode = "BGRX" if fmt in _SHM_BGRX else "RGBX"
+        image = Image.frombuffer("RGB", (width, height), raw, "raw", mode, stride, 1)
+        if state.get("flags", 0) & _Y_INVERT:
+            image = image.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+        return width, height, image.tobytes()
 
 
 # zwlr_virtual_pointer_v1 request opcodes and linux input codes.

@@ -1,6 +1,7 @@
-"""wlroots compositors (sway, Hyprland, river, labwc): grim, a virtual pointer, wtype.
+"""wlroots compositors (sway, Hyprland, river, labwc): screencopy, a virtual pointer, wtype.
 
-Frames: `grim -o OUTPUT -t ppm -` (wlr-screencopy), at the output's physical resolution.
+Frames: wlr-screencopy into shared memory through actions.desktop.wire, at the output's
+physical resolution.
 Pointer: wlr-virtual-pointer through actions.desktop.wire (any wlroots compositor, not only sway).
 Keys and exact text: `wtype` (zwp-virtual-keyboard), which uploads a keymap made for the text
 it types; one idle wtype keeps a virtual keyboard alive, since a seat without a keyboard lost
@@ -24,6 +25,7 @@ from actions.desktop.wire import (
     Handler,
     OutputInfo,
     Reader,
+    ScreenCopy,
     VirtualPointer,
     WaylandError,
     WireClient,
@@ -39,7 +41,7 @@ from actions.screen import (
 )
 from actions.xtyping import char_keysym
 
-APT_HINT = "apt-get install -y --no-install-recommends grim wtype"
+APT_HINT = "apt-get install -y --no-install-recommends wtype"
 _REQUIRED_GLOBALS = {
     "zwlr_virtual_pointer_manager_v1": "a virtual pointer",
     "zwp_virtual_keyboard_manager_v1": "a virtual keyboard",
@@ -83,54 +85,27 @@ def monitors_from_outputs(outputs: list[OutputInfo]) -> list[Monitor]:
     ]
 
 
-def parse_ppm(data: bytes) -> tuple[int, int, bytes]:
-    """A binary PPM (P6, maxval 255) as width, height and RGB bytes."""
-    fields: list[bytes] = []
-    pos = 0
-    while len(fields) < 4:
-        while pos < len(data) and data[pos : pos + 1].isspace():
-            pos += 1
-        if data[pos : pos + 1] == b"#":  # a comment runs to the end of its line
-            pos = data.index(b"\n", pos)
-            continue
-        end = pos
-        while end < len(data) and not data[end : end + 1].isspace():
-            end += 1
-        fields.append(data[pos:end])
-        pos = end
-    if fields[0] != b"P6" or fields[3] != b"255":
-        raise DisplayError(f"grim wrote an unexpected image header: {b' '.join(fields)!r}")
-    width, height = int(fields[1]), int(fields[2])
-    rgb = data[pos + 1 : pos + 1 + width * height * 3]
-    if len(rgb) != width * height * 3:
-        raise DisplayError("grim wrote a truncated image")
-    return width, height, rgb
-
-
 class WlrootsScreen:
-    """Captures one output with grim (wlr-screencopy)."""
+    """Captures one output through wlr-screencopy over a connection of its own."""
 
-    def __init__(self, monitor: Monitor, output_name: str, env: Mapping[str, str]) -> None:
+    def __init__(self, monitor: Monitor, output_global: int, env: Mapping[str, str]) -> None:
         self.monitor = monitor
-        self.output_name = output_name
-        self._env = dict(env)
-        self._grim = _need_tool("grim")
+        self.output_global = output_global
+        try:
+            self._client = WireClient.connect(dict(env))
+            self._copy = ScreenCopy(self._client)
+        except WaylandError as exc:
+            raise DisplayError(f"wlroots desktop: {exc}") from exc
 
     def _grab(self) -> tuple[int, int, bytes]:
         try:
-            done = subprocess.run(
-                [self._grim, "-o", self.output_name, "-t", "ppm", "-"],
-                env=self._env,
-                capture_output=True,
-                timeout=_TOOL_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise DisplayError("screen capture failed: grim did not finish in time") from exc
-        if done.returncode != 0:
-            reason = " ".join(done.stderr.decode("utf-8", "replace").split()) or "no message"
-            raise DisplayError(f"screen capture failed: grim: {reason}")
-        return parse_ppm(done.stdout)
+            return self._copy.capture(self.output_global)
+        except WaylandError as exc:
+            raise DisplayError(f"screen capture failed: {exc}") from exc
+
+    def close(self) -> None:
+        """Hang up the capture connection."""
+        self._client.close()
 
     def capture(self) -> Frame:
         """Grab the output; the scale is read off the captured size (HiDPI, fractional)."""
@@ -439,7 +414,7 @@ class WlrootsDesktop:
                                   for m in monitors)  # fmt: skip
                 raise DisplayError(f"no monitor {monitor}; available: {names}")
             chosen = found[0]
-        self.screen = WlrootsScreen(chosen, outputs[chosen.index - 1].name, self._env)
+        self.screen = WlrootsScreen(chosen, outputs[chosen.index - 1].global_name, self._env)
         left = min(m.left for m in monitors)
         top = min(m.top for m in monitors)
         right = max(m.left + m.width for m in monitors)
@@ -467,5 +442,6 @@ class WlrootsDesktop:
             return None
 
     def close(self) -> None:
-        """Free the virtual input devices."""
+        """Free the virtual input devices and the capture connection."""
         self.executor.close()
+        self.screen.close()

@@ -11,7 +11,6 @@ from actions.desktop.portal import keysym_typable, layout_keysyms, open_portal_d
 from actions.desktop.wire import OutputInfo
 from actions.desktop.wlroots import (
     monitors_from_outputs,
-    parse_ppm,
     untypable,
     wtype_chord_args,
     wtype_text_args,
@@ -105,10 +104,3 @@ def test_chords_press_in_order_and_release_in_reverse() -> None:
     ]  # fmt: skip
     assert wtype_chord_args(("win",)) == ["-M", "logo", "-m", "logo"]
     assert wtype_chord_args(("enter",)) == ["-P", "Return", "-p", "Return"]
-
-
-def test_a_ppm_from_grim_is_read_as_rgb() -> None:
-    data = b"P6\n# grim\n2 1\n255\n" + bytes([255, 0, 0, 0, 0, 255])
-    assert parse_ppm(data) == (2, 1, bytes([255, 0, 0, 0, 0, 255]))
-    with pytest.raises(DisplayError, match="truncated"):
-        parse_ppm(b"P6 2 2 255\n" + bytes(6))
