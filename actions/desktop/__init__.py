@@ -1,7 +1,7 @@
 """One interface to the desktop (monitors, capture, input, focus, hotkey), chosen from the session.
 
 Implementations: x11 (mss, XTEST through actions.executor), wlroots (screencopy and a virtual
-pointer over a pure-Python Wayland client, a virtual keyboard through wtype), portal
+pointer and keyboard over a pure-Python Wayland client), portal
 (xdg-desktop-portal RemoteDesktop and ScreenCast, for GNOME, KDE and others). docs/wayland.md
 says what each supports.
 """

@@ -1,8 +1,9 @@
-"""A minimal Wayland client in pure Python: the wire format, the registry, outputs, a pointer.
+"""A minimal Wayland client in pure Python: the wire format and the few protocols deskpilot uses.
 
-Only what deskpilot needs from a compositor and nothing that passes file descriptors:
-the globals it offers, each output's logical geometry and scale (wl_output, xdg-output), and
-a virtual pointer (wlr-virtual-pointer-unstable-v1, offered by sway, Hyprland, river, labwc).
+The globals a compositor offers; each output's logical geometry and scale (wl_output,
+xdg-output); frames through wlr-screencopy into shared memory; a virtual pointer
+(wlr-virtual-pointer) and keyboard (zwp-virtual-keyboard), offered by sway, Hyprland, river,
+labwc; the seat keyboard's keymap. File descriptors travel as SCM_RIGHTS beside the bytes.
 """
 
 from __future__ import annotations
@@ -492,3 +493,81 @@ class VirtualPointer:
     def flush(self) -> None:
         """Wait until the compositor has handled everything sent (and report its errors)."""
         self.client.roundtrip()
+
+
+# zwp_virtual_keyboard_v1 requests; modifier masks of the "complete" XKB compatibility map.
+VK_KEYMAP, VK_KEY, VK_MODIFIERS = 0, 1, 2
+MODIFIER_MASKS = {"shift": 1, "ctrl": 4, "alt": 8, "logo": 64}
+_XKB_V1 = 1
+_FIRST_KEYCODE = 9  # XKB keycode of evdev key 1: XKB keycodes are evdev codes plus 8
+
+
+def keymap_text(keysyms: list[int]) -> str:
+    """An XKB keymap that puts each keysym on a key of its own, in order, from keycode 9."""
+    codes = "".join(f"<K{i}> = {_FIRST_KEYCODE + i};\n" for i in range(len(keysyms)))
+    keys = "".join(f"key <K{i}> {{[ 0x{k:x} ]}};\n" for i, k in enumerate(keysyms))
+    last = _FIRST_KEYCODE + max(len(keysyms) - 1, 0)
+    return (
+        'xkb_keymap {\nxkb_keycodes "deskpilot" {\nminimum = 8;\n'
+        f"maximum = {max(last, 255)};\n{codes}}};\n"
+        'xkb_types "deskpilot" { include "complete" };\n'
+        'xkb_compatibility "deskpilot" { include "complete" };\n'
+        f'xkb_symbols "deskpilot" {{\n{keys}}};\n}};\n'
+    )
+
+
+class VirtualKeyboard:
+    """A zwp-virtual-keyboard whose keymap is made for the keys about to be typed."""
+
+    def __init__(self, client: WireClient) -> None:
+        self.client = client
+        seat = client.bind("wl_seat", 1)
+        manager = client.bind("zwp_virtual_keyboard_manager_v1", 1)
+        self.id = client.new_id()
+        client.send(manager, 0, struct.pack("<II", seat, self.id))
+        self._keysyms: list[int] = []
+        self._pressed: set[int] = set()
+        self._start = time.monotonic()
+        self.load([])  # a keyboard without a keymap is not a keyboard yet
+        client.roundtrip()
+
+    def _ms(self) -> int:
+        return int((time.monotonic() - self._start) * 1000) & 0xFFFFFFFF
+
+    def load(self, keysyms: list[int]) -> None:
+        """Replace the keymap with one holding these keysyms (apps get it before the keys)."""
+        import mmap
+
+        unique = list(dict.fromkeys(keysyms))
+        text = keymap_text(unique).encode("utf-8") + b"\0"
+        fd = os.memfd_create("deskpilot-keymap", os.MFD_CLOEXEC)
+        try:
+            os.ftruncate(fd, len(text))
+            with mmap.mmap(fd, len(text)) as mem:
+                mem[:] = text
+            self.client.send_fd(self.id, VK_KEYMAP, struct.pack("<II", _XKB_V1, len(text)), fd)
+        finally:
+            os.close(fd)
+        self._keysyms = unique
+
+    def key(self, keysym: int, pressed: bool) -> None:
+        """Press or release the key that carries keysym in the current keymap."""
+        code = self._keysyms.index(keysym) + _FIRST_KEYCODE - 8
+        args = struct.pack("<III", self._ms(), code, 1 if pressed else 0)
+        self.client.send(self.id, VK_KEY, args)
+        (self._pressed.add if pressed else self._pressed.discard)(keysym)
+
+    def modifiers(self, names: list[str]) -> None:
+        """Hold exactly these modifiers (shift, ctrl, alt, logo)."""
+        mask = 0
+        for name in names:
+            mask |= MODIFIER_MASKS[name]
+        self.client.send(self.id, VK_MODIFIERS, struct.pack("<IIII", mask, 0, 0, 0))
+
+    def release_all(self) -> int:
+        """Release every key still down and every modifier; returns how many keys."""
+        held = list(self._pressed)
+        for keysym in held:
+            self.key(keysym, False)
+        self.modifiers([])
+        return len(held)

@@ -1,19 +1,18 @@
-"""wlroots compositors (sway, Hyprland, river, labwc): screencopy, a virtual pointer, wtype.
+"""wlroots compositors (sway, Hyprland, river, labwc): screencopy, virtual pointer and keyboard.
 
 Frames: wlr-screencopy into shared memory through actions.desktop.wire, at the output's
 physical resolution.
 Pointer: wlr-virtual-pointer through actions.desktop.wire (any wlroots compositor, not only sway).
-Keys and exact text: `wtype` (zwp-virtual-keyboard), which uploads a keymap made for the text
-it types; one idle wtype keeps a virtual keyboard alive, since a seat without a keyboard lost
-the first key of each new virtual keyboard in our tests. Outputs: wl_output + xdg-output.
+Keys and exact text: zwp-virtual-keyboard through actions.desktop.wire, with a keymap made for
+the keys about to be sent; the one keyboard lives as long as the desktop, since a seat without
+a keyboard lost the first key of each new virtual keyboard in our tests.
+Outputs: wl_output + xdg-output.
 Where keys go: the activated toplevel's app_id (wlr-foreign-toplevel-management).
 """
 
 from __future__ import annotations
 
-import shutil
 import struct
-import subprocess
 import threading
 import time
 import unicodedata
@@ -26,11 +25,12 @@ from actions.desktop.wire import (
     OutputInfo,
     Reader,
     ScreenCopy,
+    VirtualKeyboard,
     VirtualPointer,
     WaylandError,
     WireClient,
 )
-from actions.keys import X_KEYSYMS, is_modifier
+from actions.keys import is_modifier
 from actions.screen import (
     SETTLE_INTERVAL_S,
     SETTLE_TOLERANCE_PX,
@@ -39,32 +39,20 @@ from actions.screen import (
     Monitor,
     frame_difference,
 )
-from actions.xtyping import char_keysym
+from actions.xtyping import char_keysym, key_keysym
 
-APT_HINT = "apt-get install -y --no-install-recommends wtype"
 _REQUIRED_GLOBALS = {
     "zwlr_virtual_pointer_manager_v1": "a virtual pointer",
     "zwp_virtual_keyboard_manager_v1": "a virtual keyboard",
     "zwlr_screencopy_manager_v1": "screen capture (screencopy)",
 }
-_TOOL_TIMEOUT_S = 10.0
-_KEEPER_MS = "86400000"
-_KEYBOARD_WAIT_S = 2.0
-_SEAT_KEYBOARD = 2  # one day: the idle keyboard lives as long as the desktop object
-# wtype's modifier names for the canonical modifier keys (actions.keys).
-_WTYPE_MODIFIERS = {
+# The virtual keyboard's modifier for each canonical modifier key (actions.keys).
+MODIFIER_NAMES = {
     "ctrl": "ctrl", "ctrlleft": "ctrl", "ctrlright": "ctrl",
     "shift": "shift", "shiftleft": "shift", "shiftright": "shift",
     "alt": "alt", "altleft": "alt", "altright": "alt",
     "win": "logo", "winleft": "logo", "winright": "logo",
 }  # fmt: skip
-
-
-def _need_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise DisplayError(f"wlroots desktop: `{name}` is not installed; run `{APT_HINT}`")
-    return path
 
 
 def monitors_from_outputs(outputs: list[OutputInfo]) -> list[Monitor]:
@@ -146,65 +134,19 @@ class WlrootsScreen:
                 return time.monotonic() - start
 
 
-def wtype_chord_args(keys: tuple[str, ...]) -> list[str]:
-    """wtype arguments that press canonical keys together and release them in reverse order."""
-    press: list[str] = []
-    release: list[str] = []
-    for key in keys:
-        if is_modifier(key) and key in _WTYPE_MODIFIERS:
-            press += ["-M", _WTYPE_MODIFIERS[key]]
-            release = ["-m", _WTYPE_MODIFIERS[key], *release]
-        else:
-            name = _keysym_name(key)
-            press += ["-P", name]
-            release = ["-p", name, *release]
-    return press + release
+def chord_keysyms(keys: tuple[str, ...]) -> list[tuple[int, str | None]]:
+    """Each canonical key's keysym, with its modifier name (shift, ctrl, alt, logo) or None."""
+    return [(key_keysym(k), MODIFIER_NAMES.get(k) if is_modifier(k) else None) for k in keys]
 
 
-def _keysym_name(key: str) -> str:
-    """The xkb keysym name wtype resolves for a canonical key or a single character."""
-    if key in X_KEYSYMS:
-        return X_KEYSYMS[key]
-    if len(key) == 1:
-        return f"0x{char_keysym(key):x}"
-    raise ValueError(f"unknown key {key!r}")
-
-
-def wtype_text_args(strokes: list[str]) -> list[str]:
-    """wtype arguments that type strokes exactly (see xtyping.validate_text for strokes)."""
-    args: list[str] = []
-    run = ""
-
-    def flush() -> None:
-        nonlocal run
-        if run:
-            if run.startswith("-"):  # wtype would read it as an option
-                args.extend(["-k", "minus"])
-                run = run[1:]
-            if run:
-                args.extend(_split_leading_dashes(run))
-        run = ""
-
-    for ch in strokes:
-        if ch in ("\n", "\t"):
-            flush()
-            args.extend(["-k", "Return" if ch == "\n" else "Tab"])
-        else:
-            run += ch
-    flush()
-    return args
-
-
-def _split_leading_dashes(text: str) -> list[str]:
-    out: list[str] = []
-    while text.startswith("-"):
-        out += ["-k", "minus"]
-        text = text[1:]
-    return out + ([text] if text else [])
+def stroke_keysyms(strokes: list[str]) -> list[int]:
+    """The keysym of each stroke: "\\n" is Return, "\\t" is Tab, others their character's."""
+    special = {"\n": key_keysym("enter"), "\t": key_keysym("tab")}
+    return [special.get(ch) or char_keysym(ch) for ch in strokes]
 
 
 def untypable(strokes: list[str]) -> list[str]:
-    """Characters xkb has no keysym for (Unicode noncharacters); wtype would refuse them."""
+    """Characters xkb has no keysym for (Unicode noncharacters)."""
     bad = []
     for ch in strokes:
         cp = ord(ch)
@@ -214,65 +156,53 @@ def untypable(strokes: list[str]) -> list[str]:
 
 
 class WlrootsInput:
-    """A virtual pointer (wire protocol) and wtype's virtual keyboards."""
+    """A virtual pointer and a virtual keyboard on one connection of their own."""
 
     def __init__(self, env: Mapping[str, str], layout: tuple[int, int, int, int]) -> None:
-        self._env = dict(env)
-        self._wtype = _need_tool("wtype")
         self.layout = layout
-        self._client = WireClient.connect(self._env)
+        self._client = WireClient.connect(dict(env))
         self._pointer = VirtualPointer(self._client)
-        self._keeper: subprocess.Popen[bytes] | None = None
-        self._running: subprocess.Popen[bytes] | None = None
+        # Created now and kept: apps bind the seat's keyboard while the model thinks, so the
+        # first key is not lost, as it was for a keyboard made just before typing.
+        self._keyboard = VirtualKeyboard(self._client)
         self._buttons: set[str] = set()
-        # Now rather than at the first key: apps bind the new keyboard while the model thinks.
-        self._keep_keyboard()
-
-    def _keep_keyboard(self) -> None:
-        """Start the idle keyboard if it is not running, and wait until the seat has a keyboard."""
-        if self._keeper is not None and self._keeper.poll() is None:
-            return
-        # The shell ends the idle wtype when our end of its stdin closes, so a deskpilot that
-        # dies without close() leaves no virtual keyboard behind.
-        self._keeper = subprocess.Popen(
-            ["sh", "-c", f'"$0" -s {_KEEPER_MS} & read _; kill $! 2>/dev/null', self._wtype],
-            env=self._env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + _KEYBOARD_WAIT_S
-        while time.monotonic() < deadline and self._keeper.poll() is None:
-            probe = WireClient.connect(self._env)
-            try:
-                if probe.seat_capabilities() & _SEAT_KEYBOARD:
-                    return
-            finally:
-                probe.close()
-            time.sleep(0.02)
 
     def move(self, x: int, y: int) -> None:
         """Absolute motion in layout coordinates."""
         self._pointer.move(x, y, self.layout)
-        self._pointer.flush()
+        self._client.roundtrip()
 
     def button(self, button: str, pressed: bool) -> None:
         """Press or release a button; the compositor has handled it when this returns."""
         self._pointer.button(button, pressed)
-        self._pointer.flush()
+        self._client.roundtrip()
         (self._buttons.add if pressed else self._buttons.discard)(button)
 
     def wheel(self, clicks: int, *, horizontal: bool) -> None:
         """Wheel clicks (positive: down or right)."""
         self._pointer.wheel(clicks, horizontal=horizontal)
-        self._pointer.flush()
+        self._client.roundtrip()
 
     def chord(self, keys: tuple[str, ...]) -> None:
-        """Press and release keys with one wtype."""
-        self._run_wtype(wtype_chord_args(keys))
+        """Press the keys in order with their modifiers held, release them in reverse."""
+        pairs = chord_keysyms(keys)
+        kb = self._keyboard
+        kb.load([sym for sym, _ in pairs])
+        held: list[str] = []
+        for sym, modifier in pairs:
+            if modifier is not None:
+                held.append(modifier)
+                kb.modifiers(held)
+            kb.key(sym, True)
+        for sym, modifier in reversed(pairs):
+            kb.key(sym, False)
+            if modifier is not None:
+                held.remove(modifier)
+                kb.modifiers(held)
+        self._client.roundtrip()
 
     def check_text(self, strokes: list[str]) -> None:
-        """Refuse Unicode noncharacters: xkb has no keysym for them, and wtype would stop."""
+        """Refuse Unicode noncharacters: xkb has no keysym for them."""
         bad = untypable(strokes)
         if bad:
             raise ValueError(
@@ -280,65 +210,35 @@ class WlrootsInput:
             )
 
     def type_strokes(self, strokes: list[str]) -> str | None:
-        """Type the characters with one wtype whose keymap holds all of them."""
+        """Type the characters through a keymap that holds all of them."""
         self.check_text(strokes)
-        self._run_wtype(wtype_text_args(strokes))
+        syms = stroke_keysyms(strokes)
+        self._keyboard.load(syms)
+        for sym in syms:
+            self._keyboard.key(sym, True)
+            self._keyboard.key(sym, False)
+        self._client.roundtrip()
         return None
 
-    def _run_wtype(self, args: list[str]) -> None:
-        self._keep_keyboard()
-        proc = subprocess.Popen(
-            [self._wtype, *args],
-            env=self._env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self._running = proc
-        try:
-            _, err = proc.communicate(timeout=_TOOL_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise RuntimeError("wtype did not finish in time") from None
-        finally:
-            self._running = None
-        if proc.returncode != 0:
-            reason = " ".join(err.decode("utf-8", "replace").split()) or f"exit {proc.returncode}"
-            raise RuntimeError(f"wtype failed: {reason}")
-
     def release(self) -> list[str]:
-        """Release the buttons; end a wtype in flight, which destroys its keyboard and its keys."""
+        """Release the buttons, the keys and the modifiers this input holds."""
         released: list[str] = []
-        proc = self._running
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            released.append("keyboard (typing ended)")
-        for button in ("left", "middle", "right"):
-            try:
+        try:
+            keys = self._keyboard.release_all()
+            if keys:
+                released.append(f"{keys} key(s)")
+            for button in ("left", "middle", "right"):
                 self._pointer.button(button, False)
                 if button in self._buttons:
                     released.append(button)
-            except WaylandError:
-                pass  # the compositor is gone: nothing is held any more
-        self._buttons.clear()
-        try:
-            self._pointer.flush()
+            self._client.roundtrip()
         except WaylandError:
-            pass
+            pass  # the compositor is gone: nothing is held any more
+        self._buttons.clear()
         return released
 
     def close(self) -> None:
-        """End the idle keyboard and hang up (the compositor drops the virtual pointer)."""
-        keeper, self._keeper = self._keeper, None
-        if keeper is not None:
-            if keeper.stdin is not None:
-                keeper.stdin.close()  # the shell ends its wtype, then itself
-            try:
-                keeper.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                keeper.kill()
-                keeper.wait()
+        """Hang up: the compositor destroys the virtual pointer and keyboard."""
         self._client.close()
 
 

@@ -8,12 +8,12 @@ import pytest
 
 from actions.desktop import choose_backend
 from actions.desktop.portal import keysym_typable, layout_keysyms, open_portal_desktop
-from actions.desktop.wire import OutputInfo
+from actions.desktop.wire import OutputInfo, keymap_text
 from actions.desktop.wlroots import (
+    chord_keysyms,
     monitors_from_outputs,
+    stroke_keysyms,
     untypable,
-    wtype_chord_args,
-    wtype_text_args,
 )
 from actions.screen import CoordinateSpace, DisplayError, Monitor, model_to_screen
 from actions.xtyping import validate_text
@@ -88,19 +88,26 @@ def test_outputs_become_monitors_with_origin_and_scale() -> None:
     assert model_to_screen((500, 500), CoordinateSpace.relative(), second) == (-540, 960)
 
 
-def test_text_becomes_wtype_arguments_with_nothing_dropped() -> None:
-    strokes = validate_text('-a\tb\r\nGrüße, 世界 <ok> & "q"\n--x')
-    assert wtype_text_args(strokes) == [
-        "-k", "minus", "a", "-k", "Tab", "b", "-k", "Return",
-        'Grüße, 世界 <ok> & "q"', "-k", "Return", "-k", "minus", "-k", "minus", "x",
-    ]  # fmt: skip
+def test_text_becomes_one_keysym_a_character_with_nothing_dropped() -> None:
+    strokes = validate_text('a\tb\r\nGrüße, 世界 <ok> & "q"')
+    keysyms = stroke_keysyms(strokes)
+    assert len(keysyms) == len(strokes) == 4 + 20
+    assert keysyms[:4] == [0x61, 0xFF09, 0x62, 0xFF0D]  # a, Tab, b, Return
+    assert keysyms[4:9] == [0x47, 0x72, 0xFC, 0xDF, 0x65]  # Grüße: Latin-1 keysyms
+    assert keysyms[11:13] == [0x1004E16, 0x100754C]  # 世界: Unicode keysyms
     assert untypable(strokes) == []
     assert untypable(["a", "\ufffe", "\ufdd0"]) == ["U+FFFE", "U+FDD0"]
 
 
-def test_chords_press_in_order_and_release_in_reverse() -> None:
-    assert wtype_chord_args(("ctrl", "shift", "t")) == [
-        "-M", "ctrl", "-M", "shift", "-P", "0x74", "-p", "0x74", "-m", "shift", "-m", "ctrl",
+def test_chords_carry_their_modifiers() -> None:
+    assert chord_keysyms(("ctrl", "shift", "t")) == [
+        (0xFFE3, "ctrl"), (0xFFE1, "shift"), (0x74, None),
     ]  # fmt: skip
-    assert wtype_chord_args(("win",)) == ["-M", "logo", "-m", "logo"]
-    assert wtype_chord_args(("enter",)) == ["-P", "Return", "-p", "Return"]
+    assert chord_keysyms(("win",)) == [(0xFFEB, "logo")]
+    assert chord_keysyms(("enter",)) == [(0xFF0D, None)]
+
+
+def test_a_keymap_puts_each_keysym_on_its_own_key() -> None:
+    text = keymap_text([0x61, 0x1004E16])
+    assert "<K0> = 9;" in text and "<K1> = 10;" in text
+    assert "key <K0> {[ 0x61 ]};" in text and "key <K1> {[ 0x1004e16 ]};" in text
