@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 DIALOG = REPO / "tests" / "support" / "portal_dialog.py"
 SYSTEM_PYTHON = "/usr/bin/python3"
 LIBEXEC = Path("/usr/libexec")
+PORTALS = Path("/usr/share/xdg-desktop-portal/portals")
 GNOME_PACKAGES = (
     "mutter xdg-desktop-portal xdg-desktop-portal-gnome pipewire wireplumber dbus "
     "gstreamer1.0-tools gstreamer1.0-pipewire python3-pyatspi at-spi2-core foot"
@@ -92,6 +93,15 @@ class Gnome:
             XDG_STATE_HOME=str(folder / "state"),
             GSETTINGS_BACKEND="memory",
         )
+        # Only GNOME's portal backends: others installed beside them (KDE's) would be started
+        # by the bus as well, and outlive it.
+        portals = folder / "portals"
+        portals.mkdir()
+        for name in ("gnome.portal", "gtk.portal"):
+            found = PORTALS / name
+            if found.exists():
+                shutil.copy(found, portals / name)
+        env["XDG_DESKTOP_PORTAL_DIR"] = str(portals)
         gnome = cls(folder, env)
         try:
             bus = gnome._spawn(
