@@ -150,6 +150,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help="monitor number as `deskpilot monitors` lists it (default: primary)",
     )
     p.add_argument(
+        "--display-backend",
+        choices=["auto", "x11", "wlroots", "portal"],
+        default="auto",
+        help="how to see and drive the desktop (default auto: from the session; see "
+        "docs/wayland.md)",
+    )
+    p.add_argument(
         "--history-images", type=int, default=3, help="screenshots kept in the prompt (default 3)"
     )
     p.add_argument(
@@ -438,8 +445,9 @@ def run_setup(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
 
 def command_run(args: argparse.Namespace, task: str, display: str | None = None) -> int:
-    """Run one task headless on a display (None: the user's); returns the exit status."""
-    from actions.screen import DisplayError, Screen
+    """Run one task headless on a display (None: the user's session); returns the exit status."""
+    from actions.desktop import open_desktop
+    from actions.screen import DisplayError
     from agent.approval import Breakpoints, TerminalApprover, policy, with_breakpoints
     from agent.loop import RunResult, run_task
     from agent.recording import Recorder, RecordingError, run_info
@@ -466,15 +474,19 @@ def command_run(args: argparse.Namespace, task: str, display: str | None = None)
             file=sys.stderr,
         )
     try:
-        screen = Screen(args.monitor, display=display)
+        desktop = open_desktop(args.display_backend, args.monitor, display=display)
     except DisplayError as exc:
         fail(str(exc))
+    screen = desktop.screen
     warn_if_remote(args.endpoint)
     # A signal from here on sets this, and the run records which signal ended it.
     stop = interrupts.StopEvent()
     interrupts.watch(stop)
-    backend = make_backend(args)
-    from actions.executor import Executor
+    try:
+        backend = make_backend(args)
+    except BaseException:
+        desktop.close()
+        raise
 
     runs_dir = args.runs_dir or default_runs_dir()
     try:
@@ -492,6 +504,8 @@ def command_run(args: argparse.Namespace, task: str, display: str | None = None)
             redactor=redactor,
         )
     except OSError as exc:
+        desktop.close()
+        backend.close()
         fail(f"cannot write recordings to {runs_dir}: {exc}")
     print(f"deskpilot: recording to {recorder.dir}", file=sys.stderr)
     ask = TerminalApprover(sys.stdin, sys.stderr)
@@ -500,36 +514,33 @@ def command_run(args: argparse.Namespace, task: str, display: str | None = None)
     person = ask if interactive or args.approve == "ask" else None
     # With auto, the terminal is asked only from a breakpoint on, until `c` (continue).
     decide = with_breakpoints(policy(args.approve, person), ask, breakpoints)
-    from actions.window import FocusProbe
-
     result: RunResult | None = None
-    executor: Executor | None = None
-    focus: FocusProbe | None = None
     try:
-        executor = Executor(display=display)
-        focus = FocusProbe(display)
         result = run_task(
             task,
             backend=backend,
             screen=screen,
-            executor=executor,
+            executor=desktop.executor,
             decide=decide,
             recorder=recorder,
             settings=settings,
             on_event=TerminalView(args.quiet),
             stop=stop,
             rules=rules,
-            focus=focus.focused,
+            focus=desktop.focused_window,
         )
+    except DisplayError as exc:
+        # The desktop went away mid-run (portal permission revoked, display gone): the loop
+        # recorded the error; one line here.
+        print(f"deskpilot: error: {one_line(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         try:
             interrupts.stopping()  # from here on a signal cannot cut the cleanup short
         finally:
-            _let_go(
-                executor, focus, released=result is None or result.outcome in ("stopped", "error")
-            )
+            _let_go(desktop, released=result is None or result.outcome in ("stopped", "error"))
             backend.close()
-            if result is None:
+            if result is None and recorder.info.get("outcome") is None:
                 # Interrupted before the loop began: the recording still gets its outcome.
                 reason = interrupts.stop_reason(stop, "interrupted while starting")
                 try:
@@ -541,17 +552,14 @@ def command_run(args: argparse.Namespace, task: str, display: str | None = None)
     return result.exit_code
 
 
-def _let_go(executor: Any, focus: Any, *, released: bool) -> None:
-    """Release held input after a stop, restore the keyboard mapping, close X connections."""
-    if executor is not None and released:
+def _let_go(desktop: Any, *, released: bool) -> None:
+    """Release held input after a stop, restore the keyboard mapping, close the desktop."""
+    if released:
         try:
-            executor.release_all()  # a stop mid-action must leave no key or button held
+            desktop.executor.release_all()  # a stop mid-action must leave no key or button held
         except Exception:  # a broken display must not hide the run's own outcome
             pass
-    if focus is not None:
-        focus.close()
-    if executor is not None:
-        executor.close()  # spare keycodes bound for typing go back to what they were
+    desktop.close()  # spare keycodes bound for typing go back to what they were
 
 
 def run_task_on(args: argparse.Namespace, display: str | None) -> int:
@@ -602,16 +610,18 @@ def command_mcp(args: argparse.Namespace) -> int:
 
 def command_monitors() -> int:
     """List monitors with their geometry."""
-    from actions.screen import DisplayError, Screen
+    from actions.desktop import list_monitors
+    from actions.screen import DisplayError
 
     try:
-        screen = Screen()
+        monitors = list_monitors()
     except DisplayError as exc:
         fail(str(exc))
-    for m in screen.list_monitors():
+    for m in monitors:
         mark = " (primary)" if m.primary else ""
         name = f" {m.name}" if m.name else ""
-        print(f"{m.index}:{name} {m.geometry()}{mark}")
+        scale = f" scale {m.scale:g}" if m.scale != 1.0 else ""
+        print(f"{m.index}:{name} {m.geometry()}{scale}{mark}")
     return EXIT_OK
 
 

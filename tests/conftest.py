@@ -33,12 +33,16 @@ def xdisplay() -> Iterator[str]:
         # pyautogui binds to DISPLAY at import: input would go to some other display.
         pytest.fail("pyautogui was imported before the private display started", pytrace=False)
     server = Xvfb.start(1920, 1080)
-    saved = {name: os.environ.get(name) for name in ("DISPLAY", "XAUTHORITY")}
+    session = ("DISPLAY", "XAUTHORITY", "WAYLAND_DISPLAY", "XDG_SESSION_TYPE")
+    saved = {name: os.environ.get(name) for name in session}
     auth_dir = tempfile.TemporaryDirectory(prefix="deskpilot-xauth-")
     auth_file = Path(auth_dir.name) / "Xauthority"
     auth_file.touch()
     os.environ["DISPLAY"] = server.display
     os.environ["XAUTHORITY"] = str(auth_file)
+    # Run from a Wayland desktop, `main.py run` would otherwise drive that desktop, not Xvfb.
+    os.environ.pop("WAYLAND_DISPLAY", None)
+    os.environ["XDG_SESSION_TYPE"] = "x11"
     try:
         yield server.display
     finally:

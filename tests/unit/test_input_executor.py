@@ -1,0 +1,99 @@
+"""The Wayland desktops' action dispatch (actions.desktop.inputs) over a recording Input."""
+
+from __future__ import annotations
+
+import threading
+
+from actions.desktop.inputs import TEXT_PIECE, InputExecutor
+from actions.screen import CoordinateSpace, Monitor
+from actions.types import HScroll, Key, LeftClickDrag, RightClick, Scroll, Type
+
+REL = CoordinateSpace.relative()
+# A second output right of a 1920-wide first one, at scale 2: logical 1280x720.
+SECOND = Monitor(2, 1920, 0, 1280, 720, 2.0)
+
+
+class Recording:
+    """An Input that records what it was asked to do."""
+
+    def __init__(self, cancel_after_pieces: threading.Event | None = None) -> None:
+        self.calls: list[tuple[object, ...]] = []
+        self.cancel = cancel_after_pieces
+
+    def move(self, x: int, y: int) -> None:
+        self.calls.append(("move", x, y))
+
+    def button(self, button: str, pressed: bool) -> None:
+        self.calls.append(("button", button, pressed))
+
+    def wheel(self, clicks: int, *, horizontal: bool) -> None:
+        self.calls.append(("wheel", clicks, horizontal))
+
+    def chord(self, keys: tuple[str, ...]) -> None:
+        self.calls.append(("chord", keys))
+
+    def check_text(self, strokes: list[str]) -> None:
+        if "\ufffe" in strokes:
+            raise ValueError("cannot type U+FFFE; nothing was typed")
+
+    def type_strokes(self, strokes: list[str]) -> str | None:
+        self.calls.append(("type", "".join(strokes)))
+        if self.cancel is not None:
+            self.cancel.set()  # a stop arrives while the first piece is typed
+        return None
+
+    def release(self) -> list[str]:
+        self.calls.append(("release",))
+        return ["left"]
+
+    def close(self) -> None:
+        self.calls.append(("close",))
+
+
+def test_points_map_through_the_one_mapping_and_wheels_turn_the_right_way() -> None:
+    inputs = Recording()
+    ex = InputExecutor(inputs)
+    result = ex.execute(RightClick((500, 500)), space=REL, monitor=SECOND)
+    assert result.ok and result.points == ((1920 + 640, 360),)
+    assert inputs.calls == [
+        ("move", 2560, 360), ("button", "right", True), ("button", "right", False),
+    ]  # fmt: skip
+    inputs.calls.clear()
+    assert ex.execute(Scroll(3), space=REL, monitor=SECOND).detail == "scrolled up 3 clicks"
+    assert ex.execute(HScroll(-2), space=REL, monitor=SECOND).ok
+    assert inputs.calls == [("wheel", -3, False), ("wheel", -2, True)]
+    assert ex.execute(Key(("Control_L", "c")), space=REL, monitor=SECOND).detail == "pressed ctrl+c"
+    assert inputs.calls[-1] == ("chord", ("ctrl", "c"))
+
+
+def test_text_goes_out_in_pieces_and_a_stop_ends_it_between_two() -> None:
+    stop = threading.Event()
+    inputs = Recording(stop)
+    text = "ü" * (TEXT_PIECE + 5)
+    result = InputExecutor(inputs).execute(Type(text), space=REL, monitor=SECOND, cancel=stop)
+    assert not result.ok and result.error == f"typing cancelled after {TEXT_PIECE} characters"
+    assert inputs.calls == [("type", "ü" * TEXT_PIECE)]
+    bad = InputExecutor(Recording()).execute(Type("a\x07b"), space=REL, monitor=SECOND)
+    assert not bad.ok and "U+0007" in (bad.error or "")  # refused whole: nothing typed
+    inputs = Recording()
+    late = "a" * (TEXT_PIECE * 2) + "\ufffe"  # the character no piece but the last holds
+    bad = InputExecutor(inputs).execute(Type(late), space=REL, monitor=SECOND)
+    assert not bad.ok and inputs.calls == []
+
+
+def test_a_cancelled_drag_lets_go_of_the_button() -> None:
+    stop = threading.Event()
+
+    class StopMidDrag(Recording):
+        def move(self, x: int, y: int) -> None:
+            super().move(x, y)
+            if ("button", "left", True) in self.calls:
+                stop.set()  # the user stops while the button is down
+
+    inputs = StopMidDrag()
+    ex = InputExecutor(inputs)
+    drag = LeftClickDrag((900, 900), start_coordinate=(100, 100))
+    result = ex.execute(drag, space=REL, monitor=SECOND, cancel=stop)
+    assert not result.ok and result.detail == "left_click_drag cancelled"
+    assert inputs.calls[-1] == ("button", "left", False)
+    assert ex.release_all() == ["left"]
