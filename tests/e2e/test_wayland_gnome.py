@@ -9,7 +9,6 @@ line each.
 from __future__ import annotations
 
 import io
-import json
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from agent.recording import read_steps
 from tests.gnome import Gnome, skip_without_gnome
 from tests.support.scripted_server import Reply, ScriptedServer, xml_call
 
@@ -54,7 +54,7 @@ def test_a_run_through_the_portal_clicks_types_and_records(gnome: Gnome, tmp_pat
         [sys.executable, "main.py", "monitors"],
         cwd=ROOT, env=gnome.env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert listed.returncode == 0 and listed.stdout == "1: 1920x1080 at +0+0 (primary)\n"
+    assert listed.returncode == 0 and listed.stdout == "1: 1920x1080+0+0 (primary)\n"
     out = tmp_path / "typed.txt"
     term = gnome.foot(f"cat > {out}")
     gnome.wait(out.exists, "foot's cat")
@@ -79,8 +79,7 @@ def test_a_run_through_the_portal_clicks_types_and_records(gnome: Gnome, tmp_pat
     assert term.wait(timeout=20) == 0  # ctrl+d reached the terminal
     assert out.read_bytes() == (PLAIN + "\n").encode()
     (run_dir,) = [d for d in (tmp_path / "runs").iterdir() if d.is_dir()]
-    lines = (run_dir / "steps.jsonl").read_text().splitlines()
-    steps = [json.loads(line) for line in lines]
+    steps = read_steps(run_dir / "steps.jsonl")[0]
     assert [s["execution"]["ok"] for s in steps[:4]] == [True, False, True, True]
     refused = steps[1]["execution"]["error"]
     assert "'ß' (U+00DF)" in refused and "'世' (U+4E16)" in refused

@@ -9,7 +9,6 @@ scale 1.5 placed right of the first, a click lands where the model meant.
 from __future__ import annotations
 
 import io
-import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from actions.screen import CoordinateSpace, Monitor, screen_to_model
+from agent.recording import read_steps
 from tests.support.scripted_server import Reply, ScriptedServer, json_call, xml_call
 from tests.wayland import Sway, skip_without_tools, sway_session
 
@@ -69,8 +69,7 @@ def run_cli(sway: Sway, server: ScriptedServer, runs: Path, *extra: str) -> Any:
 def recording(runs: Path) -> tuple[list[dict[str, Any]], Path]:
     """The steps of the only run in a runs folder."""
     (run_dir,) = [d for d in runs.iterdir() if d.is_dir()]
-    lines = (run_dir / "steps.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines], run_dir
+    return read_steps(run_dir / "steps.jsonl")[0], run_dir
 
 
 def picture(path: Path) -> Any:

@@ -98,8 +98,6 @@ def test_guarded_app_judges_enter_where_the_keys_go_not_on_its_own_window(
         end_app(proc)
         term.close()
     assert not marker.exists()  # the command never ran
-    steps = [
-        json.loads(x) for x in (Path(finished["run_dir"]) / "steps.jsonl").read_text().splitlines()
-    ]
+    steps = read_steps(Path(finished["run_dir"]) / "steps.jsonl")[0]
     assert [s["decision"]["by"] for s in steps[:3]] == ["guarded", "guarded", "user"]
     assert steps[2]["risk"]["level"] == "risky" and steps[2]["execution"] is None
