@@ -391,6 +391,7 @@ def command_run(args: argparse.Namespace, task: str) -> int:
             stop=stop,
             rules=rules,
             focus=focus.wm_class,
+            window_area=focus.focused_rect,
         )
         if result.outcome in ("stopped", "error"):
             executor.release_all()  # a stop mid-action must leave no key or button held

@@ -1,4 +1,4 @@
-"""Which application has keyboard focus (WM_CLASS), for risk rules such as Enter in a terminal."""
+"""Which application has keyboard focus (WM_CLASS, for risk rules) and where it is (freshness)."""
 
 from __future__ import annotations
 
@@ -52,6 +52,39 @@ class FocusProbe(XConnection):
             if found:
                 return found
         return None
+
+    def focused_rect(self) -> tuple[int, int, int, int] | None:
+        """The focused top-level window as (left, top, width, height) on the root, or None."""
+        if self._broken:
+            return None
+        with self._lock:
+            try:
+                return self._focused_rect()
+            except Exception:  # a vanished window or a closed display: unknown, never fatal
+                if self._display is None:
+                    self._broken = True
+                return None
+
+    def _focused_rect(self) -> tuple[int, int, int, int] | None:
+        d = self._connect()
+        root = d.screen().root
+        focus = d.get_input_focus().focus
+        # 0 (None) and 1 (PointerRoot) are not windows: keys then go where the pointer is.
+        if isinstance(focus, int) or focus.id == root.id:
+            window = root.query_pointer().child
+            if not window:
+                return None
+        else:
+            window = focus
+        # Toolkits focus a child; the top-level (or the WM's frame) is the root's child.
+        for _ in range(32):
+            parent = window.query_tree().parent
+            if not parent or parent.id == root.id:
+                break
+            window = parent
+        geometry = window.get_geometry()
+        origin = window.translate_coords(root, 0, 0)
+        return -int(origin.x), -int(origin.y), int(geometry.width), int(geometry.height)
 
 
 def _format(value: Any) -> str | None:

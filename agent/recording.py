@@ -132,6 +132,12 @@ class Recorder:
         _write_atomic(self.dir / rel, png)
         return rel
 
+    def save_image(self, name: str, png: bytes) -> str:
+        """Store another picture of a step (screenshots/NAME) atomically; returns its path."""
+        rel = f"screenshots/{name}"
+        _write_atomic(self.dir / rel, png)
+        return rel
+
     def prompt_record(self, messages: list[ChatMessage]) -> dict[str, Any]:
         """A step's `prompt` field: the messages after those it shares with the previous step."""
         encoded = [encode_message(m, self.dir) for m in messages]

@@ -344,7 +344,8 @@ class RunController(QObject):
         return backend
 
     def _on_event(self, event: Any) -> None:
-        frame = event.data.get("frame") if event.kind == "observation" else None
+        # A stale action's live screen is shown too: the person sees it before anything runs.
+        frame = event.data.get("frame") if event.kind in ("observation", "stale") else None
         if frame is not None:
             # Converted here, on the loop thread, so the GUI thread only draws.
             self.observed.emit(event.step, frame_image(frame), frame.monitor)
@@ -425,6 +426,7 @@ class RunController(QObject):
                 stop=self.stop_event,
                 rules=rules,
                 focus=focus.wm_class,
+                window_area=focus.focused_rect,
                 recover=self.recovery,
             )
         except Exception as exc:  # a bug or broken infrastructure: show it, keep the app alive
