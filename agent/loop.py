@@ -11,7 +11,14 @@ from typing import Any, Literal, Protocol
 
 from actions.executor import ExecResult, FailSafeTriggered
 from actions.freshness import Rect, action_areas, compare, describe_changes, stale_changes
-from actions.screen import CoordinateSpace, Frame, Monitor, frame_difference
+from actions.screen import (
+    SETTLE_MAX_S,
+    SETTLE_MIN_S,
+    CoordinateSpace,
+    Frame,
+    Monitor,
+    frame_difference,
+)
 from actions.types import (
     Action,
     Answer,
@@ -99,8 +106,8 @@ class LoopSettings:
     max_pixels: int = MAX_PIXELS
     # No fixed minimum: settle returns once the screen is quiet (actions/screen.py), and a
     # late change is caught by the freshness check before the next action (issue 16).
-    settle_min_s: float = 0.0
-    settle_max_s: float = 2.0
+    settle_min_s: float = SETTLE_MIN_S
+    settle_max_s: float = SETTLE_MAX_S
     # Freshness: after this many actions in a row held back because the screen changed where
     # they act, a person decides (or the run stops when nobody can be asked).
     stale_limit: int = 3
