@@ -34,7 +34,9 @@ def screenshot(n: int, width: int = 320, height: int = 192) -> ImagePart:
     img = Image.new("RGB", (width, height), (236, 236, 236))
     draw = ImageDraw.Draw(img)
     draw.rectangle((0, 0, width, 20), fill=(40, 60, 120))
-    draw.rectangle((20 + 13 * n % 200, 60, 90 + 13 * n % 200, 100), fill=(200, 90 + 20 * n % 160, 40))
+    draw.rectangle(
+        (20 + 13 * n % 200, 60, 90 + 13 * n % 200, 100), fill=(200, 90 + 20 * n % 160, 40)
+    )
     draw.text((10, 4), f"step {n}", fill="white")
     out = io.BytesIO()
     img.save(out, "PNG")
