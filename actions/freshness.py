@@ -48,6 +48,10 @@ CARET_PX = 64
 POINT_FRACTION = 0.03
 WINDOW_FRACTION = 0.01
 CHANNEL_TOLERANCE = 16
+# A stale verdict is confirmed after the screen settles (at most this long): a change that is
+# gone by then (our own window being hidden after an approval, a repaint under way) does not
+# hold the action back; a dialog or a reflow is still there.
+CONFIRM_MAX_S = 0.3
 
 # left, top, width, height: global screen (input) coordinates for windows, frame pixels for areas.
 Rect = tuple[int, int, int, int]

@@ -10,7 +10,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from actions.executor import ExecResult, FailSafeTriggered
-from actions.freshness import Rect, action_areas, compare, describe_changes, stale_changes
+from actions.freshness import (
+    CONFIRM_MAX_S,
+    Rect,
+    action_areas,
+    compare,
+    describe_changes,
+    stale_changes,
+)
 from actions.screen import (
     SETTLE_MAX_S,
     SETTLE_MIN_S,
@@ -523,6 +530,11 @@ class _Run:
         live: Frame = self.screen.capture()
         changes = compare(frame, live, areas)
         stale = stale_changes(changes)
+        if stale:  # look again once the screen is quiet: a passing repaint is no change
+            self.screen.wait_until_stable(min_s=0.0, max_s=CONFIRM_MAX_S, cancel=self.stop)
+            live = self.screen.capture()
+            changes = compare(frame, live, areas)
+            stale = stale_changes(changes)
         step.record["timings"]["fresh_s"] = round(time.monotonic() - t, 4)
         fresh: dict[str, Any] = {"stale": bool(stale), "areas": [c.to_json() for c in changes]}
         step.record["freshness"] = fresh

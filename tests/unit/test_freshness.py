@@ -146,12 +146,13 @@ def test_areas_on_a_second_hidpi_monitor() -> None:
 
 
 class Backend:
-    """Clicks the button every step; counts requests and keeps the prompts."""
+    """Clicks the button every step; the screen changes while it thinks, `changes` times."""
 
     model = "scripted"
 
-    def __init__(self, steps: int = 99) -> None:
+    def __init__(self, screen: CoveringScreen, steps: int = 99) -> None:
         self.prompts: list[Sequence[ChatMessage]] = []
+        self.screen = screen
         self.steps = steps
 
     def complete(
@@ -163,6 +164,8 @@ class Backend:
         cancel: threading.Event | None = None,
     ) -> Completion:
         self.prompts.append(messages)
+        if len(self.prompts) <= self.screen.changes:
+            self.screen.version += 1  # a dialog appears over the button while the model thinks
         if len(self.prompts) > self.steps:
             return Completion(xml_call(action="terminate", status="success"))
         return Completion(xml_call(action="left_click", coordinate=[500, 500]))
@@ -175,12 +178,13 @@ class Backend:
 
 
 class CoveringScreen:
-    """The desktop; a dialog covers the button between the step's capture and the check."""
+    """The desktop; each change puts a dialog of another colour over the button."""
 
     monitor = MONITOR
 
-    def __init__(self, covered_checks: int, *, clock: bool = False) -> None:
-        self.covered_checks = covered_checks  # how many freshness checks see the change
+    def __init__(self, changes: int, *, clock: bool = False) -> None:
+        self.changes = changes  # how many of the model's answers come with a change
+        self.version = 0
         self.clock = clock
         self.captures = 0
 
@@ -189,9 +193,8 @@ class CoveringScreen:
         img = desktop()
         if self.clock:  # ticks at every capture, far from the button
             img[1050:1075, 1800:1910] = (self.captures * 37) % 256
-        checking = self.captures % 2 == 0  # odd: the step's screenshot, even: the check
-        if checking and self.captures // 2 <= self.covered_checks:
-            img[400:700, 800:1200] = (250, 250, 200)
+        if self.version:
+            img[400:700, 800:1200] = (250, 250, (200 + 50 * self.version) % 256)
         return frame(img)
 
     def wait_until_stable(
@@ -205,7 +208,7 @@ def run(
 ) -> tuple[Any, RecordingExecutor, list[Event], Path, Backend]:
     events: list[Event] = []
     executor = RecordingExecutor()
-    backend = Backend(steps)
+    backend = Backend(screen, steps)
     recorder = Recorder(tmp_path / "runs", {"task": "t"})
     result = run_task(
         "click the button",
@@ -287,3 +290,21 @@ def test_after_the_limit_in_a_row_a_person_decides(tmp_path: Path) -> None:
     assert steps[2]["execution"]["ok"] is True
     assert steps[3]["execution"]["executed"] is False  # the count started again from one
     assert result.outcome == "success"
+
+
+class PassingScreen(CoveringScreen):
+    """A change while the model thinks that is gone once the screen settles (a repaint)."""
+
+    def wait_until_stable(
+        self, *, min_s: float, max_s: float, cancel: threading.Event | None = None
+    ) -> float:
+        self.version = 0
+        return 0.0
+
+
+def test_a_change_gone_once_the_screen_settles_does_not_hold_back(tmp_path: Path) -> None:
+    result, executor, events, run_dir, _ = run(tmp_path, PassingScreen(1), auto_approve)
+    assert result.outcome == "success"
+    assert len(executor.done) == 2
+    assert not [e for e in events if e.kind == "stale"]
+    assert read_run(run_dir).steps[0]["freshness"]["stale"] is False
