@@ -13,7 +13,8 @@ screenshot leaves the window in 6 steps). With the default window (3 screenshots
 screenshot turns into a placeholder at every step from step 4 on, the prompt changes there, and
 everything after it is prefilled again: that figure is reported, not targeted.
 Usage: python -m bench.bench_prefix [--history-images 6] [--steps 6] [--plain last|all]
-This takes minutes on 2 CPU cores; with --device cuda it runs on a GPU.
+This takes minutes on 2 CPU cores; with --device cuda it runs on a GPU. --tokens-only runs no
+model: it counts, per step, the prompt's tokens and how many the cache would resume from.
 """
 
 from __future__ import annotations
@@ -160,6 +161,39 @@ def build(device: str, dtype_name: str) -> tuple[Any, Any]:
     return model, build_processor(folder)
 
 
+def token_counts(steps: int, history_images: int) -> list[dict[str, int]]:
+    """Per step: prompt tokens and the tokens the cache resumes from (no model is run)."""
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from agent.backends.worker import Engine, PrefixCache, build_processor
+    from tests.worker import tiny_qwen35
+
+    folder = Path(tempfile.mkdtemp(prefix="deskpilot-bench-prefix-"))
+    tiny_qwen35.build_tokenizer().save_pretrained(folder)
+    e = Engine(prefix_cache=False)
+    e.processor = build_processor(folder)
+
+    class Device:
+        device = torch.device("cpu")
+
+    e.model = Device()
+    im_end = int(e.processor.tokenizer.convert_tokens_to_ids("<|im_end|>"))
+    cache = PrefixCache()
+    rows = []
+    for n, (request, blob) in enumerate(requests(steps, history_images)):
+        row = e.prepare(request, blob)["input_ids"][0]
+        ends = [int(p) + 1 for p in (row == im_end).nonzero().flatten().tolist()]
+        last = max((b for b in ends if b < int(row.shape[0])), default=0)
+        reused = cache.reusable(row, last)
+        # The same bookkeeping as PrefixCache.prefill, without the model's states.
+        kept = {b for b in cache.snapshots if b <= reused} | {b for b in ends if reused < b <= last}
+        cache.snapshots = {b: [] for b in sorted(kept)[-cache.max_snapshots :]}
+        cache.ids = row[:last].clone()
+        rows.append({"step": n + 1, "prompt_tokens": int(row.shape[0]), "cached_tokens": reused})
+    return rows
+
+
 def engine(model: Any, processor: Any, prefix_cache: bool) -> Any:
     """An Engine around already loaded weights."""
     from agent.backends.worker import Engine
@@ -179,9 +213,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--tokens-only", action="store_true")
     args = parser.parse_args(argv)
     if importlib.util.find_spec("torch") is None:
         print("bench_prefix: torch/transformers are not installed; skipped")
+        return 0
+    if args.tokens_only:
+        counts = token_counts(args.steps, args.history_images)
+        print(f"history_images={args.history_images}")
+        print(f"{'step':>4} {'tokens':>7} {'cached':>7} {'to prefill':>11} {'share':>6}")
+        for r in counts:
+            new = r["prompt_tokens"] - r["cached_tokens"]
+            share = new / r["prompt_tokens"]
+            tokens, cached = r["prompt_tokens"], r["cached_tokens"]
+            print(f"{r['step']:>4} {tokens:>7} {cached:>7} {new:>11} {share:>6.2f}")
         return 0
     import torch
 
