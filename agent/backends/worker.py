@@ -21,7 +21,8 @@ Worker -> parent
   {"type": "ready", "info": {...}}
   {"type": "delta", "id": N, "kind": "reasoning"|"content", "text": str}
   {"type": "result", "id": N, "content", "reasoning", "finish_reason", "prompt_tokens",
-   "completion_tokens", "first_token_s", "total_s"}
+   "completion_tokens", "first_token_s", "total_s", "prefill_s", "decode_s",
+   "cached_tokens" (prompt tokens resumed from the kept state of the previous prompt)}
   {"type": "error", "id": N|null, "message": one line, "fatal": bool}
   {"type": "pong"}
 """

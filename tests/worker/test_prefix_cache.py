@@ -79,9 +79,9 @@ def engine(folder: Path, prefix_cache: bool) -> Any:
     return e
 
 
-@pytest.mark.parametrize("variant", ["dense", "moe"])
+@pytest.mark.parametrize(("variant", "steps"), [("dense", 7), ("moe", 4)])
 def test_greedy_answers_are_identical_with_and_without_the_cache(
-    tiny_qwen35: dict[str, Path], variant: str
+    tiny_qwen35: dict[str, Path], variant: str, steps: int
 ) -> None:
     # Two images shown, text window of 2 steps in chunks of 2: over 7 steps the prefix changes
     # where an old screenshot becomes a placeholder and where steps collapse into summaries.
@@ -90,7 +90,7 @@ def test_greedy_answers_are_identical_with_and_without_the_cache(
     )
     cached, plain = engine(tiny_qwen35[variant], True), engine(tiny_qwen35[variant], False)
     reused = []
-    for request, blob in requests(7, builder):
+    for request, blob in requests(steps, builder):
         a = cached.run(request, blob)
         b = plain.run(request, blob)
         assert (a["content"], a["reasoning"]) == (b["content"], b["reasoning"])
@@ -130,3 +130,28 @@ def test_the_cache_is_invalidated_where_the_prefix_changes(tiny_qwen35: dict[str
     assert not bool((first_ids[: second["cached_tokens"]] == image_id).any())
     kept = cached.prefix.ids
     assert all(b <= int(kept.shape[0]) for b in cached.prefix.snapshots)
+
+
+def test_logits_match_a_full_prefill(tiny_qwen35: dict[str, Path]) -> None:
+    """Resumed state + the generation prompt give the full prefill's next-token logits."""
+    import torch
+
+    e = engine(tiny_qwen35["dense"], True)
+    im_end = int(e.processor.tokenizer.convert_tokens_to_ids("<|im_end|>"))
+    builder = PromptBuilder("t", history_images=2)
+    for request, blob in requests(4, builder):
+        inputs = e.prepare(request, blob)
+        ids = inputs["input_ids"]
+        with torch.inference_mode():
+            full = e.model(**inputs).logits[0, -1]
+            cache, reused = e.prefix.prefill(e.model, inputs, im_end)
+            n, length = cache.get_seq_length(), int(ids.shape[1])
+            text = torch.arange(n, length).view(1, 1, -1)
+            shifted = (text + e.model.model.rope_deltas).expand(3, 1, -1)
+            rest = e.model(
+                input_ids=ids[:, n:],
+                cache=cache,
+                position_ids=torch.cat([text, shifted]),
+                use_cache=True,
+            ).logits[0, -1]
+        assert torch.allclose(full, rest, atol=1e-4, rtol=1e-3), (full - rest).abs().max()
