@@ -8,6 +8,10 @@ import threading
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
+# Everything a model (or a server, or a recording) wrote is shown through these: no terminal
+# control, escape sequence or bidi override in it reaches the terminal (agent/textsafe.py).
+from agent.textsafe import one_line, visible
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_LOCAL_MODEL = "Qwen/Qwen3.5-2B"
 
@@ -21,7 +25,7 @@ def default_runs_dir() -> Path:
 
 def fail(message: str) -> NoReturn:
     """Print a one-line error and exit with the usage/configuration status."""
-    print(f"deskpilot: error: {message}", file=sys.stderr)
+    print(f"deskpilot: error: {visible(message)}", file=sys.stderr)
     raise SystemExit(EXIT_USAGE)
 
 
@@ -203,7 +207,7 @@ class LoadProgress:
     def __call__(self, stage: str, fraction: float | None) -> None:
         """A new stage gets a line; on a terminal a fraction updates the line in place."""
         pct = f" {fraction * 100:5.1f}%" if fraction is not None else ""
-        line = f"deskpilot: {self.model}: {stage}{pct}"
+        line = f"deskpilot: {one_line(self.model)}: {one_line(stage)}{pct}"
         if sys.stderr.isatty():
             sys.stderr.write(("\r" if stage == self.stage else "\n") + line + "\x1b[K")
         elif stage != self.stage:
@@ -226,7 +230,7 @@ def warn_if_remote(endpoint: str | None) -> None:
 
     warning = endpoint_warning(endpoint)
     if warning:
-        print(f"deskpilot: warning: {warning}", file=sys.stderr)
+        print(f"deskpilot: warning: {visible(warning)}", file=sys.stderr)
 
 
 class TerminalView:
@@ -236,6 +240,7 @@ class TerminalView:
         self.quiet = quiet
         self.streaming = False
         self.streamed = False
+        self.last_char = ""  # the last character of streamed thinking shown (textsafe context)
 
     def __call__(self, event: Any) -> None:
         """Show one loop event."""
@@ -246,7 +251,13 @@ class TerminalView:
                 if not self.streaming:
                     sys.stderr.write("  thinking: ")
                     self.streaming = self.streamed = True
-                sys.stderr.write(event.data["text"])
+                    self.last_char = ""
+                text = event.data["text"]
+                # Each line of thinking starts with a gutter, so no line of it can pass for
+                # one of ours ("  proposes ...", "  risky: ...").
+                shown = visible(text, before=self.last_char).replace("\n", "\n  | ")
+                self.last_char = text[-1:] or self.last_char
+                sys.stderr.write(shown)
                 sys.stderr.flush()
             return
         if self.streaming:
@@ -258,32 +269,30 @@ class TerminalView:
         elif event.kind == "proposal":
             prop = event.data["proposal"]
             if prop.thinking.strip() and not self.streamed and not self.quiet:
-                print(f"  thinking: {_excerpt(prop.thinking, 400)}", file=sys.stderr)
+                print(f"  thinking: {one_line(prop.thinking, 400)}", file=sys.stderr)
             if prop.action is not None:
-                print(f"  proposes {describe(prop.action)}", file=sys.stderr)
+                print(f"  proposes {one_line(describe(prop.action))}", file=sys.stderr)
                 risk = event.data.get("risk")
                 if risk is not None and risk.level != "safe":
-                    print(f"  {risk.level}: {risk.reason}", file=sys.stderr)
+                    print(f"  {risk.level}: {one_line(risk.reason)}", file=sys.stderr)
         elif event.kind == "decision" and event.data["decision"].kind == "reject":
             decision = event.data["decision"]
             if decision.by != "user":  # the user knows what they rejected
-                print(f"  refused, nothing executed: {decision.note}", file=sys.stderr)
+                print(
+                    f"  refused, nothing executed: {one_line(str(decision.note))}", file=sys.stderr
+                )
         elif event.kind == "backend_error":
             again = event.data.get("retry_in_s")
             later = f"; retrying in {again:g} s" if again is not None else ""
-            print(f"  model backend: {event.data['error']}{later}", file=sys.stderr)
+            print(f"  model backend: {one_line(str(event.data['error']))}{later}", file=sys.stderr)
         elif event.kind == "invalid":
-            print(f"  invalid output, nothing executed: {event.data['error']}", file=sys.stderr)
+            error = one_line(str(event.data["error"]))
+            print(f"  invalid output, nothing executed: {error}", file=sys.stderr)
         elif event.kind == "executed" and not event.data["ok"]:
-            print(f"  execution failed: {event.data['error']}", file=sys.stderr)
+            print(f"  execution failed: {one_line(str(event.data['error']))}", file=sys.stderr)
         elif event.kind == "finished":
-            print(f"finished: {event.data['outcome']}: {event.data['message']}", file=sys.stderr)
-
-
-def _excerpt(text: str, limit: int) -> str:
-    """One line of at most limit characters."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+            message = one_line(str(event.data["message"]))
+            print(f"finished: {event.data['outcome']}: {message}", file=sys.stderr)
 
 
 def command_run(args: argparse.Namespace, task: str) -> int:
@@ -311,6 +320,7 @@ def command_run(args: argparse.Namespace, task: str) -> int:
     if missing:
         fail(f"--secret-env {missing[0]}: that environment variable is not set")
     redactor = Redactor([*args.secret, *secrets_from_env(args.secret_env)])
+    args.run_redactor = redactor  # a crash report knows what this run learnt is secret
     if not task.strip():
         fail("the task is empty")
     try:
@@ -390,7 +400,7 @@ def command_run(args: argparse.Namespace, task: str) -> int:
             on_event=TerminalView(args.quiet),
             stop=stop,
             rules=rules,
-            focus=focus.wm_class,
+            focus=focus.focused,
             window_area=focus.focused_rect,
         )
         if result.outcome in ("stopped", "error"):
@@ -400,7 +410,7 @@ def command_run(args: argparse.Namespace, task: str) -> int:
         executor.close()
         backend.close()
     if result.answer is not None:
-        print(result.answer)
+        print(visible(result.answer))
     return result.exit_code
 
 
@@ -450,10 +460,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: keep the details in a file, show one line
         from agent.secrets import Redactor
 
-        # The API key (and any secret given) never reaches the log or the terminal.
-        redactor = Redactor(_secret_values(args))
+        # The API key, any secret given, and what the run learnt (secrets typed in pieces)
+        # never reach the log or the terminal.
+        redactor = getattr(args, "run_redactor", None) or Redactor()
+        for value in _secret_values(args):
+            redactor.add(value)
         log = report_crash(exc, redactor.redact_text)
-        line = redactor.redact_text(f"{type(exc).__name__}: {exc}")
+        line = one_line(redactor.redact_text(f"{type(exc).__name__}: {exc}"))
         print(f"deskpilot: internal error: {line} (details in {log})", file=sys.stderr)
         return EXIT_FAILED
 

@@ -9,6 +9,7 @@ from typing import Literal, TextIO
 from actions.screen import CoordinateSpace
 from actions.types import Action, describe
 from agent.risk import SAFE, Risk
+from agent.textsafe import one_line
 
 DecisionKind = Literal["approve", "edit", "skip", "reject", "stop"]
 ApprovalMode = Literal["ask", "guarded", "auto"]
@@ -222,11 +223,13 @@ class TerminalApprover:
 
         at_break = request.breakpoint is not None
         where = f" [breakpoint: {request.breakpoint}]" if at_break else ""
-        self.out.write(f"step {request.step + 1}: {describe(request.action)}{where}\n")
+        # The action and its reasons quote model text: shown with every control made visible.
+        shown = one_line(describe(request.action))
+        self.out.write(f"step {request.step + 1}: {shown}{where}\n")
         if request.risk.level != "safe":
-            self.out.write(f"  {request.risk.level}: {request.risk.reason}\n")
+            self.out.write(f"  {request.risk.level}: {one_line(request.risk.reason)}\n")
         if request.attention is not None:
-            self.out.write(f"  paused: {request.attention}\n")
+            self.out.write(f"  paused: {one_line(request.attention)}\n")
         while True:
             answer = self._ask(self.BREAK_PROMPT if at_break else self.PROMPT)
             if answer is None:
@@ -262,7 +265,7 @@ class TerminalApprover:
         from actions.types import action_arguments
 
         current = json.dumps(action_arguments(request.action), ensure_ascii=False)
-        self.out.write(f"  current: {current}\n")
+        self.out.write(f"  current: {one_line(current)}\n")
         line = self._ask("  new action as JSON (empty keeps it) > ")
         if not line or not line.strip():
             return None
@@ -272,6 +275,6 @@ class TerminalApprover:
                 raise ValueError("expected a JSON object")
             action = parse(data, request.space)
         except (ValueError, error_type) as exc:
-            self.out.write(f"  not a valid action: {exc}\n")
+            self.out.write(f"  not a valid action: {one_line(str(exc))}\n")
             return None
         return Decision("edit", action=action)

@@ -37,7 +37,8 @@ from actions.types import (
     action_arguments,
     describe,
 )
-from agent.approval import ApprovalRequest, Decide, Decision
+from actions.window import FocusedWindow
+from agent.approval import APPROVAL_MODES, ApprovalRequest, Decide, Decision, asks_person
 from agent.backends.base import Backend, BackendError, Cancelled, Completion, Delta, ImagePart
 from agent.prompt import (
     SYSTEM_PROMPT,
@@ -49,7 +50,7 @@ from agent.prompt import (
 )
 from agent.protocol import Proposal, format_tool_call, parse_completion, tool_schema
 from agent.recording import Recorder, monitor_json, now_iso
-from agent.risk import Risk, RiskContext, RiskRules
+from agent.risk import SEVERITY, Risk, RiskGuard, RiskRules
 from agent.vision import MAX_PIXELS, Observation, encode_png, prepare
 
 Outcome = Literal[
@@ -161,9 +162,9 @@ class Event:
 OnEvent = Callable[[Event], None]
 # Asked after a backend error that retries did not fix: True to try the request again.
 Recover = Callable[[BackendError], bool]
-# The focused window's WM_CLASS (actions.window.FocusProbe.wm_class), None when unknown.
-FocusProbe = Callable[[], str | None]
-# The focused window's rectangle on the screen (actions.window.FocusProbe.focused_rect).
+# The focused window (actions.window.FocusProbe.focused), None when unknown.
+FocusProbe = Callable[[], FocusedWindow | None]
+# Where keys land: the focused window's rectangle on the screen (FocusProbe.rect), or None.
 WindowArea = Callable[[], Rect | None]
 
 # A screen "has not changed" when at most this many pixels differ: a blinking caret, a cursor.
@@ -192,8 +193,16 @@ def _reply_text(completion: Completion) -> str:
     if "</think>" in text:
         text = text.rsplit("</think>", 1)[1]
     parts = [text.strip()]
-    parts += [f"[tool call {c.name}: {c.arguments}]" for c in completion.tool_calls]
+    # Arguments as JSON, not in repr form: a secret in them stays recognisable to the redactor.
+    parts += [f"[tool call {c.name}: {_json(c.arguments)}]" for c in completion.tool_calls]
     return echo_reply("\n".join(p for p in parts if p))
+
+
+def _json(value: object) -> str:
+    """A string as it is; anything else as JSON text (what JSON cannot hold as its str)."""
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
 def run_task(
@@ -215,6 +224,7 @@ def run_task(
     """Run one task to its end and record every step; expected failures end as outcomes."""
     run = _Run(task, backend, screen, executor, decide, recorder, settings, on_event, stop)
     run.rules, run.recover = rules or RiskRules.default(), recover
+    run.guard = RiskGuard(run.rules)
     run.focus = focus or _unknown_window
     run.window_area = window_area or _unknown_area
     try:
@@ -240,7 +250,7 @@ def run_task(
         run.saver.shutdown(wait=True)
 
 
-def _unknown_window() -> str | None:
+def _unknown_window() -> FocusedWindow | None:
     """The focus probe when none is given: the focused window is unknown."""
     return None
 
@@ -288,6 +298,8 @@ class _Run:
         self.current: _Step | None = None
         # Set by run_task: the risk rules, where keys go, and who decides after backend errors.
         self.rules = RiskRules.default()
+        # What was typed where since each window's last submit: the risk rules' state.
+        self.guard = RiskGuard(self.rules)
         self.focus: FocusProbe = _unknown_window
         self.window_area: WindowArea = _unknown_area
         self.stale_in_a_row = 0  # actions held back in a row: the screen changed where they act
@@ -295,11 +307,10 @@ class _Run:
         self.started = time.monotonic()
         self.waiting_s = 0.0  # time spent waiting for a person: not the run's own time
         # Runaway control: the last executed action, the screen before it, and how many times
-        # in a row it ran with the screen unchanged; where the last typing went (risk rules).
+        # in a row it ran with the screen unchanged.
         self.last_action: Action | None = None
         self.last_rgb: bytes | None = None
         self.repeats = 0
-        self.last_window: str | None = None
 
     def over_time(self) -> str | None:
         """Why the run is out of time (its own time, waiting for people excluded), or None."""
@@ -315,6 +326,8 @@ class _Run:
         self, outcome: Outcome, message: str, steps: int, answer: str | None = None
     ) -> RunResult:
         """Write the outcome into run.json and tell the viewer."""
+        # The backend may have changed course mid-run (tools moved into the system prompt).
+        self.recorder.info["backend"] = self.backend.describe()
         self.recorder.finish(
             {"status": outcome, "message": message, "answer": answer, "steps": steps}
         )
@@ -378,7 +391,11 @@ class _Run:
         action = proposal.action
         # Where keys would go now: read only for keys and typing (one X round trip).
         window = self.focus() if isinstance(action, Type | Key) else None
-        risk = self._assess(action, proposal.thinking, window) if action is not None else None
+        risk = (
+            self.guard.assess(action, window=window, thinking=proposal.thinking)
+            if action is not None
+            else None
+        )
         if risk is not None:
             step.record["risk"] = risk.to_json()
         self.emit(
@@ -448,12 +465,20 @@ class _Run:
             self.history.append(HistoryEntry(image, reply, result, describe(action)))
             return None
         to_run = decision.action if decision.kind == "edit" and decision.action else action
-        if to_run is not action:
-            # The user's edit is theirs to make, but blocked stays blocked in every mode.
-            window = self.focus() if isinstance(to_run, Type | Key) else None
-            edited_risk = self._assess(to_run, proposal.thinking, window)
-            if edited_risk.level == "blocked":
-                return self._refuse(step, image, reply, to_run, edited_risk)
+        # Judged again where keys go now (focus can move while a decision is made): blocked
+        # stays blocked in every mode, a user's edit included; what a policy approved as safe
+        # and is risky now does not run.
+        window = self.focus() if isinstance(to_run, Type | Key) else None
+        now = self.guard.assess(to_run, window=window, thinking=proposal.thinking)
+        if now.level == "blocked":
+            return self._refuse(step, image, reply, to_run, now)
+        if (
+            to_run is action
+            and SEVERITY[now.level] > SEVERITY[risk.level]
+            and decision.by in APPROVAL_MODES
+            and asks_person(decision.by, replace(request, risk=now))
+        ):
+            return self._refuse_changed(step, image, reply, to_run, now)
 
         # Fresh screen (issue 16): held back, not executed, if the screen changed where to_run
         # acts since `frame` was taken; after stale_limit in a row a person decides.
@@ -472,6 +497,7 @@ class _Run:
                 cancel=self.stop,
             )
         except FailSafeTriggered:
+            self.guard.executed(to_run, window=window, complete=False)
             step.execution({"ok": False, "error": "fail-safe: pointer in a screen corner"})
             step.finish_result("Stopped: the user triggered the fail-safe.")
             return self.finish(
@@ -486,6 +512,7 @@ class _Run:
                 "action": action_arguments(to_run),
             }
         )
+        self.guard.executed(to_run, window=window, complete=outcome.ok)
         if not outcome.ok:
             result = f"Execution failed: {outcome.error}"
         elif decision.kind == "edit":
@@ -507,7 +534,6 @@ class _Run:
         self.last_action = to_run
         self.last_rgb = frame.rgb
         self.repeats = 1 if attention is not None else repeats
-        self.last_window = window if isinstance(to_run, Type) else None
         return None
 
     def _hold_if_stale(
@@ -629,16 +655,6 @@ class _Run:
                     return None, exc
                 attempt = 0
 
-    def _assess(self, action: Action, thinking: str, window: str | None) -> Risk:
-        """The risk rules' verdict, with where the last typing went and what has focus now."""
-        context = RiskContext(
-            thinking=thinking,
-            previous=self.last_action,
-            previous_window=self.last_window,
-            window=window,
-        )
-        return self.rules.assess(action, context)
-
     def _repeats(self, action: Action, frame: Frame) -> int:
         """How many times in a row this action would now run on a screen that has not changed."""
         if self.last_action is None or self.last_rgb is None:
@@ -654,7 +670,6 @@ class _Run:
         self.last_action = None
         self.last_rgb = None
         self.repeats = 0
-        self.last_window = None
 
     def _refuse(
         self, step: _Step, image: ImagePart, reply: str, action: Action, risk: Risk
@@ -669,6 +684,20 @@ class _Run:
             f"Blocked by the user's rules, nothing was executed: {risk.reason}. "
             "Do not try it again; find another way or end the task."
         )
+        step.finish_result(result)
+        self.history.append(HistoryEntry(image, reply, result, describe(action)))
+        return None
+
+    def _refuse_changed(
+        self, step: _Step, image: ImagePart, reply: str, action: Action, risk: Risk
+    ) -> RunResult | None:
+        """Approved by policy, but risky where keys go now: not executed, the model is told."""
+        self._forget_last()
+        decision = Decision("reject", by="rules", note=risk.reason)
+        step.decide(decision)
+        step.record["risk"] = risk.to_json()
+        self.emit(Event("decision", step.index, {"decision": decision, "risk": risk}))
+        result = f"Refused, nothing was executed: judged again before running, {risk.reason}."
         step.finish_result(result)
         self.history.append(HistoryEntry(image, reply, result, describe(action)))
         return None
@@ -772,6 +801,8 @@ class _Step:
             {"id": c.id, "name": c.name, "arguments": c.arguments} for c in completion.tool_calls
         ]
         self.record["finish_reason"] = completion.finish_reason
+        if completion.tools_in_prompt:  # the server refused `tools` (llama.cpp without --jinja)
+            self.record["tools_in_prompt"] = True
         self.record["tokens"].update(
             {"prompt": completion.prompt_tokens, "completion": completion.completion_tokens}
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -30,6 +31,7 @@ from actions.types import (
     action_arguments,
 )
 from agent.backends.base import Completion
+from agent.textsafe import quote
 
 TOOL_NAME = "computer_use"
 
@@ -324,7 +326,7 @@ def parse_arguments(arguments: Mapping[str, object], space: CoordinateSpace) -> 
         case "key":
             return Key(_keys(given["keys"]))
         case "type":
-            return Type(_text(given["text"], "text"))
+            return Type(_typeable(_text(given["text"], "text")))
         case "answer":
             return Answer(_text(given["text"], "text"))
         case "left_click_drag":
@@ -428,8 +430,9 @@ def _keys(value: object) -> tuple[str, ...]:
 
     try:
         normalize_chord(keys)
-    except KeyNameError as exc:
-        raise ProtocolError(str(exc).split(":")[0]) from None
+    except KeyNameError:
+        # KeyNameError names the key in repr form: say it again, verbatim.
+        raise ProtocolError(f"unknown key in {_show('+'.join(keys))}") from None
     return tuple(keys)
 
 
@@ -474,6 +477,17 @@ def _text(value: object, what: str) -> str:
         raise ProtocolError(f"{what} contains a NUL character")
     _check_unicode(value, what)
     return value
+
+
+def _typeable(text: str) -> str:
+    """Text a keyboard can type: no control characters but newline, tab and carriage return."""
+    for i, ch in enumerate(text):
+        if ch not in "\n\t\r" and unicodedata.category(ch) == "Cc":
+            raise ProtocolError(
+                f"text contains control character U+{ord(ch):04X} at index {i}: only \\n and "
+                "\\t can be typed; use the key action for other keys"
+            )
+    return text
 
 
 def _check_unicode(value: str, what: str) -> None:
@@ -533,14 +547,18 @@ def _kind(value: object) -> str:
 
 
 def _show(value: object, limit: int = 40) -> str:
-    """A short one-line repr of untrusted input for an error message."""
+    """Untrusted input, short, for an error message: text verbatim in quotes, never in repr form.
+
+    repr would escape a secret in it (quotes, backslashes, non-ASCII) past the redactor's
+    literal match; displays make the message safe to show (agent/textsafe.py).
+    """
+    if isinstance(value, str):
+        return quote(value, limit)
     try:
-        text = repr(value)
-    except Exception:  # a hostile __repr__ must not turn an error message into a crash
+        text = json.dumps(value, ensure_ascii=False, allow_nan=True, default=str)
+    except (TypeError, ValueError, RecursionError):
         text = f"<{type(value).__name__}>"
-    if len(text) > limit:
-        text = text[: limit - 3] + "..."
-    return text
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------- reading output
@@ -826,7 +844,11 @@ def _render_structured(calls: Sequence[object], content: str) -> str:
         name = getattr(call, "name", "")
         arguments = getattr(call, "arguments", "")
         name_json = json.dumps(name if isinstance(name, str) else str(name), ensure_ascii=False)
-        args_text = arguments if isinstance(arguments, str) else str(arguments)
+        args_text = (
+            arguments
+            if isinstance(arguments, str)
+            else json.dumps(arguments, ensure_ascii=False, default=str)
+        )
         parts.append(
             f'{_TOOL_CALL_OPEN}\n{{"name": {name_json}, "arguments": {args_text}}}\n'
             f"{_TOOL_CALL_CLOSE}"

@@ -14,7 +14,7 @@ from typing import Any
 from actions.screen import Monitor
 from agent.backends.base import ChatMessage, ImagePart, Part
 from agent.backends.openai_compat import API_KEY_ENV
-from agent.secrets import Redactor, find_secrets, secrets_from_env
+from agent.secrets import MARKER, Redactor, find_secrets, secrets_from_env
 
 # 2 added each step's `prompt` (the messages sent); readers accept every version listed here.
 FORMAT_VERSION = 2
@@ -152,9 +152,10 @@ class Recorder:
     def append_step(self, record: dict[str, Any]) -> None:
         """Append one step, redacted, as a JSON line and flush it to the OS."""
         reasons = self._learn_typed_secrets(record)
-        line = self.redactor.redact(record)
+        self._feed_typed(record)
+        line = self._redact_line(record)
         if reasons:
-            line["redacted"] = reasons
+            line["redacted"] = list(dict.fromkeys([*line.get("redacted", []), *reasons]))
         self._rescrub_if_needed()
         self._steps.write(json.dumps(line, ensure_ascii=False, allow_nan=False) + "\n")
         self._steps.flush()
@@ -194,6 +195,65 @@ class Recorder:
                 reasons.append("typed text: marked secret")
         return list(dict.fromkeys(reasons))
 
+    def _feed_typed(self, record: dict[str, Any]) -> None:
+        """Add the step's typing to the redactor's typed stream: executed, else edited, else
+        proposed (one piece a step: a proposal the user replaced was not typed before it)."""
+        index = record.get("index")
+        if not isinstance(index, int):
+            return
+        decision, execution = record.get("decision"), record.get("execution")
+        for args in (
+            execution.get("action") if isinstance(execution, dict) else None,
+            decision.get("edited_action") if isinstance(decision, dict) else None,
+            record.get("action"),
+        ):
+            if not isinstance(args, dict):
+                continue
+            typed = typing_of(args)
+            if typed is not None:
+                keys = args.get("keys")
+                names = [k for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
+                self.redactor.typed(typed[0], step=index, echoes=typed[1], names=names)
+            return
+
+    def _redact_line(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A step record redacted; in a step that typed part of a secret, that part is hidden."""
+        line: dict[str, Any] = self.redactor.redact(record)
+        index = record.get("index")
+        pieces = self.redactor.pieces_of_step(index) if isinstance(index, int) else frozenset()
+        if not pieces:
+            return line
+
+        # Short pieces ("hun", or one key) would shred any text they were replaced in: every
+        # model-written field holding one, in any encoding, is hidden whole, and so is what
+        # the step's actions typed (a chord's keys spell its character only together).
+        def hide(value: Any) -> Any:
+            if isinstance(value, str):
+                return MARKER if self.redactor.hides(value, pieces) else value
+            if isinstance(value, dict):
+                if value.get("action") in ("type", "key"):
+                    return {
+                        k: v if k == "action" else ([MARKER] if k == "keys" else MARKER)
+                        for k, v in value.items()
+                    }
+                return {k: hide(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [hide(v) for v in value]
+            return value
+
+        for key in ("thinking", "raw_output", "tool_calls", "action", "result", "parse_error"):
+            if key in line:
+                line[key] = hide(line[key])
+        for key, fields in _NESTED_TEXT.items():
+            part = line.get(key)
+            if isinstance(part, dict):
+                line[key] = {k: hide(v) if k in fields else v for k, v in part.items()}
+        if isinstance(line.get("error"), str):
+            line["error"] = hide(line["error"])
+        reason = "typed text: part of a secret typed in pieces"
+        line["redacted"] = list(dict.fromkeys([*line.get("redacted", []), reason]))
+        return line
+
     def _rescrub_if_needed(self) -> None:
         """After a new secret, redact what is already on disk again (atomically)."""
         version = self.redactor.version
@@ -208,7 +268,7 @@ class Recorder:
         for raw in old:
             try:
                 line = json.dumps(
-                    self.redactor.redact(json.loads(raw)), ensure_ascii=False, allow_nan=False
+                    self._redact_line(json.loads(raw)), ensure_ascii=False, allow_nan=False
                 ).encode("utf-8")
             except (json.JSONDecodeError, UnicodeDecodeError):
                 line = raw  # only a blank end; this recorder writes whole lines
@@ -218,6 +278,57 @@ class Recorder:
         _write_atomic(path, b"\n".join(new))
         self._steps.close()
         self._steps = open(path, "a", encoding="utf-8")  # noqa: SIM115
+
+
+# The parts of a step record nested one level down that hold typed or model-written text.
+_NESTED_TEXT: dict[str, tuple[str, ...]] = {
+    "decision": ("edited_action", "note"),
+    "execution": ("action", "detail", "error"),
+    "risk": ("reason",),
+}
+# What a chord types when it types a character (shift only, or no modifier).
+_CHORD_CHARS = {"space": " ", "enter": "\n", "tab": "\t", "backspace": "\b"}
+_CHORD_CHARS.update({f"num{i}": str(i) for i in range(10)})
+
+
+def typing_of(args: object) -> tuple[str, tuple[str, ...]] | None:
+    """What recorded action arguments type ("\\b" for backspace), and how they are echoed.
+
+    The echoes are the action's description and tool call, as results and later prompts
+    render them. A chord with ctrl, alt or win types nothing; None for anything else.
+    """
+    from actions.keys import KeyNameError, is_modifier, normalize_chord
+    from actions.types import Action, Key, Type, describe
+    from agent.protocol import format_tool_call
+
+    if not isinstance(args, dict):
+        return None
+    action: Action
+    kind = args.get("action")
+    if kind == "type" and isinstance(args.get("text"), str):
+        text: str = args["text"]
+        action = Type(text)
+    elif kind == "key" and isinstance(args.get("keys"), list):
+        keys = args["keys"]
+        if not all(isinstance(k, str) for k in keys):
+            return None
+        try:
+            names = normalize_chord(keys)
+        except KeyNameError:
+            return None
+        mods = [k for k in names if is_modifier(k)]
+        rest = [k for k in names if not is_modifier(k)]
+        if len(rest) != 1 or any(not m.startswith("shift") for m in mods):
+            return None
+        key = rest[0]
+        char = key if len(key) == 1 else _CHORD_CHARS.get(key)
+        if char is None:
+            return None
+        text = char.upper() if mods and len(key) == 1 else char
+        action = Key(tuple(keys))
+    else:
+        return None
+    return text, (describe(action), format_tool_call(action))
 
 
 @dataclass(slots=True)

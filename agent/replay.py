@@ -6,14 +6,16 @@ import io
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from actions.screen import CoordinateSpace, Monitor
-from actions.types import FINAL_ACTIONS, Action, Type, describe
+from actions.types import FINAL_ACTIONS, Action, Key, Type, describe
+from actions.window import FocusedWindow
 from agent.backends.base import Backend, ChatMessage, Completion, ImagePart
 from agent.loop import ExecutorLike, ScreenLike
 from agent.protocol import Proposal, ProtocolError, parse_arguments, parse_completion, tool_schema
 from agent.recording import Recording, load_messages, prompt_messages
+from agent.risk import SAFE, Risk, RiskGuard, RiskRules
 from agent.secrets import MARKER
 
 # The screens are compared as grey thumbnails THUMB_WIDTH pixels wide: small enough that
@@ -80,14 +82,54 @@ def recorded_action(step: dict[str, Any]) -> Action | None:
 Verdict = Literal["go", "skip", "stop"]
 
 
+class Gate(Protocol):
+    """The risk rules as a live run applies them: judged where keys go now, with typed state."""
+
+    def assess(self, action: Action) -> Risk:
+        """Safe, risky or blocked for this action on the desktop as it is now."""
+        ...
+
+    def executed(self, action: Action) -> None:
+        """The action ran: remember what it typed where."""
+        ...
+
+
+class LiveGate:
+    """A Gate over the user's risk rules and the focused window, as a live run judges."""
+
+    def __init__(self, rules: RiskRules) -> None:
+        from actions.window import FocusProbe
+
+        self.guard = RiskGuard(rules)
+        self._probe = FocusProbe()
+        self._window_now: FocusedWindow | None = None
+
+    def _window(self, action: Action) -> FocusedWindow | None:
+        return self._probe.focused() if isinstance(action, Type | Key) else None
+
+    def assess(self, action: Action) -> Risk:
+        """The rules' verdict with where keys go now and what was typed there before."""
+        self._window_now = self._window(action)
+        return self.guard.assess(action, window=self._window_now)
+
+    def executed(self, action: Action) -> None:
+        """Remember what the action typed, where it was last judged to go."""
+        self.guard.executed(action, window=self._window_now)
+
+    def close(self) -> None:
+        """Drop the X connection."""
+        self._probe.close()
+
+
 @dataclass(frozen=True, slots=True)
 class Check:
-    """What the replayer asks about before a step: the action and how far the screen moved."""
+    """What the replayer asks about before a step: the action, its risk, the screen change."""
 
     index: int
     action: Action
     difference: float
     threshold: float
+    risk: Risk = SAFE
 
     @property
     def differs(self) -> bool:
@@ -118,8 +160,13 @@ def replay(
     threshold: float = DEFAULT_THRESHOLD,
     log: Callable[[str], None] = lambda line: None,
     stop: threading.Event | None = None,
+    gate: Gate | None = None,
 ) -> ReplayResult:
-    """Re-execute a recording's executed actions in order, checking the screen before each."""
+    """Re-execute a recording's executed actions in order, checking the screen before each.
+
+    With a gate, every action is judged by the same risk rules as a live run: a blocked one
+    ends the replay before it runs, in every mode, and `confirm` sees each action's risk.
+    """
     settings = recording.info.get("settings") or {}
     settle_min = float(settings.get("settle_min_s", 0.1))
     settle_max = float(settings.get("settle_max_s", 2.0))
@@ -148,13 +195,31 @@ def replay(
         space, monitor = geometry
         recorded = (recording.dir / step["screenshot"]).read_bytes()
         difference = screen_difference(recorded, screen.capture().to_pil())
-        verdict = confirm(Check(index, action, difference, threshold))
+        risk = gate.assess(action) if gate is not None else SAFE
+        if risk.level == "blocked":
+            return ReplayResult(False, _blocked(index, risk), executed)
+        verdict = confirm(Check(index, action, difference, threshold, risk))
         if verdict == "stop" or (stop is not None and stop.is_set()):
             return ReplayResult(False, f"stopped before step {index + 1}", executed)
         if verdict == "skip":
             log(f"step {index + 1}: skipped")
             continue
+        if gate is not None:
+            # Judged again at the last moment: where keys go may have changed while someone
+            # decided. Worse than what was approved means nothing runs.
+            now = gate.assess(action)
+            if now.level == "blocked":
+                return ReplayResult(False, _blocked(index, now), executed)
+            if now.level == "risky" and risk.level == "safe":
+                return ReplayResult(
+                    False,
+                    f"step {index + 1}: became risky before it ran ({now.reason}); "
+                    "nothing was executed",
+                    executed,
+                )
         result = executor.execute(action, space=space, monitor=monitor, cancel=stop)
+        if gate is not None:
+            gate.executed(action)
         if not result.ok:
             return ReplayResult(
                 False, f"step {index + 1}: {describe(action)} failed: {result.error}", executed
@@ -163,6 +228,11 @@ def replay(
         log(f"step {index + 1}: executed {describe(action)}")
         screen.wait_until_stable(min_s=settle_min, max_s=settle_max)
     return ReplayResult(True, f"replayed {executed} actions", executed)
+
+
+def _blocked(index: int, risk: Risk) -> str:
+    """The one-line reason a blocked step ended the replay."""
+    return f"step {index + 1}: blocked by your rules ({risk.reason}); nothing was executed"
 
 
 # --------------------------------------------------------------------------- ask again

@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QMainWindow,
     QPlainTextEdit,
@@ -37,11 +36,21 @@ from PySide6.QtWidgets import (
 from actions.screen import Monitor
 from actions.types import ACTION_TYPES, describe
 from agent.approval import ApprovalRequest, Breakpoints, Decision
+from agent.textsafe import visible
 from ui.guard import Rect
 from ui.hotkey import GlobalHotkey, describe_combo
 from ui.run_controller import RunController, load_risk_rules, parse_secrets
 from ui.settings import APPROVAL_MODES, AppSettings, load_settings, save_settings
-from ui.widgets import ApprovalPanel, ControlBar, LiveView, RecoverBar, one_line, risk_text
+from ui.widgets import (
+    ApprovalPanel,
+    ControlBar,
+    LiveView,
+    RecoverBar,
+    one_line,
+    plain_label,
+    plain_tip,
+    risk_text,
+)
 
 # Time for the X server to unmap the window before the agent captures or acts.
 STEP_ASIDE_MS = 250
@@ -103,7 +112,7 @@ def _preload() -> None:
 
 
 class _HotkeyRelay(QObject):
-    """Carries the hotkey from pynput's thread to the GUI thread."""
+    """Carries the hotkey from its listening thread to the GUI thread."""
 
     pressed = Signal()
 
@@ -264,7 +273,7 @@ class MainWindow(QMainWindow):
         for b in (self.start_button, self.pause_button, self.stop_button):
             buttons.addWidget(b)
 
-        self.worker_label = QLabel("worker: not started (it starts with the first run)")
+        self.worker_label = plain_label("worker: not started (it starts with the first run)")
         self.worker_label.setWordWrap(True)
         self.worker_progress = QProgressBar()
         self.worker_progress.setRange(0, 1000)
@@ -296,7 +305,7 @@ class MainWindow(QMainWindow):
         ll.addWidget(worker_box)
         ll.addStretch(1)
 
-        self.step_label = QLabel("idle")
+        self.step_label = plain_label("idle")
         # Long status lines (a backend's error) are cut, not allowed to widen the window; the
         # whole line is in the tooltip and the run log.
         self.step_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -478,8 +487,8 @@ class MainWindow(QMainWindow):
             rules = load_risk_rules(self.settings)
         except RiskConfigError as exc:  # a bad rules file: say which and why, start nothing
             message = f"risk rules: {one_line(str(exc), 300)}"
-            self.statusBar().showMessage(message)
-            self.step_label.setText(message)
+            self.statusBar().showMessage(visible(message))
+            self.step_label.setText(visible(message))
             return
         secrets = parse_secrets(self.secrets.text())
         settings = self.settings
@@ -569,7 +578,8 @@ class MainWindow(QMainWindow):
                 self.streaming_kind = data["kind"]
             cursor = self.thinking.textCursor()
             cursor.movePosition(cursor.MoveOperation.End)
-            cursor.insertText(data["text"])
+            # Thinking streams in pieces; each is shown with its controls made visible.
+            cursor.insertText(visible(data["text"]))
             self.thinking.setTextCursor(cursor)
         elif kind == "proposal":
             prop = data["proposal"]
@@ -586,7 +596,7 @@ class MainWindow(QMainWindow):
                 self.view.set_action(prop.action, data["space"], editable=False)
         elif kind == "invalid":
             self._status(f"step {event.step + 1}: invalid output, nothing executed")
-            self.thinking.appendPlainText(f"\n[invalid output: {data['error']}]")
+            self.thinking.appendPlainText(f"\n[invalid output: {visible(str(data['error']))}]")
             self.add_log(f"step {event.step + 1}: invalid output, nothing executed")
         elif kind == "decision":
             self._on_decision(event.step, data["decision"], data.get("risk"))
@@ -636,16 +646,16 @@ class MainWindow(QMainWindow):
         else:
             text = f"model backend: {error}; retries did not help"
         self._status(text)
-        self.statusBar().showMessage(text)
+        self.statusBar().showMessage(visible(text))
         self.add_log(f"step {step + 1}: {text}")
 
     def add_log(self, line: str) -> None:
         """One line in the run log (with the time)."""
-        self.log_view.appendPlainText(f"{time.strftime('%H:%M:%S')} {line}")
+        self.log_view.appendPlainText(f"{time.strftime('%H:%M:%S')} {visible(line)}")
 
     def _status(self, text: str) -> None:
-        self.step_label.setText(text)
-        self.step_label.setToolTip(text)
+        self.step_label.setText(visible(text))
+        self.step_label.setToolTip(plain_tip(text))
         self.bar.set_status(text)
 
     def on_observed(self, step: int, image: QImage, monitor: Monitor) -> None:
@@ -726,21 +736,22 @@ class MainWindow(QMainWindow):
             self.worker_progress.setValue(int(fraction * 1000))
         else:
             self.worker_progress.setRange(0, 0)  # busy indicator: the stage has no fraction
-        self.worker_label.setText(f"worker: {stage}")
+        self.worker_label.setText(f"worker: {visible(stage)}")
         self.bar.set_status(f"model: {stage}")
 
     def on_worker_state(self, text: str) -> None:
         """Worker state: ready (device, memory) or an error with what to do."""
         if text.startswith("ready") or text.startswith("error"):
             self.worker_progress.setVisible(False)
-        self.worker_label.setText(f"worker: {text}")
+        self.worker_label.setText(f"worker: {visible(text)}")
 
     def on_failed(self, message: str) -> None:
         """A run could not start or broke."""
-        self.statusBar().showMessage(message)
-        self.step_label.setText(message)
+        shown = visible(message)
+        self.statusBar().showMessage(shown)
+        self.step_label.setText(shown)
         if not message.startswith(("internal error", "risk rules:")):
-            self.worker_label.setText(f"worker: error: {message}")
+            self.worker_label.setText(f"worker: error: {shown}")
 
     def on_finished(self, result: Any) -> None:
         """The run ended: come back, show how."""
@@ -755,8 +766,8 @@ class MainWindow(QMainWindow):
             text = f"finished: {result.outcome}: {result.message}"
             if result.answer:
                 text += f" — answer: {result.answer}"
-            self.step_label.setText(text)
-            self.statusBar().showMessage(f"{text} (recording in {result.run_dir})")
+            self.step_label.setText(visible(text))
+            self.statusBar().showMessage(visible(f"{text} (recording in {result.run_dir})"))
             self.add_log(one_line(text, 300))
         self._log_test(
             "finished",

@@ -15,6 +15,7 @@ from actions.screen import CoordinateSpace, Monitor, model_to_screen, screen_to_
 from actions.types import Action, describe
 from agent.recording import Recording, prompt_messages
 from agent.replay import step_geometry as step_space_monitor
+from agent.textsafe import one_line, visible
 
 Format = Literal["mp4", "gif", "html"]
 FORMATS: tuple[Format, ...] = ("mp4", "gif", "html")
@@ -65,12 +66,6 @@ def video_frame_count(step: dict[str, Any]) -> int:
     return max(1, round(frame_seconds(step) * VIDEO_FPS))
 
 
-def excerpt(text: str, limit: int) -> str:
-    """One line of at most limit characters."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-
-
 def caption_lines(step: dict[str, Any], total: int) -> tuple[str, str]:
     """Two caption lines: step, action, decision and time; then thinking or the error."""
     action = shown_action(step)
@@ -82,7 +77,8 @@ def caption_lines(step: dict[str, Any], total: int) -> tuple[str, str]:
     first = f"step {int(step.get('index', 0)) + 1}/{total}: {what}{how}{took}"
     problem = step.get("parse_error") or step.get("error")
     second = f"! {problem}" if problem else str(step.get("thinking") or "")
-    return excerpt(first, 200), excerpt(second, THINKING_EXCERPT)
+    # Model text, drawn into frames and shown in the viewer: controls made visible.
+    return one_line(first, 200), one_line(second, THINKING_EXCERPT)
 
 
 # --------------------------------------------------------------------------- Qt rendering
@@ -370,8 +366,9 @@ _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 
 def _esc(value: object) -> str:
-    """Model output and recorded text are hostile: escape everything, quotes included."""
-    return html.escape(str(value), quote=True)
+    """Model output and recorded text are hostile: escape everything, quotes included, and
+    show controls, bidi overrides and invisible characters (agent/textsafe.py)."""
+    return html.escape(visible(str(value)), quote=True)
 
 
 def _pre(value: object) -> str:

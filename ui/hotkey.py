@@ -1,45 +1,42 @@
-"""The global kill-switch hotkey (pynput); the app works without it and says so."""
+"""The global kill-switch hotkey; the app works without it and says so."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+
+from actions.hotkey import HotkeyError, XHotkey
 
 
 class GlobalHotkey:
-    """Listens for one key combination system-wide and calls back on pynput's thread."""
+    """Grabs one key combination system-wide (it reaches no other app); calls back on its thread."""
 
     def __init__(self, combo: str, callback: Callable[[], None]) -> None:
         self.combo = combo
         self._callback = callback
-        self._listener: Any = None
+        self._grab: XHotkey | None = None
         self.error: str | None = None
 
     def start(self) -> bool:
-        """Start listening; on failure `error` says why (no X, no pynput, bad combination)."""
+        """Grab the combination; on failure `error` says why (no X, bad combination, taken)."""
         try:
-            from pynput import keyboard  # imports fail without a display: that is expected
-        except Exception as exc:
-            self.error = f"global hotkey unavailable ({type(exc).__name__}: {exc})".split("\n")[0]
+            grab = XHotkey(self.combo, self._callback)
+            grab.start()
+        except HotkeyError as exc:
+            self.error = f"global hotkey {describe_combo(self.combo)} unavailable: {exc}"
             return False
-        try:
-            listener = keyboard.GlobalHotKeys({self.combo: self._callback})
-            listener.daemon = True
-            listener.start()
-        except Exception as exc:
-            self.error = f"global hotkey {self.combo!r} unavailable: {exc}"
+        except ImportError as exc:
+            self.error = f"global hotkey unavailable ({exc})"
             return False
-        self._listener = listener
+        self._grab = grab
         return True
 
     def stop(self) -> None:
-        """Stop listening."""
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.stop()
-            listener.join(timeout=1.0)  # no listener thread outlives the window
+        """Release the grab; no listening thread outlives the window."""
+        grab, self._grab = self._grab, None
+        if grab is not None:
+            grab.stop()
 
 
 def describe_combo(combo: str) -> str:
-    """A readable form of a pynput combination, e.g. Ctrl+Alt+Shift+X."""
+    """A readable form of a pynput-style combination, e.g. Ctrl+Alt+Shift+X."""
     return "+".join(part.strip("<>").capitalize() for part in combo.split("+"))

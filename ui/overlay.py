@@ -38,6 +38,7 @@ from actions.types import (
     Type,
     Wait,
 )
+from agent.textsafe import one_line, quote, visible
 
 ACCENT = QColor(255, 0, 170)  # magenta: rare on desktops, so the mark stands out
 HALO = QColor(255, 255, 255)
@@ -167,15 +168,16 @@ def paint_action(
                 _crosshair(painter, p)
                 _label(painter, p, f"scroll {way} {abs(n)}")
             case Type(text=text):
-                _callout(painter, target, f"type: {text!r}")
+                # Newlines too are shown: a newline typed into a terminal runs the line.
+                _callout(painter, target, "type: " + quote(visible(text, keep=""), 200))
             case Key(keys=keys):
-                _callout(painter, target, "key: " + "+".join(keys))
+                _callout(painter, target, "key: " + visible("+".join(keys), keep=""))
             case Wait(time=t):
                 _callout(painter, target, f"wait {t:g} s")
             case Terminate(status=s):
                 _callout(painter, target, f"terminate: {s}")
             case Answer(text=text):
-                _callout(painter, target, f"answer: {text}")
+                _callout(painter, target, "answer: " + one_line(text, 200))
     finally:
         painter.restore()
 

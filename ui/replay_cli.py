@@ -8,6 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+# Recordings hold model text: whatever is printed from them goes through textsafe first.
+from agent.textsafe import one_line, visible
+
 if TYPE_CHECKING:
     from agent.replay import Verdict
 
@@ -55,7 +58,7 @@ def add_replay_parsers(
 
 def fail(message: str) -> int:
     """Print a one-line error; returns the usage status."""
-    print(f"deskpilot: error: {message}", file=sys.stderr)
+    print(f"deskpilot: error: {visible(message)}", file=sys.stderr)
     return EXIT_USAGE
 
 
@@ -67,7 +70,7 @@ def load(run_dir: Path) -> Any:
         return None
     recording = read_run(run_dir)
     for warning in recording.warnings:
-        print(f"deskpilot: warning: {warning}", file=sys.stderr)
+        print(f"deskpilot: warning: {one_line(warning)}", file=sys.stderr)
     return recording
 
 
@@ -100,11 +103,20 @@ def command_export(recording: Any, args: argparse.Namespace) -> int:
 
 
 class TerminalCheck:
-    """Asks on the terminal before each replayed step (ask), or only when the screen moved."""
+    """Decides each replayed step as a live run's approval mode would, on the terminal.
 
-    def __init__(self, approve: str, force: bool, inp: TextIO, out: TextIO) -> None:
+    ask: every step is asked. guarded: risky steps and screens that moved are asked; with no
+    terminal to ask on, they stop the replay. auto: runs unattended, stopping when the screen
+    moved (unless --force). Blocked steps never get here: the replayer refuses them.
+    """
+
+    def __init__(
+        self, approve: str, force: bool, inp: TextIO, out: TextIO, interactive: bool = True
+    ) -> None:
         self.approve, self.force, self.inp, self.out = approve, force, inp, out
+        self.interactive = interactive
         self.stopped_for_difference: str | None = None
+        self.refused: str | None = None
 
     def __call__(self, check: Any) -> Verdict:
         """go, skip or stop for one step."""
@@ -112,7 +124,10 @@ class TerminalCheck:
 
         pct = f"{check.difference * 100:.1f}% of the screen differs from the recording"
         limit = f"threshold {check.threshold * 100:.1f}%"
-        self.out.write(f"step {check.index + 1}: {describe(check.action)} ({pct})\n")
+        self.out.write(f"step {check.index + 1}: {one_line(describe(check.action))} ({pct})\n")
+        risky = check.risk.level != "safe"
+        if risky:
+            self.out.write(f"  {check.risk.level}: {one_line(check.risk.reason)}\n")
         if self.approve == "auto":
             if not check.differs or self.force:
                 if check.differs:
@@ -123,8 +138,17 @@ class TerminalCheck:
                 "recording was. Stopping; use --force to replay anyway"
             )
             return "stop"
+        if self.approve == "guarded" and not risky and not check.differs:
+            return "go"
         if check.differs:
             self.out.write(f"  the screen differs from the recording: {pct} > {limit}\n")
+        if self.approve == "guarded" and not self.interactive:
+            why = "risky" if risky else "the screen differs from the recording"
+            self.refused = (
+                f"step {check.index + 1}: {why} and nobody is at a terminal to approve it; "
+                "nothing was executed"
+            )
+            return "stop"
         while True:
             self.out.write("  [Enter] execute  [s] skip  [q] stop > ")
             self.out.flush()
@@ -142,7 +166,7 @@ class TerminalCheck:
 def command_execute(recording: Any, args: argparse.Namespace) -> int:
     """Re-execute the recorded actions on this desktop."""
     from actions.screen import DisplayError, Screen
-    from agent.replay import DEFAULT_THRESHOLD, replay
+    from agent.replay import DEFAULT_THRESHOLD, LiveGate, replay
 
     if args.threshold is None:
         args.threshold = DEFAULT_THRESHOLD
@@ -155,9 +179,17 @@ def command_execute(recording: Any, args: argparse.Namespace) -> int:
     except DisplayError as exc:
         return fail(str(exc))
     from actions.executor import Executor, FailSafeTriggered
+    from agent.risk import RiskConfigError, load_rules
 
-    check = TerminalCheck(args.approve, args.force, sys.stdin, sys.stderr)
+    try:
+        rules = load_rules(args.risk_rules)
+    except RiskConfigError as exc:
+        return fail(str(exc))
+    check = TerminalCheck(
+        args.approve, args.force, sys.stdin, sys.stderr, interactive=sys.stdin.isatty()
+    )
     executor = Executor()
+    gate = LiveGate(rules)
     try:
         result = replay(
             recording,
@@ -165,7 +197,8 @@ def command_execute(recording: Any, args: argparse.Namespace) -> int:
             executor=executor,
             confirm=check,
             threshold=args.threshold,
-            log=lambda line: print(line, file=sys.stderr),
+            log=lambda line: print(one_line(line), file=sys.stderr),
+            gate=gate,
         )
     except FailSafeTriggered:
         executor.release_all()
@@ -173,8 +206,10 @@ def command_execute(recording: Any, args: argparse.Namespace) -> int:
         return EXIT_FAILED
     finally:
         executor.close()
-    message = check.stopped_for_difference or result.message
-    print(f"deskpilot: replay {'done' if result.ok else 'stopped'}: {message}", file=sys.stderr)
+        gate.close()
+    message = check.refused or check.stopped_for_difference or result.message
+    done = "done" if result.ok else "stopped"
+    print(f"deskpilot: replay {done}: {one_line(message)}", file=sys.stderr)
     return result.exit_code
 
 
@@ -214,9 +249,11 @@ def side_by_side(step: dict[str, Any], again: Any, recorded: Any) -> str:
     from actions.types import describe
 
     def column(action: Any, error: str | None, thinking: str) -> list[str]:
-        lines = [describe(action) if action is not None else f"invalid: {error}"]
+        lines = [
+            one_line(describe(action)) if action is not None else f"invalid: {one_line(str(error))}"
+        ]
         if thinking.strip():
-            lines.append("thinking: " + " ".join(thinking.split())[:300])
+            lines.append("thinking: " + one_line(thinking, 300))
         wrapped: list[str] = []
         for line in lines:
             wrapped += textwrap.wrap(line, 48) or [""]

@@ -24,7 +24,9 @@ from PySide6.QtWidgets import (
 )
 
 from agent.recording import Recording
+from agent.textsafe import one_line, visible
 from ui.export import caption_lines, render_step
+from ui.widgets import plain_tip
 
 THUMB = QSize(160, 100)
 
@@ -35,7 +37,7 @@ class ReplayView(QMainWindow):
     def __init__(self, recording: Recording) -> None:
         super().__init__()
         self.recording = recording
-        self.setWindowTitle(f"deskpilot replay: {recording.info.get('task', '')}")
+        self.setWindowTitle(f"deskpilot replay: {one_line(str(recording.info.get('task', '')))}")
         self.search = QLineEdit(placeholderText="search steps (thinking, output, action...)")
         self.timeline = QListWidget()
         self.timeline.setIconSize(THUMB)
@@ -63,7 +65,7 @@ class ReplayView(QMainWindow):
         for step in recording.steps:
             first, second = caption_lines(step, total)
             item = QListWidgetItem(first)
-            item.setToolTip(second)
+            item.setToolTip(plain_tip(second))
             thumb = render_step(recording, step, (THUMB.width(), THUMB.height()), caption=False)
             item.setIcon(QIcon(QPixmap.fromImage(thumb)))
             self.timeline.addItem(item)
@@ -110,7 +112,7 @@ class ReplayView(QMainWindow):
         parts.append("\n--- thinking ---\n" + str(step.get("thinking") or ""))
         parts.append("\n--- raw output ---\n" + str(step.get("raw_output") or ""))
         # Plain text widget: model output is shown as text, never interpreted as rich text.
-        self.details.setPlainText("\n".join(parts))
+        self.details.setPlainText(visible("\n".join(parts)))
 
     def image_size(self, step: dict[str, Any]) -> tuple[int, int]:
         """The step's screenshot size plus the caption band (the export's frame)."""

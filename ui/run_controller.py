@@ -33,6 +33,7 @@ from ui.recovery import Choice, CurrentBackend, RecoveryPrompt
 from ui.settings import AppSettings
 
 if TYPE_CHECKING:
+    from actions.window import PastOwnWindows
     from agent.risk import RiskRules
 
 
@@ -171,6 +172,7 @@ class RunController(QObject):
         self.approver: GuiApprover | None = None
         self.recovery: RecoveryPrompt | None = None
         self.executor: Any = None
+        self._keys_go: PastOwnWindows | None = None
         # LoopSettings fields to override (tests and benchmarks: short retry delays).
         self.loop_overrides: dict[str, Any] = {}
 
@@ -344,6 +346,9 @@ class RunController(QObject):
         return backend
 
     def _on_event(self, event: Any) -> None:
+        if event.kind == "observation" and self._keys_go is not None:
+            # Before the window comes back: where keys go while the app is out of the way.
+            self._keys_go.remember()
         # A stale action's live screen is shown too: the person sees it before anything runs.
         frame = event.data.get("frame") if event.kind in ("observation", "stale") else None
         if frame is not None:
@@ -356,7 +361,7 @@ class RunController(QObject):
     ) -> None:
         from actions.executor import Executor
         from actions.screen import DisplayError, Screen
-        from actions.window import FocusProbe
+        from actions.window import FocusProbe, PastOwnWindows
         from agent.backends.base import BackendError
         from agent.loop import LoopSettings, run_task
         from agent.recording import Recorder, run_info
@@ -409,6 +414,7 @@ class RunController(QObject):
         executor = Executor()
         self.executor = executor
         focus = FocusProbe()
+        keys_go = self._keys_go = PastOwnWindows(focus)
         result = None
         try:
             result = run_task(
@@ -425,12 +431,14 @@ class RunController(QObject):
                 on_event=self._on_event,
                 stop=self.stop_event,
                 rules=rules,
-                focus=focus.wm_class,
-                window_area=focus.focused_rect,
+                focus=keys_go,
+                window_area=lambda: focus.rect(keys_go()),
                 recover=self.recovery,
             )
         except Exception as exc:  # a bug or broken infrastructure: show it, keep the app alive
-            self.failed.emit(f"internal error: {type(exc).__name__}: {exc}")
+            # Redacted like the recording: what the run learnt is secret stays off the screen.
+            line = recorder.redactor.redact_text(f"{type(exc).__name__}: {exc}")
+            self.failed.emit(f"internal error: {line}")
         finally:
             if result is None or result.outcome in ("stopped", "error"):
                 _release(executor)

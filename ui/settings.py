@@ -28,7 +28,7 @@ class AppSettings:
     break_at: str = ""  # breakpoint steps, "2,5" (1-based); "" = none
     break_on: str = ""  # breakpoint action kinds, "left_click,type"; "" = none
     runs_dir: str = ""  # "" = platformdirs user_data_dir("deskpilot")/runs
-    hotkey: str = DEFAULT_HOTKEY  # pynput GlobalHotKeys syntax
+    hotkey: str = DEFAULT_HOTKEY  # "<ctrl>+<alt>+<shift>+x" (pynput-style names)
     max_minutes: float = 30.0  # the run's own time (waiting for you excluded); 0 = no limit
     repeat_limit: int = 3  # ask at the Nth identical action in a row on an unchanged screen
     risk_rules: str = ""  # "" = risk.toml in the config folder if present, else the defaults

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 
 from PySide6.QtCore import QPoint, QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent
@@ -21,6 +22,8 @@ from actions.screen import CoordinateSpace, Monitor
 from actions.types import Action, Key, LeftClickDrag, Type, describe
 from agent.approval import ApprovalRequest, Decision
 from agent.risk import Risk
+from agent.textsafe import one_line as _one_line
+from agent.textsafe import visible
 from ui.overlay import action_point, model_to_view, paint_action, view_to_model
 
 GRAB_RADIUS = 16.0  # how close to a drag's start a press must be to move the start
@@ -37,13 +40,24 @@ def risk_text(risk: Risk | None) -> str:
     """'Risky: <reason>' / 'Blocked: <reason>', or "" for a safe (or unassessed) action."""
     if risk is None or risk.level == "safe":
         return ""
-    return f"{risk.level.capitalize()}: {risk.reason or 'no reason given'}"
+    return f"{risk.level.capitalize()}: {one_line(risk.reason or 'no reason given', 500)}"
 
 
 def one_line(text: str, limit: int = 160) -> str:
-    """Whitespace collapsed, cut to `limit` characters."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+    """Model text for a status line: controls and invisible characters shown, one line, cut."""
+    return _one_line(text, limit)
+
+
+def plain_label(text: str = "") -> QLabel:
+    """A label that shows its text as plain text: QLabel would render model text as HTML."""
+    label = QLabel(text)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    return label
+
+
+def plain_tip(text: str) -> str:
+    """A tooltip showing text literally (tooltips too guess rich text), controls made visible."""
+    return f"<p style='white-space:pre-wrap'>{html.escape(visible(text), quote=False)}</p>"
 
 
 class LiveView(QWidget):
@@ -207,16 +221,16 @@ class ApprovalPanel(QWidget):
         super().__init__()
         self.view = view
         self.request: ApprovalRequest | None = None
-        self.title = QLabel("No action waiting.")
+        self.title = plain_label("No action waiting.")
         self.title.setWordWrap(True)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         # Why this action waits (risk rules) and why the run paused (runaway), coloured.
-        self.risk_label = QLabel("")
+        self.risk_label = plain_label()
         self.risk_label.setWordWrap(True)
-        self.attention_label = QLabel("")
+        self.attention_label = plain_label()
         self.attention_label.setWordWrap(True)
         self.attention_label.setStyleSheet(RISK_STYLE["attention"])
-        self.hint = QLabel("")
+        self.hint = plain_label()
         self.hint.setStyleSheet("color: gray")
         self.text_edit = QPlainTextEdit()
         self.text_edit.setMaximumHeight(54)
@@ -273,10 +287,12 @@ class ApprovalPanel(QWidget):
         self.view.set_action(request.action, request.space, editable=True)
         action = request.action
         self.text_edit.setVisible(isinstance(action, Type | Key))
+        # Shown with controls and invisible characters as escapes; left as shown, it is the
+        # model's text, and an edit types what the user sees.
         if isinstance(action, Type):
-            self.text_edit.setPlainText(action.text)
+            self.text_edit.setPlainText(visible(action.text))
         elif isinstance(action, Key):
-            self.text_edit.setPlainText("+".join(action.keys))
+            self.text_edit.setPlainText(visible("+".join(action.keys)))
         self.hint.setText(
             "Edit: click or drag on the screenshot to move the point."
             if action_point(action) is not None or hasattr(action, "coordinate")
@@ -289,7 +305,7 @@ class ApprovalPanel(QWidget):
         self.risk_label.setStyleSheet(RISK_STYLE.get(request.risk.level, ""))
         self.risk_label.setVisible(bool(risk))
         attention = request.attention
-        self.attention_label.setText(f"Paused: {attention}" if attention else "")
+        self.attention_label.setText(f"Paused: {one_line(attention, 500)}" if attention else "")
         self.attention_label.setVisible(attention is not None)
         for w in self._controls():
             w.setEnabled(True)
@@ -333,9 +349,9 @@ class ApprovalPanel(QWidget):
             return None
         action = self.view.action or self.request.action
         typed = self.text_edit.toPlainText()
-        if isinstance(action, Type) and typed != action.text:
+        if isinstance(action, Type) and typed != visible(action.text):
             action = Type(typed)
-        elif isinstance(action, Key) and typed != "+".join(action.keys):
+        elif isinstance(action, Key) and typed != visible("+".join(action.keys)):
             keys = tuple(k.strip() for k in typed.split("+") if k.strip())
             action = Key(keys) if keys else action
         return action
@@ -344,11 +360,11 @@ class ApprovalPanel(QWidget):
         if self.request is None:
             return
         current = self.current_action()
-        text = f"Step {self.request.step + 1}: {describe(self.request.action)}"
+        text = f"Step {self.request.step + 1}: {one_line(describe(self.request.action), 500)}"
         if self.request.breakpoint is not None:
             text += f"  (breakpoint: {self.request.breakpoint})"
         if current is not None and current != self.request.action:
-            text += f"\nedited to: {describe(current)}"
+            text += f"\nedited to: {one_line(describe(current), 500)}"
         self.title.setText(text)
 
     def _on_edited(self, action: object) -> None:
@@ -406,7 +422,7 @@ class RecoverBar(QWidget):
         self.setObjectName("RecoverBar")
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.setStyleSheet("#RecoverBar { background: #5a1e1e; } QLabel { color: white; }")
-        self.message = QLabel("")
+        self.message = plain_label()
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.retry_button = QPushButton("Retry")
@@ -474,7 +490,7 @@ class ControlBar(QWidget):
             "ControlBar { background: #1e1e2a; } QLabel { color: white; }"
             " QPushButton { background: #c0203a; color: white; padding: 4px 10px; }"
         )
-        self.status = QLabel("starting")
+        self.status = plain_label("starting")
         self.status.setMinimumWidth(300)
         self.stop_button = QPushButton("Stop" + (f" ({hotkey_text})" if hotkey_text else ""))
         layout = QHBoxLayout(self)
@@ -487,8 +503,7 @@ class ControlBar(QWidget):
 
     def set_status(self, text: str) -> None:
         """One line of status (elided by the label's width)."""
-        flat = " ".join(text.split())
-        self.status.setText(flat if len(flat) <= 80 else flat[:77] + "...")
+        self.status.setText(one_line(text, 80))
 
     def place(self, area: QRect) -> None:
         """At the top-right corner of the monitor being driven."""

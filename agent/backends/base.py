@@ -71,6 +71,8 @@ class Completion:
     completion_tokens: int | None = None
     first_token_s: float | None = None
     total_s: float = 0.0
+    # The tools went in the system prompt: the server refused `tools` (llama.cpp without --jinja).
+    tools_in_prompt: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from agent.backends.base import (
     BackendError,
@@ -23,22 +23,27 @@ from agent.backends.base import (
     OnDelta,
     ToolCall,
 )
+from agent.backends.bounded_http import (
+    STREAM_BYTES,
+    STREAM_LINES,
+    Line,
+    ReplyLimits,
+    bounded_client,
+    no_reply,
+    redact_url,
+    stream_too_long,
+)
+
+__all__ = ["API_KEY_ENV", "OpenAIBackend", "endpoint_warning", "redact_url"]
 
 API_KEY_ENV = "DESKPILOT_API_KEY"
 _POLL_S = 0.02
 
 
-def redact_url(url: str) -> str:
-    """The URL without user, password or query string (they may hold secrets)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
 def _one_line(exc: BaseException | str, limit: int = 200) -> str:
-    text = " ".join(str(exc).split())
+    """Server-chosen text as one printable line: no control characters or escape sequences."""
+    text = "".join(c if c.isprintable() else " " for c in str(exc))
+    text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -73,21 +78,17 @@ def _connect_reason(exc: BaseException) -> str:
     return _one_line(re.sub(r"^\[Errno -?\d+\]\s*", "", str(innermost)) or "no connection", 80)
 
 
-def _hang_up(stream: Any) -> None:
-    """Close a stream that another thread may be blocked reading, waking that read at once."""
-    try:
-        # close() alone leaves a blocked recv() waiting for the server's next bytes (up to the
-        # read timeout); shutting the socket down ends it now.
-        network = stream.response.extensions.get("network_stream")
-        sock = network.get_extra_info("socket") if network is not None else None
-        if sock is not None:
-            sock.shutdown(socket.SHUT_RDWR)
-    except (AttributeError, OSError):
-        pass
-    try:
-        stream.close()
-    except Exception:  # closing a half-read stream may raise; it is closed anyway
-        pass
+def _refuses_tools(exc: BaseException | None) -> bool:
+    """Whether a status error says the server takes no `tools` parameter."""
+    import openai
+
+    if not isinstance(exc, openai.APIStatusError):
+        return False
+    text = f"{exc} {_status_detail(exc)}".lower()
+    if exc.status_code == 400:  # vLLM without --enable-auto-tool-choice, and others
+        return "tool" in text
+    # llama.cpp's server without --jinja: HTTP 500 "tools param requires --jinja flag".
+    return exc.status_code == 500 and "requires --jinja" in text
 
 
 def endpoint_warning(url: str) -> str | None:
@@ -119,6 +120,7 @@ class OpenAIBackend:
         max_stream_s: float | None = None,
         max_stream_chars: int | None = None,
         max_retries: int = 0,
+        limits: ReplyLimits | None = None,
     ) -> None:
         import openai
 
@@ -136,6 +138,15 @@ class OpenAIBackend:
         # these bound one answer whatever the server does. max_tokens is the server's own cap.
         self.max_stream_s = max_stream_s if max_stream_s else max(600.0, 15 * timeout_s)
         self.max_stream_chars = max_stream_chars or max(32_768, 16 * max_tokens)
+        # Wall-clock deadlines and byte caps on every reply, enforced under the SDK (its own
+        # timeouts are per read); a token is ~250 bytes and 2 lines of event stream.
+        self.limits = limits or ReplyLimits(
+            header_s=timeout_s,
+            body_s=timeout_s,
+            stream_s=self.max_stream_s,
+            stream_bytes=max(STREAM_BYTES, 1024 * max_tokens),
+            stream_lines=max(STREAM_LINES, 16 * max_tokens),
+        )
         self._client = openai.OpenAI(
             base_url=self.base_url,
             api_key=os.environ.get(api_key_env) or "EMPTY",
@@ -143,6 +154,7 @@ class OpenAIBackend:
             # The SDK would silently resend on 5xx/429/connection errors with its own backoff;
             # the agent loop retries retryable BackendErrors itself, where the user can see it.
             max_retries=max_retries,
+            http_client=bounded_client(self.base_url, self.limits),
         )
         self._urls: dict[int, tuple[bytes, str]] = {}
         self.model = model or self._first_model()
@@ -159,8 +171,9 @@ class OpenAIBackend:
         import openai
 
         url = redact_url(self.base_url)
-        if isinstance(exc, BackendError):
-            return exc
+        for cause in _causes(exc):
+            if isinstance(cause, BackendError):  # a limit the HTTP client enforced
+                return cause
         if isinstance(exc, openai.APIStatusError):
             return self._status_error(exc)
         names = {type(e).__name__ for e in _causes(exc)}
@@ -178,11 +191,7 @@ class OpenAIBackend:
                     retryable=True,
                 )
             if isinstance(exc, openai.APITimeoutError):
-                return BackendError(
-                    f"no reply from {url} within {self._timeout_s:g} s: the server may be "
-                    "overloaded or stuck; retry, or raise the timeout",
-                    retryable=True,
-                )
+                return no_reply(url, self._timeout_s)
             detail = next(
                 (_one_line(e, 100) for e in _causes(exc)[1:] if str(e).strip()), "connection lost"
             )
@@ -330,18 +339,11 @@ class OpenAIBackend:
         cancel: threading.Event | None = None,
     ) -> Completion:
         """One streamed request; falls back to tools-in-prompt once if the server refuses tools."""
-        import openai
-
         try:
             return self._stream(self.request_body(messages, tools), on_delta, cancel)
         except BackendError as exc:
-            refused = exc.__cause__
-            if (
-                isinstance(refused, openai.BadRequestError)
-                and tools
-                and not self.tools_in_prompt
-                and "tool" in str(refused).lower()
-            ):
+            if tools and not self.tools_in_prompt and _refuses_tools(exc.__cause__):
+                # For the rest of this backend's life: the server will not change its mind.
                 self.tools_in_prompt = True
                 return self.complete(messages, tools, on_delta=on_delta, cancel=cancel)
             raise
@@ -352,7 +354,7 @@ class OpenAIBackend:
         """Read the stream on a helper thread, so a stop or a deadline is honoured at once."""
         url = redact_url(self.base_url)
         start = time.monotonic()
-        result = Completion(content="")
+        result = Completion(content="", tools_in_prompt=self.tools_in_prompt)
         calls: dict[int, dict[str, str]] = {}
         content: list[str] = []
         reasoning: list[str] = []
@@ -361,6 +363,7 @@ class OpenAIBackend:
         done = threading.Event()
         stop = threading.Event()
         stream_box: list[Any] = []
+        line = Line()
         # [time the response headers came (None before), time of the last text, chars, events]
         progress: list[Any] = [None, start, 0, 0]
         content_type: list[str] = [""]
@@ -389,6 +392,10 @@ class OpenAIBackend:
                     raise
 
         def reader() -> None:
+            with line.watch():
+                read()
+
+        def read() -> None:
             try:
                 stream = self._client.chat.completions.create(**body)
                 stream_box.append(stream)
@@ -433,8 +440,12 @@ class OpenAIBackend:
 
         def give_up(error: BackendError) -> BackendError:
             stop.set()
+            line.hang_up()  # before the headers too: the reader thread ends now, not later
             if stream_box:
-                _hang_up(stream_box[0])
+                try:
+                    stream_box[0].close()
+                except Exception:  # closing a half-read stream may raise; it is closed anyway
+                    pass
             return error
 
         thread = threading.Thread(target=reader, name="openai-stream", daemon=True)
@@ -444,13 +455,7 @@ class OpenAIBackend:
             if cancel is not None and cancel.is_set():
                 raise give_up(Cancelled("generation stopped"))
             if now - start > self.max_stream_s:
-                raise give_up(
-                    BackendError(
-                        f"the model streamed for more than {self.max_stream_s:g} s without "
-                        "finishing; stopped reading (retry, or raise the limit)",
-                        retryable=True,
-                    )
-                )
+                raise give_up(stream_too_long(self.max_stream_s))
             if progress[0] is not None and now - progress[1] > self._timeout_s:
                 # Keep-alive comments or empty chunks reset the read timeout but carry nothing.
                 raise give_up(

@@ -107,3 +107,34 @@ def test_ask_again_resends_the_recorded_step_and_executes_nothing(
     assert "double_click" in proc.stdout and "Try twice." in proc.stdout
     assert "different" in proc.stdout
     assert len(made.executor.done) == 3  # only the original run executed anything
+
+
+def test_replay_applies_the_risk_rules_of_a_live_run(probe_app: Any, tmp_path: Path) -> None:
+    run_dir = record_typing_run(probe_app, tmp_path)
+    rules = tmp_path / "risk.toml"
+    rules.write_text('blocked_text = ["<ü>"]\n')
+
+    # Blocked stays blocked in replay, in every mode: nothing is typed, the reason is given.
+    app = probe_app(GEOMETRY, title="replay probe")
+    time.sleep(0.3)
+    for mode in ("auto", "guarded", "ask"):
+        proc = replay_cli(
+            run_dir, "--execute", "--approve", mode, "--risk-rules", str(rules), stdin="\n\n\n"
+        )
+        assert proc.returncode == 1, proc.stderr
+        assert "step 2: blocked by your rules" in proc.stderr, proc.stderr
+        assert "nothing was executed" in proc.stderr
+    time.sleep(0.3)
+    assert app.text() == ""
+    assert [e for e in app.events() if e["event"] in ("text", "key")] == []
+
+    # Guarded with nobody at a terminal: a risky step (a dangerous command) is not replayed.
+    risky = tmp_path / "risky.toml"
+    risky.write_text('risky_text = [{name = "umlaut", pattern = "ü"}]\n')
+    proc = replay_cli(run_dir, "--execute", "--approve", "guarded", "--risk-rules", str(risky))
+    assert proc.returncode == 1, proc.stderr
+    assert "risky: typing a command that looks dangerous: umlaut" in proc.stderr
+    assert "nobody is at a terminal to approve it" in proc.stderr
+    time.sleep(0.3)
+    assert app.text() == ""
+    app.close()

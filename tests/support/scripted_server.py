@@ -89,6 +89,9 @@ class ScriptedServer:
     requests: list[dict[str, Any]] = field(default_factory=list)
     api_key: str | None = None
     reject_tools: bool = False
+    # llama.cpp's llama-server without --jinja: HTTP 500 to any request carrying `tools`.
+    no_jinja: bool = False
+    refused: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         server = self
@@ -149,6 +152,12 @@ class ScriptedServer:
                             }
                         },
                     )
+                    return
+                if server.no_jinja and body.get("tools"):
+                    server.refused.append(body)
+                    message = "tools param requires --jinja flag"
+                    self._json(500, {"error": {"code": 500, "message": message,
+                                               "type": "server_error"}})  # fmt: skip
                     return
                 server.requests.append(body)
                 n = len(server.requests) - 1

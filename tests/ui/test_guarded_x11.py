@@ -61,3 +61,46 @@ def test_guarded_asks_only_for_the_risky_typing_and_shows_why(
     if os.environ.get("DESKPILOT_DOC_IMAGES"):  # refresh the docs' picture on request
         DOC_IMAGES.mkdir(parents=True, exist_ok=True)
         shutil.copy(tmp_path / "shots" / "window-step2.png", DOC_IMAGES / "app-risky.png")
+
+
+def test_guarded_app_judges_enter_where_the_keys_go_not_on_its_own_window(
+    xdisplay: str, tmp_path: Path
+) -> None:
+    """The app comes forward while the model thinks; Enter is still judged on the terminal."""
+    from tests.x11 import shell_quote, start_xterm
+
+    marker = tmp_path / "made-by-the-command"
+    term = start_xterm(
+        xdisplay, "exec sh -i", position=(40, 80), columns=70, rows=12, title="guarded-term"
+    )
+    script = [
+        Reply(xml_call(action="left_click", coordinate=mp(term.center())), reasoning="Focus."),
+        Reply(xml_call(action="type", text=f"touch {shell_quote(marker)}"), reasoning="Type."),
+        Reply(xml_call(action="key", keys=["Return"]), reasoning="Run it."),
+        Reply(xml_call(action="terminate", status="success")),
+    ]
+    server = ScriptedServer(script)
+    runs = tmp_path / "runs"
+    proc, app = start_app(
+        xdisplay,
+        tmp_path,
+        f'task = "make a file"\nbackend = "openai"\nendpoint = "{server.url}"\n'
+        f'approval = "guarded"\nmax_steps = 10\nruns_dir = "{runs}"\n',
+    )
+    try:
+        ready = app.wait("ready")
+        click(xdisplay, *centre(ready["rects"]["start"]))
+        asked = app.wait("approval", step=2)  # steps 1 and 2 ran unasked; Enter waits
+        assert asked["risk"] == "risky", asked
+        click(xdisplay, *centre(asked["rects"]["reject"]))
+        finished = app.wait("finished")
+    finally:
+        server.close()
+        end_app(proc)
+        term.close()
+    assert not marker.exists()  # the command never ran
+    steps = [
+        json.loads(x) for x in (Path(finished["run_dir"]) / "steps.jsonl").read_text().splitlines()
+    ]
+    assert [s["decision"]["by"] for s in steps[:3]] == ["guarded", "guarded", "user"]
+    assert steps[2]["risk"]["level"] == "risky" and steps[2]["execution"] is None

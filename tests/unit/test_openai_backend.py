@@ -89,3 +89,36 @@ def test_secrets_stay_out_of_describe(
 def test_redact_url() -> None:
     assert redact_url("https://u:p@host:8443/v1?key=1#x") == "https://host:8443/v1"
     assert redact_url("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
+
+
+def test_llama_cpp_without_jinja_falls_back_to_tools_in_the_system_prompt() -> None:
+    from agent.protocol import tools_system_text
+
+    call = xml_call(action="left_click", coordinate=[1, 2])
+    server = ScriptedServer([Reply(call), Reply(call)], no_jinja=True)
+    try:
+        backend = OpenAIBackend(server.url, "m")
+        assert backend.describe()["tools_in_prompt"] is False
+        first = backend.complete(MSGS, TOOLS)
+        second = backend.complete(MSGS, TOOLS)
+        assert first.content == second.content == call
+        assert first.tools_in_prompt and second.tools_in_prompt
+        assert len(server.refused) == 1  # asked once with `tools`, never again
+        for body in server.requests:
+            assert "tools" not in body
+            system = body["messages"][0]["content"]
+            assert system == tools_system_text(TOOLS) + "\n\nsys"
+        assert backend.describe()["tools_in_prompt"] is True
+    finally:
+        server.close()
+
+
+def test_an_unrelated_http_500_is_not_taken_for_a_tools_refusal() -> None:
+    server = ScriptedServer([Reply(status=500)])
+    try:
+        backend = OpenAIBackend(server.url, "m")
+        with pytest.raises(BackendError, match="answered HTTP 500"):
+            backend.complete(MSGS, TOOLS)
+        assert backend.tools_in_prompt is False and len(server.requests) == 1
+    finally:
+        server.close()

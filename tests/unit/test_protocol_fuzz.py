@@ -90,6 +90,13 @@ def texts() -> st.SearchStrategy[str]:
     return st.one_of(st.text(min_size=1, max_size=300), soup).filter(lambda t: "\x00" not in t)
 
 
+def _typeable(text: str) -> bool:
+    """Whether a keyboard can type it: no control characters but newline, tab and return."""
+    import unicodedata
+
+    return all(ch in "\n\t\r" or unicodedata.category(ch) != "Cc" for ch in text)
+
+
 def _known_key(name: str) -> bool:
     """Whether the executor knows the key (unknown names are invalid output since issue 7)."""
     from actions.keys import KeyNameError, normalize_key
@@ -114,7 +121,7 @@ def actions(space: CoordinateSpace) -> st.SearchStrategy[Action]:
     pixels = st.integers(-100, 100).filter(bool)
     return st.one_of(
         st.lists(KEY_NAME, min_size=1, max_size=8).map(lambda ks: Key(tuple(ks))),
-        texts().map(Type),
+        texts().filter(_typeable).map(Type),
         texts().map(Answer),
         *(p.map(cls) for cls in (MouseMove, LeftClick, RightClick, MiddleClick, DoubleClick,
                                  TripleClick)),

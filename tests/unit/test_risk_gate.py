@@ -1,7 +1,9 @@
-"""The loop gates actions by risk: a corpus of risky actions, blocked rules, runaway, time caps.
+"""The loop gates actions by risk: corpora of risky actions and attacks, blocked rules, runaway.
 
-Every row of tests/data/risk_corpus.jsonl runs through the real loop (model stood in by a
-scripted backend answering in Qwen 3.5's format); the executor records what it is asked to do.
+Every row of tests/data/risk_corpus.jsonl and tests/data/risk_attacks.jsonl runs through the real
+loop (model stood in by a scripted backend answering in Qwen 3.5's format); the executor records
+what it is asked to do. A row is a list of steps (action, the window keys go to as [X id,
+WM_CLASS] or null when unknown, thinking); its expectation is about the last step.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import pytest
 
 from actions.screen import CoordinateSpace
-from actions.types import action_arguments
+from actions.window import FocusedWindow
 from agent.approval import ApprovalRequest, Decision, policy
 from agent.backends.base import BackendError, ChatMessage, Completion, OnDelta
 from agent.loop import LoopSettings, RunResult, run_task
@@ -29,6 +31,7 @@ from tests.support.scripted_server import xml_call
 
 DATA = Path(__file__).parent.parent / "data"
 CORPUS = [json.loads(line) for line in (DATA / "risk_corpus.jsonl").read_text().splitlines()]
+ATTACKS = [json.loads(line) for line in (DATA / "risk_attacks.jsonl").read_text().splitlines()]
 
 
 class Backend:
@@ -40,6 +43,11 @@ class Backend:
         self.script = list(script)
         self.fail = fail
         self.prompts: list[str] = []
+
+    @property
+    def served(self) -> int:
+        """How many answers it gave: the step being proposed is served - 1."""
+        return len(self.prompts)
 
     def complete(
         self,
@@ -85,7 +93,7 @@ def run(
     decide: Any,
     *,
     rules: RiskRules | None = None,
-    windows: list[str | None] | None = None,
+    windows: list[FocusedWindow | None] | None = None,
     settings: LoopSettings | None = None,
     screen: Screen | None = None,
     backend: Backend | None = None,
@@ -93,7 +101,13 @@ def run(
 ) -> tuple[RunResult, Executor, Backend]:
     backend = backend or Backend(script)
     executor = executor or Executor()
-    queue = list(windows or [])
+    where = list(windows or [None])
+
+    def focus() -> FocusedWindow | None:
+        """Where keys go during the step being proposed (every probe of that step agrees)."""
+        served = backend.served if isinstance(backend, Backend) else 1
+        return where[min(max(served - 1, 0), len(where) - 1)]
+
     result = run_task(
         "task",
         backend=backend,
@@ -103,44 +117,70 @@ def run(
         recorder=Recorder(tmp_path / "runs", {"task": "task"}),
         settings=settings or LoopSettings(),
         rules=rules,
-        focus=lambda: queue.pop(0) if len(queue) > 1 else (queue[0] if queue else None),
+        focus=focus,
     )
     return result, executor, backend
 
 
-def corpus_script(row: dict[str, Any]) -> tuple[list[tuple[str, dict[str, Any]]], list[str | None]]:
-    """The row's action, after its previous action when it has one, with the focus per step."""
-    script = [(row["thinking"] or "ok", row["action"])]
-    windows = [row["window"]]
-    if row["previous"] is not None:
-        script.insert(0, ("I type first", row["previous"]))
-        windows.insert(0, row["previous_window"])
+def corpus_script(
+    row: dict[str, Any],
+) -> tuple[list[tuple[str, dict[str, Any]]], list[FocusedWindow | None]]:
+    """The row's steps as the model's answers, with the window keys go to at each step."""
+    script = [(step.get("thinking") or "ok", step["action"]) for step in row["steps"]]
+    windows = [None if s["window"] is None else FocusedWindow(*s["window"]) for s in row["steps"]]
     return script, windows
 
 
-def test_the_corpus_is_big_enough() -> None:
+def test_the_corpora_are_big_enough() -> None:
     assert sum(r["expect"] == "risky" for r in CORPUS) >= 100
     assert sum(r["expect"] == "safe" for r in CORPUS) >= 40
-    for row in CORPUS:  # every row is a valid action as a model would write it
-        parse_arguments(row["action"], CoordinateSpace.relative())
+    assert sum(r["expect"] != "safe" for r in ATTACKS) >= 400
+    for row in CORPUS + ATTACKS:  # every step is a valid action as a model would write it
+        for step in row["steps"]:
+            parse_arguments(step["action"], CoordinateSpace.relative())
 
 
-def test_guarded_mode_gates_every_risky_action_and_no_safe_one(tmp_path: Path) -> None:
-    gated = missed = over = 0
-    for n, row in enumerate(CORPUS):
-        script, windows = corpus_script(row)
-        person = Asked("reject")
-        _, executor, _ = run(tmp_path / str(n), script, policy("guarded", person), windows=windows)
-        asked = [action_arguments(r.action) for r in person.requests]
-        target = parse_arguments(row["action"], CoordinateSpace.relative())
-        was_asked = action_arguments(target) in asked
-        if row["expect"] == "risky":
-            gated += was_asked
-            missed += not was_asked
-            assert target not in executor.done, row
+def gate(tmp_path: Path, row: dict[str, Any], mode: str) -> tuple[bool, bool, dict[str, Any]]:
+    """Run a row with a person approving everything: (last step asked, executed, its record)."""
+    script, windows = corpus_script(row)
+    rules = RiskRules.load(DATA / row["rules"]) if row.get("rules") else None
+    person = Asked("approve")
+    result, _, _ = run(tmp_path, script, policy(mode, person), rules=rules, windows=windows)  # type: ignore[arg-type]
+    last = len(script) - 1
+    record = read_run(Path(str(result.run_dir))).steps[last]
+    asked = any(r.step == last for r in person.requests)
+    return asked, record["execution"] is not None, record
+
+
+@pytest.mark.parametrize("name", ["corpus", "attacks"])
+def test_guarded_mode_gates_every_risky_action_and_no_safe_one(tmp_path: Path, name: str) -> None:
+    rows = CORPUS if name == "corpus" else ATTACKS
+    tried: dict[str, int] = {}
+    unapproved: dict[str, list[Any]] = {}
+    over: list[Any] = []
+    for n, row in enumerate(rows):
+        asked, executed, record = gate(tmp_path / str(n), row, "guarded")
+        kind = row.get("class", row["expect"])
+        if row["expect"] == "safe":
+            if asked or not executed:
+                over.append(row["steps"])
+            continue
+        tried[kind] = tried.get(kind, 0) + 1
+        if row["expect"] == "blocked":
+            ok = record["risk"]["level"] == "blocked" and not asked and not executed
         else:
-            over += was_asked
-    assert missed == 0 and over == 0, (gated, missed, over)
+            ok = asked and record["risk"]["level"] == "risky"
+        if not ok:
+            unapproved.setdefault(kind, []).append(row["steps"])
+    assert unapproved == {} and over == [], (tried, unapproved, over)
+
+
+@pytest.mark.parametrize("mode", ["ask", "guarded", "auto"])
+def test_blocked_text_split_over_actions_never_runs_in_any_mode(tmp_path: Path, mode: str) -> None:
+    rows = [r for r in ATTACKS if r["expect"] == "blocked"]
+    for n, row in enumerate(rows):
+        asked, executed, record = gate(tmp_path / str(n), row, mode)
+        assert record["risk"]["level"] == "blocked" and not executed and not asked, row
 
 
 def test_risky_without_a_person_is_refused_recorded_and_told_to_the_model(tmp_path: Path) -> None:

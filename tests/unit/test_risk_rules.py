@@ -7,10 +7,15 @@ from pathlib import Path
 import pytest
 
 from actions.types import Key, LeftClick, LeftClickDrag, Scroll, Type
-from agent.risk import RiskConfigError, RiskContext, RiskRules, load_rules
+from actions.window import FocusedWindow
+from agent.risk import PendingLine, RiskConfigError, RiskContext, RiskRules, load_rules
 
 DATA = Path(__file__).parent.parent / "data"
 DEFAULT = RiskRules.default()
+
+
+XTERM = FocusedWindow(1, "xterm xterm")
+GEDIT = FocusedWindow(2, "gedit gedit")
 
 
 def level(action: object, **context: object) -> str:
@@ -32,7 +37,7 @@ def test_dangerous_typing_is_risky_with_a_reason(text: str) -> None:
     risk = DEFAULT.assess(Type(text))
     assert risk.level == "risky"
     assert risk.reason.startswith("typing a command that looks dangerous: ")
-    assert risk.rule.startswith("risky_text:")
+    assert risk.rule.startswith(("risky_command:", "risky_text:"))
 
 
 @pytest.mark.parametrize("text", ["hello", "rm notes.txt", "git push", "sudoku", "ls -la"])
@@ -40,22 +45,23 @@ def test_ordinary_typing_is_safe(text: str) -> None:
     assert level(Type(text)) == "safe"
 
 
-def test_enter_right_after_typing_into_a_terminal() -> None:
-    typed = Type("ls")
-    assert level(Key(("enter",)), previous=typed, previous_window="xterm xterm") == "risky"
-    assert level(Key(("Return",)), previous=typed, previous_window="xterm xterm") == "risky"
-    # Not a terminal, or not right after typing: Enter is ordinary.
-    assert level(Key(("enter",)), previous=typed, previous_window="gedit gedit") == "safe"
-    assert level(Key(("enter",)), previous=None, previous_window="xterm xterm") == "safe"
-    # Window unknown (Wayland, no X): the model's words decide.
-    assert level(Key(("enter",)), previous=typed, thinking="run it in the terminal") == "risky"
-    assert level(Key(("enter",)), previous=typed, thinking="confirm the dialog") == "risky"
-    assert level(Key(("enter",)), previous=typed, thinking="next line of the poem") == "safe"
+def test_enter_in_a_terminal_is_judged_on_the_line_typed_since_its_last_submit() -> None:
+    typed = PendingLine("make install")
+    assert level(Key(("enter",)), pending=typed, window=XTERM) == "risky"
+    assert level(Key(("Return",)), pending=typed, window=XTERM) == "risky"
+    # Read-only commands run without asking; nothing typed, or not a terminal: ordinary Enter.
+    assert level(Key(("enter",)), pending=PendingLine("ls -la | wc -l"), window=XTERM) == "safe"
+    assert level(Key(("enter",)), pending=typed, window=GEDIT) == "safe"
+    assert level(Key(("enter",)), window=XTERM) == "safe"
+    # Window unknown (Wayland, no X): a line typed there may be a command.
+    assert level(Key(("enter",)), pending=typed) == "risky"
+    assert level(Key(("enter",)), pending=PendingLine("ls")) == "safe"
+    assert level(Key(("enter",)), thinking="confirm the dialog") == "risky"  # click words
 
 
 def test_newline_typed_into_a_terminal_runs_it() -> None:
-    assert level(Type("make\n"), window="urxvt URxvt".lower()) == "risky"
-    assert level(Type("make\n"), window="gedit gedit") == "safe"
+    assert level(Type("make\n"), window=FocusedWindow(7, "urxvt urxvt")) == "risky"
+    assert level(Type("make\n"), window=GEDIT) == "safe"
 
 
 def test_session_chords_are_risky_in_any_spelling() -> None:
