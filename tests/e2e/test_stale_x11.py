@@ -28,3 +28,21 @@ def test_no_action_on_a_changed_target_none_held_back_wrongly(
         # Nothing covers the target: the clock, progress bar and caret must not block it.
         assert result["target_clicked"] == 1 and result["held_back"] == 0, result
         assert result["outcome"] == "success", result
+
+
+def test_the_focused_window_is_where_keys_are_checked(xdisplay: str, tmp_path: Path) -> None:
+    from actions.window import FocusProbe
+    from tests.support.stale_corpus import GEOMETRY, start_stale_app
+    from tests.x11 import move_pointer
+
+    app = start_stale_app(xdisplay, tmp_path / "app.jsonl", SCENARIOS[-1])
+    probe = FocusProbe()
+    try:
+        # No window manager: keys go to the window under the pointer.
+        move_pointer(xdisplay, GEOMETRY[0] + 300, GEOMETRY[1] + 300)
+        assert probe.focused_rect() == GEOMETRY
+        move_pointer(xdisplay, 1800, 1000)  # the root: nothing is focused
+        assert probe.focused_rect() is None
+    finally:
+        probe.close()
+        app.close()
