@@ -214,6 +214,9 @@ class Screen:
         if abs(scale - m.scale) > 1e-6:
             m = Monitor(m.index, m.left, m.top, m.width, m.height, scale, m.primary)
             self.monitor = m
+        # Kept for settle: the screen right before an action (the loop captures it for the
+        # freshness check), so a change that started before settle's first grab still counts.
+        self._local.last_raw = shot.raw
         return Frame(_bgra_to_rgb(shot.raw, width, height), width, height, m, time.time())
 
     def _grab_raw(self, region: dict[str, int]) -> bytes | bytearray:
@@ -236,8 +239,9 @@ class Screen:
     ) -> float:
         """Wait until the screen is quiet, within [min_s, max_s]; returns seconds waited.
 
-        Grabs at once and every interval_s; a grab that differs from the one before by more
-        than tolerance_px pixels is a change (see frame_difference). Returns once min_s has
+        Grabs at once and every interval_s; a grab that differs from the one before (the first:
+        from the last capture) by more than tolerance_px pixels is a change (see
+        frame_difference). Returns once min_s has
         passed and either nothing changed at all for SETTLE_REACTION_S, or nothing changed for
         quiet_s after the last change, or for twice the longest pause between changes that came
         SETTLE_FRAME_GAP_S apart or less (an animation) if that is longer.
@@ -246,14 +250,26 @@ class Screen:
         m = self.monitor
         region = {"left": m.left, "top": m.top, "width": m.width, "height": m.height}
         previous = self._grab_raw(region)
+        now = start
         last_change: float | None = None
         longest_gap = 0.0
+        before = getattr(self._local, "last_raw", None)
+        if before is not None and frame_difference(before, previous) > tolerance_px:
+            last_change = start  # the action's effect began before the first grab
         while True:
+            if last_change is None:
+                quiet, needed = now - start, min(quiet_s, SETTLE_REACTION_S)
+            else:
+                quiet, needed = now - last_change, max(quiet_s, 2 * longest_gap)
+            if quiet >= needed and now - start >= min_s:
+                return now - start
             elapsed = time.monotonic() - start
             if elapsed >= max_s:
                 return elapsed
-            # Sleep to the next grab, but never past max_s; a stop ends the wait at once.
-            pause = max(0.0, min(interval_s, max_s - elapsed))
+            # The next grab: one interval after the last, or as soon as the quiet time would be
+            # reached; never past max_s; a stop ends the wait at once.
+            wait = min(interval_s, needed - quiet) if quiet < needed else interval_s
+            pause = max(0.0, min(now + wait, start + max_s) - time.monotonic())
             if cancel is not None:
                 if cancel.wait(pause):
                     return time.monotonic() - start
@@ -266,12 +282,6 @@ class Screen:
                     longest_gap = max(longest_gap, now - last_change)
                 last_change = now
             previous = current
-            if last_change is None:
-                quiet, needed = now - start, min(quiet_s, SETTLE_REACTION_S)
-            else:
-                quiet, needed = now - last_change, max(quiet_s, 2 * longest_gap)
-            if quiet >= needed and now - start >= min_s:
-                return now - start
 
 
 def frame_difference(

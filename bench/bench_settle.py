@@ -43,6 +43,7 @@ def child(runs: int) -> dict[str, Any]:
         still = []
         for i in range(runs):
             move = MouseMove((100.0 + 300 * (i % 2), 800.0))
+            screen.capture()  # the loop's freshness check captures right before acting
             executor.execute(move, space=space, monitor=screen.monitor)
             still.append(screen.wait_until_stable())
         app = start_animate_app(display, Path(tmp) / "anim.jsonl", APP, duration_s=0.5)
@@ -50,6 +51,7 @@ def child(runs: int) -> dict[str, Any]:
         try:
             x, y, w, h = APP
             for n in range(1, max(3, runs // 4) + 1):
+                screen.capture()  # the loop's freshness check captures right before acting
                 pyautogui.click(x + w // 2, y + h // 2, _pause=False)
                 clicked = time.time()
                 waited = screen.wait_until_stable()

@@ -37,6 +37,7 @@ def test_settle_waits_until_the_animation_has_ended(xdisplay: str, animate_app: 
     x, y, w, h = GEOMETRY
     move_pointer(xdisplay, x + w // 2, y + h // 2)
     for n in range(1, 4):
+        screen.capture()  # as the loop's freshness check does right before each action
         pyautogui.click(x + w // 2, y + h // 2, _pause=False)
         clicked = time.time()
         waited = screen.wait_until_stable(max_s=3.0)  # the defaults: no minimum wait
