@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
-import argparse
+import os
+import signal
 import sys
-import threading
-from pathlib import Path
-from typing import Any, Literal, NoReturn
+
+# First of all: from here on SIGINT, SIGTERM, SIGHUP and SIGQUIT end the process with one line,
+# never a traceback. Only as the program itself: a test importing this module keeps its own.
+_ENTRY = __name__ == "__main__" or os.path.basename(sys.argv[0]).startswith("deskpilot")
+
+
+def _while_importing(signum: int, frame: object) -> None:
+    """A signal before agent.interrupts takes over (a millisecond): nothing to undo yet."""
+    name = signal.Signals(signum).name
+    os.write(2, f"deskpilot: interrupted by {name} while starting\n".encode())
+    os._exit(1)
+
+
+if _ENTRY:
+    for _name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"):
+        signal.signal(getattr(signal, _name), _while_importing)
+
+from agent import interrupts  # noqa: E402
+
+if _ENTRY:
+    interrupts.install()
+
+import argparse  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, Literal, NoReturn  # noqa: E402
 
 # Everything a model (or a server, or a recording) wrote is shown through these: no terminal
 # control, escape sequence or bidi override in it reaches the terminal (agent/textsafe.py).
-from agent.textsafe import one_line, visible
+from agent.textsafe import one_line, visible  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_LOCAL_MODEL = "Qwen/Qwen3.5-2B"
@@ -38,7 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one task headless, asking on the terminal")
     run.add_argument("task", help="what the agent should do, in plain words")
     add_run_options(run)
-    sub.add_parser("monitors", help="list the monitors deskpilot can see")
+    add_desktop_options(run)
+    sub.add_parser("monitors", help="list the monitors deskpilot can see (RandR on X11)")
+    add_calibrate_parser(sub)
+    add_mcp_parser(sub)
     from ui.replay_cli import add_replay_parsers
 
     add_replay_parsers(sub, add_run_options)
@@ -161,40 +187,122 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="do not stream the model's thinking")
 
 
+def add_desktop_options(p: argparse.ArgumentParser) -> None:
+    """Where the agent works: the user's session or a private desktop (docs/desktops.md)."""
+    from actions.private_desktop import DEFAULT_SIZE, DESKTOP_CHOICES
+
+    p.add_argument(
+        "--desktop",
+        choices=DESKTOP_CHOICES,
+        default="user",
+        help="user: your own session (default); private: a desktop of the agent's own, an "
+        "Xephyr window you can watch when there is a display, else headless; headless: Xvfb; "
+        "window: Xephyr",
+    )
+    p.add_argument(
+        "--open",
+        action="append",
+        default=[],
+        metavar="CMD",
+        help="start this application on the private desktop first (repeatable)",
+    )
+    p.add_argument(
+        "--desktop-size",
+        default=f"{DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}",
+        metavar="WxH",
+        help="size of the private desktop (default %(default)s)",
+    )
+
+
+def add_calibrate_parser(sub: Any) -> None:
+    """`calibrate`: click targets on each monitor through the agent's mapping and measure."""
+    p = sub.add_parser(
+        "calibrate",
+        help="self-test: click targets on each monitor as the agent would, measure the error",
+    )
+    p.add_argument("--monitor", type=int, help="only this monitor (default: every monitor)")
+    p.add_argument(
+        "--geometry",
+        metavar="WxH+X+Y",
+        help="capture and map with this geometry instead of RandR's (shows what a wrong "
+        "monitor geometry does)",
+    )
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="pretend the desktop scales input by this factor (shows what an unknown HiDPI "
+        "setting does; default 1)",
+    )
+    add_desktop_options(p)
+
+
+def run_on_desktop(args: argparse.Namespace, body: Any) -> int:
+    """Call body(display) on the desktop --desktop asks for; a private one ends with it."""
+    from actions.private_desktop import DesktopError, desktop_display, parse_size
+
+    try:
+        size = parse_size(args.desktop_size)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        with desktop_display(args.desktop, size, args.open) as display:
+            result: int = body(display)
+            return result
+    except DesktopError as exc:
+        fail(str(exc))
+
+
+def private_desktop_info(args: argparse.Namespace, display: str | None) -> dict[str, Any]:
+    """run.json's `desktop` for a run on a private desktop; nothing for the user's own."""
+    from actions.private_desktop import recorded
+
+    if display is None:
+        return {}
+    return recorded(args.desktop, args.desktop_size, args.open)
+
+
 def make_backend(args: argparse.Namespace) -> Any:
     """The model backend the flags ask for; configuration problems exit with status 2."""
+    from agent.backends.base import BackendError
+
+    try:
+        return backend_from_args(args)
+    except BackendError as exc:
+        fail(str(exc))
+
+
+def backend_from_args(args: argparse.Namespace) -> Any:
+    """The model backend the flags ask for, a local one loaded; raises BackendError."""
     from agent.backends.base import BackendError
     from agent.backends.factory import build_backend
 
     thinking = None if args.thinking is None else args.thinking == "on"
     kind: Literal["local", "openai"] = args.backend or ("openai" if args.endpoint else "local")
     if kind == "openai" and not args.endpoint:
-        fail("--backend openai needs --endpoint URL (the server's /v1 base)")
+        raise BackendError("--backend openai needs --endpoint URL (the server's /v1 base)")
     model: str | None = args.model or (None if kind == "openai" else DEFAULT_LOCAL_MODEL)
-    try:
-        backend = build_backend(
-            kind,
-            endpoint=args.endpoint,
-            model=model,
-            device=args.device,
-            thinking=thinking,
-            max_tokens=args.max_tokens,
-            timeout_s=args.timeout,
-            api_key_env=args.api_key_env,
-            on_progress=LoadProgress(model or DEFAULT_LOCAL_MODEL) if kind == "local" else None,
-            default_local_model=DEFAULT_LOCAL_MODEL,
-        )
-        if kind == "local":
-            try:
-                backend.start()  # load now: a missing model is a configuration error, not a step
-            except BaseException:
-                backend.close()
-                raise
-            finally:
-                LoadProgress.end_line()
-        return backend
-    except BackendError as exc:
-        fail(str(exc))
+    backend = build_backend(
+        kind,
+        endpoint=args.endpoint,
+        model=model,
+        device=args.device,
+        thinking=thinking,
+        max_tokens=args.max_tokens,
+        timeout_s=args.timeout,
+        api_key_env=args.api_key_env,
+        on_progress=LoadProgress(model or DEFAULT_LOCAL_MODEL) if kind == "local" else None,
+        default_local_model=DEFAULT_LOCAL_MODEL,
+    )
+    if kind == "local":
+        try:
+            backend.start()  # load now: a missing model is a configuration error, not a step
+        except BaseException:
+            backend.close()
+            raise
+        finally:
+            LoadProgress.end_line()
+    return backend
 
 
 class LoadProgress:
@@ -295,14 +403,9 @@ class TerminalView:
             print(f"finished: {event.data['outcome']}: {message}", file=sys.stderr)
 
 
-def command_run(args: argparse.Namespace, task: str) -> int:
-    """Run one task headless; returns the exit status."""
-    import os
-
-    from actions.screen import DisplayError, Screen
-    from agent.approval import Breakpoints, TerminalApprover, policy, with_breakpoints
-    from agent.loop import LoopSettings, run_task
-    from agent.recording import Recorder, run_info
+def run_setup(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """(LoopSettings, RiskRules, Redactor) from the run options; bad values exit with status 2."""
+    from agent.loop import LoopSettings
     from agent.risk import RiskConfigError, load_rules
     from agent.secrets import Redactor, secrets_from_env
 
@@ -321,6 +424,27 @@ def command_run(args: argparse.Namespace, task: str) -> int:
         fail(f"--secret-env {missing[0]}: that environment variable is not set")
     redactor = Redactor([*args.secret, *secrets_from_env(args.secret_env)])
     args.run_redactor = redactor  # a crash report knows what this run learnt is secret
+    settings_kwargs: dict[str, Any] = {
+        "max_steps": args.max_steps,
+        "history_images": args.history_images,
+        "coords": args.coords,
+        "repeat_limit": args.repeat_limit,
+        "retry_delays_s": tuple(1.0 * 4**n for n in range(max(0, args.retries))),
+        "max_minutes": args.max_minutes if args.max_minutes > 0 else None,
+    }
+    if args.max_pixels:
+        settings_kwargs["max_pixels"] = args.max_pixels
+    return LoopSettings(**settings_kwargs), rules, redactor
+
+
+def command_run(args: argparse.Namespace, task: str, display: str | None = None) -> int:
+    """Run one task headless on a display (None: the user's); returns the exit status."""
+    from actions.screen import DisplayError, Screen
+    from agent.approval import Breakpoints, TerminalApprover, policy, with_breakpoints
+    from agent.loop import RunResult, run_task
+    from agent.recording import Recorder, RecordingError, run_info
+
+    settings, rules, redactor = run_setup(args)
     if not task.strip():
         fail("the task is empty")
     try:
@@ -342,24 +466,16 @@ def command_run(args: argparse.Namespace, task: str) -> int:
             file=sys.stderr,
         )
     try:
-        screen = Screen(args.monitor)
+        screen = Screen(args.monitor, display=display)
     except DisplayError as exc:
         fail(str(exc))
     warn_if_remote(args.endpoint)
+    # A signal from here on sets this, and the run records which signal ended it.
+    stop = interrupts.StopEvent()
+    interrupts.watch(stop)
     backend = make_backend(args)
     from actions.executor import Executor
 
-    settings_kwargs: dict[str, Any] = {
-        "max_steps": args.max_steps,
-        "history_images": args.history_images,
-        "coords": args.coords,
-        "repeat_limit": args.repeat_limit,
-        "retry_delays_s": tuple(1.0 * 4**n for n in range(max(0, args.retries))),
-        "max_minutes": args.max_minutes if args.max_minutes > 0 else None,
-    }
-    if args.max_pixels:
-        settings_kwargs["max_pixels"] = args.max_pixels
-    settings = LoopSettings(**settings_kwargs)
     runs_dir = args.runs_dir or default_runs_dir()
     try:
         recorder = Recorder(
@@ -371,6 +487,7 @@ def command_run(args: argparse.Namespace, task: str) -> int:
                 monitor=screen.monitor,
                 settings=settings.to_json(),
                 risk_rules=rules.summary,
+                **private_desktop_info(args, display),
             ),
             redactor=redactor,
         )
@@ -385,10 +502,12 @@ def command_run(args: argparse.Namespace, task: str) -> int:
     decide = with_breakpoints(policy(args.approve, person), ask, breakpoints)
     from actions.window import FocusProbe
 
-    executor = Executor()
-    focus = FocusProbe()
-    stop = threading.Event()
+    result: RunResult | None = None
+    executor: Executor | None = None
+    focus: FocusProbe | None = None
     try:
+        executor = Executor(display=display)
+        focus = FocusProbe(display)
         result = run_task(
             task,
             backend=backend,
@@ -403,15 +522,83 @@ def command_run(args: argparse.Namespace, task: str) -> int:
             focus=focus.focused,
             window_area=focus.focused_rect,
         )
-        if result.outcome in ("stopped", "error"):
-            executor.release_all()  # a stop mid-action must leave no key or button held
     finally:
-        focus.close()
-        executor.close()
-        backend.close()
+        try:
+            interrupts.stopping()  # from here on a signal cannot cut the cleanup short
+        finally:
+            _let_go(
+                executor, focus, released=result is None or result.outcome in ("stopped", "error")
+            )
+            backend.close()
+            if result is None:
+                # Interrupted before the loop began: the recording still gets its outcome.
+                reason = interrupts.stop_reason(stop, "interrupted while starting")
+                try:
+                    recorder.finish({"status": "stopped", "message": reason, "steps": 0})
+                except RecordingError:
+                    pass  # reported by the line main() prints
     if result.answer is not None:
         print(visible(result.answer))
     return result.exit_code
+
+
+def _let_go(executor: Any, focus: Any, *, released: bool) -> None:
+    """Release held input after a stop, restore the keyboard mapping, close X connections."""
+    if executor is not None and released:
+        try:
+            executor.release_all()  # a stop mid-action must leave no key or button held
+        except Exception:  # a broken display must not hide the run's own outcome
+            pass
+    if focus is not None:
+        focus.close()
+    if executor is not None:
+        executor.close()  # spare keycodes bound for typing go back to what they were
+
+
+def run_task_on(args: argparse.Namespace, display: str | None) -> int:
+    """`run` on the user's display (command_run as it always was called) or a private one."""
+    if display is None:
+        return command_run(args, args.task)
+    return command_run(args, args.task, display)
+
+
+def add_mcp_parser(sub: Any) -> None:
+    """`deskpilot mcp`: the same run options; guarded unless --approve says otherwise."""
+    mcp = sub.add_parser(
+        "mcp",
+        help="serve screenshot, act and run_task to MCP clients over stdio (docs/mcp.md)",
+        description="An MCP server on stdin/stdout (no network port). Nobody can be asked "
+        "over stdio: in guarded mode (the default here) risky actions are refused, in ask "
+        "mode every action is; blocked actions never run.",
+    )
+    add_run_options(mcp)
+    mcp.set_defaults(approve="guarded")
+
+
+def command_mcp(args: argparse.Namespace) -> int:
+    """Serve deskpilot's tools over MCP stdio until the client disconnects."""
+    from agent.mcp_server import Desk, ServerConfig, serve
+    from agent.secrets import secrets_from_env
+
+    settings, rules, _ = run_setup(args)
+    warn_if_remote(args.endpoint)
+    if (args.backend or ("openai" if args.endpoint else "local")) == "openai" and not args.endpoint:
+        fail("--backend openai needs --endpoint URL (the server's /v1 base)")
+    config = ServerConfig(
+        approve=args.approve,
+        rules=rules,
+        settings=settings,
+        runs_dir=args.runs_dir or default_runs_dir(),
+        monitor=args.monitor,
+        secrets=(*args.secret, *secrets_from_env(args.secret_env)),
+    )
+    print(
+        f"deskpilot: MCP server on stdio (approval {args.approve}; recordings in "
+        f"{config.runs_dir}); the model starts on the first run_task",
+        file=sys.stderr,
+    )
+    serve(Desk(config, lambda: backend_from_args(args)))
+    return EXIT_OK
 
 
 def command_monitors() -> int:
@@ -424,14 +611,50 @@ def command_monitors() -> int:
         fail(str(exc))
     for m in screen.list_monitors():
         mark = " (primary)" if m.primary else ""
-        print(f"{m.index}: {m.width}x{m.height} at {m.left:+d}{m.top:+d}{mark}")
+        name = f" {m.name}" if m.name else ""
+        print(f"{m.index}:{name} {m.geometry()}{mark}")
     return EXIT_OK
+
+
+def command_calibrate(args: argparse.Namespace, display: str | None) -> int:
+    """The calibration self-test (actions/calibrate.py): 0 when every target is hit."""
+    import re
+    from dataclasses import replace
+
+    from actions.calibrate import TOLERANCE_PX, calibrate, format_report
+    from actions.screen import DisplayError, Monitor, Screen
+
+    try:
+        monitors = Screen(display=display).list_monitors()
+    except DisplayError as exc:
+        fail(str(exc))
+    if args.monitor is not None:
+        monitors = [m for m in monitors if m.index == args.monitor]
+        if not monitors:
+            fail(f"no monitor {args.monitor}; see `deskpilot monitors`")
+    if not args.scale > 0:
+        fail("--scale must be positive")
+    geometry = None
+    if args.geometry:
+        match = re.fullmatch(r"(\d+)x(\d+)\+(\d+)\+(\d+)", args.geometry)
+        if not match:
+            fail(f"--geometry {args.geometry!r} is not WIDTHxHEIGHT+X+Y")
+        w, h, x, y = (int(v) for v in match.groups())
+
+        def geometry(m: Monitor) -> Monitor:
+            return replace(m, left=x, top=y, width=w, height=h)
+
+    reports = calibrate(monitors, display=display, geometry=geometry, click_scale=args.scale)
+    print(format_report(reports))
+    if all(r.passed for r in reports):
+        print(f"calibration passed: every target hit within {TOLERANCE_PX:g} px")
+        return EXIT_OK
+    print(f"calibration FAILED: some targets missed by more than {TOLERANCE_PX:g} px")
+    return EXIT_FAILED
 
 
 def command_default() -> int:
     """No sub-command: start the desktop app (ui/app.py)."""
-    import os
-
     if sys.platform.startswith("linux") and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     ):
@@ -444,18 +667,23 @@ def command_default() -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `python main.py` and the `deskpilot` console script."""
     args = build_parser().parse_args(argv)
+    interrupts.running()
     try:
         if args.command == "run":
-            return command_run(args, args.task)
+            return run_on_desktop(args, lambda display: run_task_on(args, display))
         if args.command == "monitors":
             return command_monitors()
+        if args.command == "calibrate":
+            return run_on_desktop(args, lambda display: command_calibrate(args, display))
+        if args.command == "mcp":
+            return command_mcp(args)
         if args.command in ("replay", "export"):
             from ui.replay_cli import run_replay_command
 
             return run_replay_command(args, make_backend)
         return command_default()
-    except KeyboardInterrupt:
-        print("deskpilot: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        _say(f"deskpilot: {exc or 'interrupted'}")
         return EXIT_FAILED
     except Exception as exc:  # a bug: keep the details in a file, show one line
         from agent.secrets import Redactor
@@ -471,10 +699,16 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+def _say(line: str) -> None:
+    """One line on stderr that never raises (the terminal may have gone with a SIGHUP)."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 def _secret_values(args: argparse.Namespace) -> list[str]:
     """The values that must never be written anywhere: the API key and the user's secrets."""
-    import os
-
     names = [getattr(args, "api_key_env", "DESKPILOT_API_KEY"), *getattr(args, "secret_env", [])]
     values = [os.environ.get(name, "") for name in names]
     return [v for v in [*values, *getattr(args, "secret", [])] if v]

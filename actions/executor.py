@@ -34,6 +34,7 @@ from actions.types import (
     Type,
     Wait,
 )
+from actions.xpointer import BUTTONS
 
 __all__ = ["ExecResult", "Executor", "FailSafeTriggered", "MAX_WAIT_S"]
 
@@ -73,14 +74,14 @@ class _Cancelled(Exception):
     """The cancel event was set before or during an action."""
 
 
-def _use_x11() -> bool:
+def _use_x11(display: str | None = None) -> bool:
     """Whether input goes through X11 (XTEST) rather than pyautogui's other backends."""
-    return sys.platform not in ("win32", "darwin") and bool(os.environ.get("DISPLAY"))
+    return sys.platform not in ("win32", "darwin") and bool(display or os.environ.get("DISPLAY"))
 
 
 def _ensure_xauthority() -> None:
-    """Point XAUTHORITY at a stand-in file when the named one is missing (pyautogui crashes)."""
-    if not _use_x11():
+    """Point XAUTHORITY at a stand-in file when the named one is missing (Xlib, pyautogui fail)."""
+    if sys.platform in ("win32", "darwin"):
         return
     path = os.environ.get("XAUTHORITY") or os.path.expanduser("~/.Xauthority")
     if os.path.exists(path):
@@ -121,6 +122,42 @@ def _pyautogui() -> Any:
         return _pyautogui_module
 
 
+class _PyAutoGUIMouse:
+    """pyautogui's mouse (Windows, macOS) behind the XPointer interface."""
+
+    def size(self) -> tuple[int, int]:
+        width, height = _pyautogui().size()
+        return int(width), int(height)
+
+    def position(self) -> tuple[int, int]:
+        x, y = _pyautogui().position()
+        return int(x), int(y)
+
+    def move(self, x: int, y: int) -> None:
+        _pyautogui().moveTo(x, y, _pause=False)
+
+    def press(self, button: int) -> None:
+        _pyautogui().mouseDown(button=_BUTTON_NAMES[button], _pause=False)
+
+    def release(self, button: int) -> None:
+        _pyautogui().mouseUp(button=_BUTTON_NAMES[button], _pause=False)
+
+    def click(self, x: int, y: int, button: int) -> None:
+        _pyautogui().click(x, y, button=_BUTTON_NAMES[button], _pause=False)
+
+    def scroll(self, clicks: int, *, horizontal: bool = False) -> None:
+        if horizontal:
+            _pyautogui().hscroll(clicks, _pause=False)
+        else:
+            _pyautogui().scroll(clicks, _pause=False)
+
+    def close(self) -> None:
+        pass
+
+
+_BUTTON_NAMES = {1: "left", 2: "middle", 3: "right"}
+
+
 def _one_line(exc: BaseException) -> str:
     """An exception as one short line for ExecResult.error."""
     text = " ".join(str(exc).split()) or type(exc).__name__
@@ -134,9 +171,20 @@ def _chord_text(keys: tuple[str, ...]) -> str:
 
 
 class Executor:
-    """Executes actions with pyautogui (mouse) and XTEST typing (keys, text) on X11."""
+    """Executes actions on one display: XTEST on X11 (mouse, keys, exact text), else pyautogui.
 
-    def __init__(self, *, drag_duration_s: float = 0.4, click_interval_s: float = 0.05) -> None:
+    `display` names the X display to act on (a private desktop); None is $DISPLAY, the user's.
+    """
+
+    def __init__(
+        self,
+        *,
+        drag_duration_s: float = 0.4,
+        click_interval_s: float = 0.05,
+        display: str | None = None,
+    ) -> None:
+        self.display = display
+        self._x11 = _use_x11(display)
         self.drag_duration_s = drag_duration_s
         self.click_interval_s = click_interval_s
         # Held while input is sent (one tap, one drag step, one click): release_all takes it,
@@ -145,6 +193,9 @@ class Executor:
         self._typer: Any = None
         self._typer_lock = threading.Lock()
         self._focus: Any = None
+        self._pointer: Any = None
+        self._pointer_lock = threading.Lock()
+        self._fail_safe: Any = None
 
     # -- public API ---------------------------------------------------------------------
 
@@ -202,12 +253,12 @@ class Executor:
                 self._input_lock.release()
 
     def _release_held(self) -> list[str]:
-        if _use_x11():
+        if self._x11:
             from actions.xtyping import release_held_input
 
             typer = self._typer
             held = typer.held_keycodes() if typer is not None else []
-            return release_held_input(extra_keycodes=held)
+            return release_held_input(self.display, extra_keycodes=held)
         pg = _pyautogui()
         released: list[str] = []
         for button in ("left", "middle", "right"):
@@ -233,6 +284,45 @@ class Executor:
         if self._focus is not None:
             self._focus.close()
             self._focus = None
+        with self._pointer_lock:
+            pointer, self._pointer = self._pointer, None
+            fail_safe, self._fail_safe = self._fail_safe, None
+        for connection in (pointer, fail_safe):
+            if connection is not None:
+                connection.close()
+
+    def _mouse(self) -> Any:
+        """The mouse of the executor's display (XTEST on X11), created on first use."""
+        with self._pointer_lock:
+            if self._pointer is None:
+                if self._x11:
+                    from actions.xpointer import XPointer
+
+                    _ensure_xauthority()
+                    self._pointer = XPointer(self.display)
+                else:
+                    self._pointer = _PyAutoGUIMouse()
+            return self._pointer
+
+    def _check_fail_safe(self) -> None:
+        """Stop when the user pushed their pointer into a screen corner (pyautogui's fail-safe)."""
+        if not self._x11:
+            _pyautogui().failSafeCheck()
+            return
+        if self.display is not None and self.display != os.environ.get("DISPLAY"):
+            # A private desktop: the user's pointer is theirs to use (a hot corner must not
+            # stop the agent), and Ctrl-C or the app's Stop end the run.
+            return
+        with self._pointer_lock:
+            if self._fail_safe is None:
+                from actions.xpointer import HostFailSafe
+
+                self._fail_safe = HostFailSafe()
+            fail_safe = self._fail_safe
+        if fail_safe.triggered():
+            raise FailSafeTriggered(
+                "fail-safe: the pointer is in a screen corner; the run was stopped"
+            )
 
     @contextmanager
     def _burst(self, cancel: threading.Event | None) -> Iterator[None]:
@@ -240,6 +330,7 @@ class Executor:
         with self._input_lock:
             if cancel is not None and cancel.is_set():
                 raise _Cancelled("cancelled while it ran")
+            self._check_fail_safe()
             yield
 
     def _pause(self, cancel: threading.Event | None, seconds: float = _PYAUTOGUI_PAUSE_S) -> None:
@@ -251,12 +342,12 @@ class Executor:
 
     def _focus_clicked_window(self) -> None:
         """Without a window manager, give the clicked window the keyboard, as a WM would."""
-        if not _use_x11():
+        if not self._x11:
             return
         if self._focus is None:
             from actions.focus import ClickFocus
 
-            self._focus = ClickFocus()
+            self._focus = ClickFocus(self.display)
         self._focus.after_click()
 
     def _restore_focus(self) -> None:
@@ -281,7 +372,7 @@ class Executor:
             case MouseMove(coordinate=c):
                 x, y = self._map(c, space, monitor)
                 with self._burst(cancel):
-                    _pyautogui().moveTo(x, y, _pause=False)
+                    self._mouse().move(x, y)
                 return f"moved to ({x}, {y})", ((x, y),)
             case LeftClick(coordinate=c):
                 return self._click(c, space, monitor, "left", 1, cancel)
@@ -317,12 +408,11 @@ class Executor:
     def _map(self, point: Point, space: CoordinateSpace, monitor: Monitor) -> tuple[int, int]:
         """Model point to screen pixel, kept 1 px off the fail-safe corners."""
         x, y = model_to_screen(point, space, monitor)
-        pg = _pyautogui()
-        if (x, y) in pg.FAILSAFE_POINTS:
+        width, height = self._mouse().size()
+        if x in (0, width - 1) and y in (0, height - 1):
             # Landing on a corner would make our own next action trip the user's fail-safe.
-            width, height = pg.size()
-            x = 1 if x <= 0 else (width - 2 if x >= width - 1 else x)
-            y = 1 if y <= 0 else (height - 2 if y >= height - 1 else y)
+            x = 1 if x <= 0 else width - 2
+            y = 1 if y <= 0 else height - 2
         return x, y
 
     def _click(
@@ -335,16 +425,16 @@ class Executor:
         cancel: threading.Event | None,
     ) -> tuple[str, tuple[tuple[int, int], ...]]:
         x, y = self._map(point, space, monitor)
-        pg = _pyautogui()
+        mouse = self._mouse()
         with self._burst(cancel):
-            pg.moveTo(x, y, _pause=False)
+            mouse.move(x, y)
         self._pause(cancel)
         for n in range(clicks):
             if n:
                 self._pause(cancel, self.click_interval_s)
             # Press and release in one burst: a stop never lands between them.
             with self._burst(cancel):
-                pg.click(x, y, button=button, _pause=False)
+                mouse.click(x, y, BUTTONS[button])
         self._focus_clicked_window()
         what = {1: "click", 2: "double-click", 3: "triple-click"}[clicks]
         return f"{button} {what} at ({x}, {y})", ((x, y),)
@@ -357,17 +447,18 @@ class Executor:
         monitor: Monitor,
         cancel: threading.Event | None,
     ) -> tuple[str, tuple[tuple[int, int], ...]]:
-        pg = _pyautogui()
+        mouse = self._mouse()
         ex, ey = self._map(end, space, monitor)
         if start is not None:
             sx, sy = self._map(start, space, monitor)
             with self._burst(cancel):
-                pg.moveTo(sx, sy, _pause=False)
+                mouse.move(sx, sy)
             self._pause(cancel)
         else:
-            sx, sy = (int(v) for v in pg.position())
+            sx, sy = mouse.position()
         with self._burst(cancel):
-            pg.mouseDown(sx, sy, button="left", _pause=False)
+            mouse.move(sx, sy)
+            mouse.press(BUTTONS["left"])
         released = False
         try:
             self._pause(cancel)
@@ -380,9 +471,10 @@ class Executor:
                 x = round(sx + (ex - sx) * n / steps)
                 y = round(sy + (ey - sy) * n / steps)
                 with self._burst(cancel):
-                    pg.moveTo(x, y, _pause=False)
+                    mouse.move(x, y)
             with self._burst(cancel):
-                pg.mouseUp(ex, ey, button="left", _pause=False)
+                mouse.move(ex, ey)
+                mouse.release(BUTTONS["left"])
             released = True
         finally:
             if not released:
@@ -400,20 +492,17 @@ class Executor:
         *,
         horizontal: bool,
     ) -> tuple[str, tuple[tuple[int, int], ...]]:
-        pg = _pyautogui()
+        mouse = self._mouse()
         points: tuple[tuple[int, int], ...] = ()
         if point is not None:
             x, y = self._map(point, space, monitor)
             with self._burst(cancel):
-                pg.moveTo(x, y, _pause=False)
+                mouse.move(x, y)
             self._pause(cancel)
             points = ((x, y),)
         amount = int(clicks)
         with self._burst(cancel):
-            if horizontal:
-                pg.hscroll(amount, _pause=False)
-            else:
-                pg.scroll(amount, _pause=False)
+            mouse.scroll(amount, horizontal=horizontal)
         if horizontal:
             way = "right" if amount > 0 else "left"
         else:
@@ -429,24 +518,27 @@ class Executor:
             if self._typer is None:
                 from actions.xtyping import XTyper
 
-                self._typer = XTyper(input_lock=self._input_lock)
+                _ensure_xauthority()
+                self._typer = XTyper(self.display, input_lock=self._input_lock)
             return self._typer
 
     def _key(self, keys: tuple[str, ...], cancel: threading.Event | None) -> str:
         names = normalize_chord(keys)
-        pg = _pyautogui()
-        pg.failSafeCheck()
-        if _use_x11():
+        self._check_fail_safe()
+        if self._x11:
             self._restore_focus()
             from actions.xtyping import TypingCancelled
 
             # XTEST by keysym: pyautogui's X11 table types '>' for '<', lacks the media keys
             # and non-ASCII characters, and goes stale when the layout changes.
             try:
-                self._typer_instance().press_chord(names, check=pg.failSafeCheck, cancel=cancel)
+                self._typer_instance().press_chord(
+                    names, check=self._check_fail_safe, cancel=cancel
+                )
             except TypingCancelled as exc:
                 raise _Cancelled(str(exc)) from exc
         else:
+            pg = _pyautogui()
             bad = [k for k in names if not pg.isValidKey(k)]
             if bad:
                 raise ValueError(f"cannot press {', '.join(map(repr, bad))} on this platform")
@@ -455,21 +547,21 @@ class Executor:
         return f"pressed {_chord_text(names)}"
 
     def _type(self, text: str, cancel: threading.Event | None) -> str:
-        pg = _pyautogui()
-        pg.failSafeCheck()
-        if _use_x11():
+        self._check_fail_safe()
+        if self._x11:
             self._restore_focus()
             from actions.xtyping import TypingCancelled
 
             try:
                 typed = self._typer_instance().type_text(
-                    text, cancel=cancel, check=pg.failSafeCheck
+                    text, cancel=cancel, check=self._check_fail_safe
                 )
             except TypingCancelled as exc:
                 raise _Cancelled(str(exc)) from exc
             return f"typed {typed} characters"
         if not all(ch in "\n\t" or 0x20 <= ord(ch) < 0x7F for ch in text):
             raise ValueError("typing non-ASCII text is only supported on X11")
+        pg = _pyautogui()
         for ch in text:  # one character a burst, so a stop ends it between two
             with self._burst(cancel):
                 pg.write(ch, _pause=False)

@@ -7,9 +7,10 @@ from typing import Any
 
 
 class XConnection:
-    """One X connection of its own, opened on first use and guarded by a lock."""
+    """One X connection of its own (to `display_name`, None: $DISPLAY), opened on first use."""
 
-    def __init__(self) -> None:
+    def __init__(self, display_name: str | None = None) -> None:
+        self.display_name = display_name
         self._display: Any = None
         self._lock = threading.Lock()
 
@@ -17,7 +18,7 @@ class XConnection:
         if self._display is None:
             from Xlib import display
 
-            self._display = display.Display()
+            self._display = display.Display(self.display_name)
         return self._display
 
     def close(self) -> None:
@@ -39,8 +40,8 @@ class ClickFocus(XConnection):
     window, so an agent could click a terminal and type into the previous app.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, display_name: str | None = None) -> None:
+        super().__init__(display_name)
         self._last: int | None = None  # the window the agent last gave the keyboard to
 
     def window_manager_running(self) -> bool:

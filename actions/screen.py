@@ -7,8 +7,8 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 from actions.types import Point
 
@@ -28,6 +28,11 @@ class Monitor:
     height: int
     scale: float = 1.0
     primary: bool = False
+    name: str = ""  # RandR's monitor name (e.g. "DP-1"), "" where unknown
+
+    def geometry(self) -> str:
+        """X's WIDTHxHEIGHT+LEFT+TOP."""
+        return f"{self.width}x{self.height}{self.left:+d}{self.top:+d}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,10 +146,15 @@ SETTLE_TOLERANCE_PX = 24
 
 
 class Screen:
-    """Captures one monitor with mss; one mss instance per thread, as mss requires."""
+    """Captures one monitor with mss; one mss instance per thread, as mss requires.
 
-    def __init__(self, monitor_index: int | None = None) -> None:
-        _check_display()
+    `display` names the X display (a private desktop); None is $DISPLAY, the user's.
+    """
+
+    def __init__(self, monitor_index: int | None = None, *, display: str | None = None) -> None:
+        self.display = display
+        if display is None:
+            _check_display()
         _reuse_frame_memory()
         self._local = threading.local()
         monitors = self.list_monitors()
@@ -169,7 +179,7 @@ class Screen:
 
             try:
                 factory = getattr(mss, "MSS", None) or mss.mss
-                inst = factory()
+                inst = factory(display=self.display) if self.display else factory()
             except Exception as exc:  # mss raises its own ScreenShotError, among others
                 raise DisplayError(f"cannot open the display: {exc}") from exc
             self._local.mss = inst
@@ -191,13 +201,13 @@ class Screen:
                     primary=bool(m.get("is_primary", False)),
                 )
             )
+        names = _randr_names(self.display) if sys.platform.startswith("linux") else {}
+        if names:
+            result = [replace(m, name=names.get(m.geometry(), "")) for m in result]
         if result and not any(m.primary for m in result):
             # X11 without RandR primary: the monitor at the origin is what users call primary.
             origin = next((m for m in result if m.left == 0 and m.top == 0), result[0])
-            result = [
-                Monitor(m.index, m.left, m.top, m.width, m.height, m.scale, m is origin)
-                for m in result
-            ]
+            result = [replace(m, primary=m is origin) for m in result]
         return result
 
     def capture(self) -> Frame:
@@ -212,7 +222,7 @@ class Screen:
         width, height = int(shot.size[0]), int(shot.size[1])
         scale = width / m.width if m.width else 1.0
         if abs(scale - m.scale) > 1e-6:
-            m = Monitor(m.index, m.left, m.top, m.width, m.height, scale, m.primary)
+            m = replace(m, scale=scale)
             self.monitor = m
         # Kept for settle: the screen right before an action (the loop captures it for the
         # freshness check), so a change that started before settle's first grab still counts.
@@ -282,6 +292,35 @@ class Screen:
                     longest_gap = max(longest_gap, now - last_change)
                 last_change = now
             previous = current
+
+
+def _randr_names(display: str | None) -> dict[str, str]:
+    """RandR 1.5 monitor names by geometry (mss lists the monitors but not their names)."""
+    import contextlib
+    import io
+
+    try:
+        from Xlib import display as xdisplay
+
+        # python-xlib prints an empty XAUTHORITY file's warning to stdout, where the CLI
+        # prints the run's answer.
+        with contextlib.redirect_stdout(io.StringIO()):
+            dpy: Any = xdisplay.Display(display)
+    except Exception:  # not X, or no server: names are a nicety
+        return {}
+    try:
+        if not dpy.has_extension("RANDR"):
+            return {}
+        reply = dpy.screen().root.xrandr_get_monitors(True)
+        names = {}
+        for m in reply.monitors:
+            geometry = f"{m.width_in_pixels}x{m.height_in_pixels}{m.x:+d}{m.y:+d}"
+            names[geometry] = str(dpy.get_atom_name(m.name))
+        return names
+    except Exception:  # RandR < 1.5 has no monitors request: names stay unknown
+        return {}
+    finally:
+        dpy.close()
 
 
 def frame_difference(

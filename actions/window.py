@@ -22,9 +22,9 @@ class FocusedWindow:
 class FocusProbe(XConnection):
     """Reads the focused window over its own X connection; None when unknown."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._broken = not os.environ.get("DISPLAY")
+    def __init__(self, display_name: str | None = None) -> None:
+        super().__init__(display_name)
+        self._broken = not (display_name or os.environ.get("DISPLAY"))
 
     def focused(self) -> FocusedWindow | None:
         """The focused top-level window (id and lower-case WM_CLASS), or None when unknown."""

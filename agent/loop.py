@@ -40,6 +40,7 @@ from actions.types import (
 from actions.window import FocusedWindow
 from agent.approval import APPROVAL_MODES, ApprovalRequest, Decide, Decision, asks_person
 from agent.backends.base import Backend, BackendError, Cancelled, Completion, Delta, ImagePart
+from agent.interrupts import deferred, stop_reason
 from agent.prompt import (
     SYSTEM_PROMPT,
     SYSTEM_PROMPT_ABSOLUTE,
@@ -49,7 +50,7 @@ from agent.prompt import (
     estimate_prompt_tokens,
 )
 from agent.protocol import Proposal, format_tool_call, parse_completion, tool_schema
-from agent.recording import Recorder, monitor_json, now_iso
+from agent.recording import INTERRUPTED, Recorder, RecordingError, monitor_json, now_iso
 from agent.risk import SEVERITY, Risk, RiskGuard, RiskRules
 from agent.vision import MAX_PIXELS, Observation, encode_png, prepare
 
@@ -230,7 +231,7 @@ def run_task(
     try:
         for index in range(settings.max_steps):
             if run.stop.is_set():
-                return run.finish("stopped", "stopped by the user", index)
+                return run.finish("stopped", stop_reason(run.stop, "stopped by the user"), index)
             over = run.over_time()
             if over is not None:
                 return run.finish("max_time", over, index)
@@ -240,9 +241,12 @@ def run_task(
         return run.finish(
             "max_steps", f"reached the limit of {settings.max_steps} steps", settings.max_steps
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         run.stop.set()
-        return run.abort("stopped", "interrupted (Ctrl-C)")
+        # A signal's Interrupted names it; a bare KeyboardInterrupt is Ctrl-C.
+        return run.abort("stopped", stop_reason(run.stop, str(exc) or "interrupted (Ctrl-C)"))
+    except RecordingError as exc:
+        return run.recording_failed(exc)
     except Exception as exc:
         run.abort("error", f"internal error: {type(exc).__name__}: {exc}")
         raise
@@ -325,12 +329,20 @@ class _Run:
     def finish(
         self, outcome: Outcome, message: str, steps: int, answer: str | None = None
     ) -> RunResult:
-        """Write the outcome into run.json and tell the viewer."""
-        # The backend may have changed course mid-run (tools moved into the system prompt).
-        self.recorder.info["backend"] = self.backend.describe()
-        self.recorder.finish(
-            {"status": outcome, "message": message, "answer": answer, "steps": steps}
-        )
+        """Write the outcome into run.json (or say why it could not be) and tell the viewer."""
+        # The backend may have changed course mid-run (tools moved into the system prompt, or
+        # the conversation back to the older shape).
+        described = self.backend.describe()
+        self.recorder.info["backend"] = described
+        shape = described.get("conversation")
+        if isinstance(shape, str):  # the shape the run ended in (a server may refuse native)
+            self.recorder.info["conversation"] = shape
+        try:
+            self.recorder.finish(
+                {"status": outcome, "message": message, "answer": answer, "steps": steps}
+            )
+        except RecordingError as exc:
+            message = f"{message} (the outcome is not recorded: {exc})"
         self.emit(
             Event("finished", steps, {"outcome": outcome, "message": message, "answer": answer})
         )
@@ -341,8 +353,24 @@ class _Run:
         step = self.current
         if step is not None and not step.written:
             step.record["error"] = message
-            step.write()
+            if step.executing and step.record["execution"] is None:
+                step.record["result"] = INTERRUPTED  # its input may have gone out, in part
+            try:
+                step.write()
+            except RecordingError as exc:
+                message = f"{message}; {exc}"
         return self.finish(outcome, message, 0 if step is None else step.index + 1)
+
+    def recording_failed(self, exc: RecordingError) -> RunResult:
+        """The recording cannot be written: end the run; an unrecorded action never runs."""
+        step = self.current
+        if step is not None and step.executing and not step.written:
+            what = "the last action ran but its result could not be recorded"
+        else:
+            what = "nothing was executed"
+        if step is not None:
+            step.written = True  # nothing more is written for it
+        return self.finish("error", f"{exc}; {what}", 0 if step is None else step.index + 1)
 
     def step(self, index: int) -> RunResult | None:
         """One step: observe, propose, decide, act, settle, record; a RunResult ends the run."""
@@ -378,9 +406,17 @@ class _Run:
         step.record["prompt"] = recorder.prompt_record(self.builder.messages(self.history, image))
         if isinstance(failure, Cancelled):
             after_error = isinstance(failure, _StoppedAfterError)
-            step.record["error"] = str(failure) if after_error else "generation stopped by the user"
+            step.record["error"] = (
+                str(failure)
+                if after_error
+                else stop_reason(self.stop, "generation stopped by the user")
+            )
             step.write()
-            why = str(failure) if after_error else "stopped by the user during generation"
+            why = (
+                str(failure)
+                if after_error
+                else stop_reason(self.stop, "stopped by the user during generation")
+            )
             return self.finish("stopped", why, index + 1)
         if failure is not None or completion is None:
             step.record["error"] = f"model backend: {failure}"
@@ -450,7 +486,9 @@ class _Run:
                 else "Stopped by the user before execution."
             )
             return self.finish(
-                "stopped", str(decision.note) if by_policy else "stopped by the user", index + 1
+                "stopped",
+                str(decision.note) if by_policy else stop_reason(self.stop, "stopped by the user"),
+                index + 1,
             )
         if decision.kind in ("skip", "reject"):
             self._forget_last()
@@ -486,33 +524,43 @@ class _Run:
         if held:
             return ended
 
-        # Act.
-        try:
-            outcome: ExecResult = step.timed(
-                "execute_s",
-                self.executor.execute,
-                to_run,
-                space=space,
-                monitor=frame.monitor,
-                cancel=self.stop,
+        # Record before acting: the step as decided, and what is about to run, are in the OS
+        # before any input is sent, so a kill at any instant leaves no executed action
+        # unrecorded. When that write fails (RecordingError), nothing runs.
+        # A signal from here on only sets the stop: the action then lets go by itself between
+        # two pieces of input (or does not start), and its result is recorded before the run
+        # stops.
+        with deferred():
+            step.record["to_run"] = action_arguments(to_run)
+            step.write_executing()
+
+            # Act.
+            try:
+                outcome: ExecResult = step.timed(
+                    "execute_s",
+                    self.executor.execute,
+                    to_run,
+                    space=space,
+                    monitor=frame.monitor,
+                    cancel=self.stop,
+                )
+            except FailSafeTriggered:
+                self.guard.executed(to_run, window=window, complete=False)
+                step.execution({"ok": False, "error": "fail-safe: pointer in a screen corner"})
+                step.finish_result("Stopped: the user triggered the fail-safe.")
+                return self.finish(
+                    "stopped", "pyautogui fail-safe: the pointer was moved to a corner", index + 1
+                )
+            step.execution(
+                {
+                    "ok": outcome.ok,
+                    "detail": outcome.detail,
+                    "error": outcome.error,
+                    "points": [list(p) for p in outcome.points],
+                    "action": action_arguments(to_run),
+                }
             )
-        except FailSafeTriggered:
-            self.guard.executed(to_run, window=window, complete=False)
-            step.execution({"ok": False, "error": "fail-safe: pointer in a screen corner"})
-            step.finish_result("Stopped: the user triggered the fail-safe.")
-            return self.finish(
-                "stopped", "pyautogui fail-safe: the pointer was moved to a corner", index + 1
-            )
-        step.execution(
-            {
-                "ok": outcome.ok,
-                "detail": outcome.detail,
-                "error": outcome.error,
-                "points": [list(p) for p in outcome.points],
-                "action": action_arguments(to_run),
-            }
-        )
-        self.guard.executed(to_run, window=window, complete=outcome.ok)
+            self.guard.executed(to_run, window=window, complete=outcome.ok)
         if not outcome.ok:
             result = f"Execution failed: {outcome.error}"
         elif decision.kind == "edit":
@@ -733,6 +781,7 @@ class _Step:
         self.t0 = time.monotonic()
         self.record: dict[str, Any] = {
             "index": index,
+            "phase": "done",
             "started_at": now_iso(),
             "ended_at": None,
             "screenshot": None,
@@ -751,6 +800,7 @@ class _Step:
             "timings": {},
         }
         self.written = False
+        self.executing = False  # the "executing" line is on disk: the action may run or have run
         self.saving: Future[tuple[str, float]] | None = None
 
     def save_later(self, pool: ThreadPoolExecutor, png: bytes) -> None:
@@ -803,6 +853,8 @@ class _Step:
         self.record["finish_reason"] = completion.finish_reason
         if completion.tools_in_prompt:  # the server refused `tools` (llama.cpp without --jinja)
             self.record["tools_in_prompt"] = True
+        if completion.conversation is not None:
+            self.record["conversation"] = completion.conversation
         self.record["tokens"].update(
             {"prompt": completion.prompt_tokens, "completion": completion.completion_tokens}
         )
@@ -824,13 +876,21 @@ class _Step:
         self.record["result"] = result
         self.write()
 
+    def write_executing(self) -> None:
+        """Append the step as decided, before its action runs (RecordingError: do not run it)."""
+        if self.saving is not None and self.record["screenshot"] is None:
+            self.saved(ImagePart(b"", 0, 0))
+        self.recorder.append_step({**self.record, "phase": "executing"})
+        self.executing = True
+
     def write(self) -> None:
-        """Append the step to steps.jsonl (once)."""
+        """Append the complete step to steps.jsonl (once); readers keep its last line."""
         if self.written:
             return
         # Crash safety: the line names a screenshot only once that file exists.
         if self.saving is not None and self.record["screenshot"] is None:
             self.saved(ImagePart(b"", 0, 0))
+        self.record["phase"] = "done"
         self.record["ended_at"] = now_iso()
         self.record["timings"]["total_s"] = round(time.monotonic() - self.t0, 4)
         self.recorder.append_step(self.record)

@@ -6,7 +6,8 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from agent.backends.base import ChatMessage, ImagePart, Part
+from agent.backends.base import ChatMessage, ImagePart, Part, ToolCall
+from agent.protocol import TOOL_NAME, call_arguments, format_call
 
 SYSTEM_PROMPT = (
     "You are deskpilot, an agent that operates a real computer desktop for the user.\n"
@@ -27,6 +28,7 @@ SYSTEM_PROMPT_ABSOLUTE = SYSTEM_PROMPT.replace(
 )
 
 OMITTED = "[earlier screenshot omitted]"
+SCREEN_CAPTION = "\nCurrent screen:\n"
 MAX_ECHO_CHARS = 2000  # an invalid reply is echoed back this far: enough to see the mistake
 
 
@@ -107,7 +109,13 @@ class PromptBuilder:
         return summary_from, full_from
 
     def messages(self, history: Sequence[HistoryEntry], current: ImagePart) -> list[ChatMessage]:
-        """system, task + first screen, then (reply, result + screen) for each step so far."""
+        """system, task + first screen, then (call, result + screen) for each step so far.
+
+        Steps whose reply is one computer_use call go in Qwen 3.5's native shape: an assistant
+        turn with tool_calls, then a tool turn with the result and the next screen (the chat
+        template renders it inside <tool_response>, so the task stays the last real user
+        query). Other replies (invalid output) go as text, answered by a user turn.
+        """
         images = [h.image for h in history] + [current]
         keep_from = self.first_image_kept(len(images))
 
@@ -126,13 +134,67 @@ class PromptBuilder:
             msgs.append(ChatMessage("user", ("Earlier steps, summarised:\n" + "\n".join(lines),)))
         for i in range(full_from, len(history)):
             entry = history[i]
-            msgs.append(ChatMessage("assistant", (entry.reply,)))
+            call = call_arguments(entry.reply)
+            if call is None:
+                msgs.append(ChatMessage("assistant", (entry.reply,)))
+                msgs.append(
+                    ChatMessage(
+                        "user", (tool_response(entry.result) + SCREEN_CAPTION, screen(i + 1))
+                    )
+                )
+                continue
+            # One id per step, the same at every later step: the prefix stays byte-identical.
+            ident = f"call_{i + 1}"
+            arguments = json.dumps(call, ensure_ascii=False)
+            msgs.append(
+                ChatMessage("assistant", (), tool_calls=(ToolCall(TOOL_NAME, arguments, ident),))
+            )
             msgs.append(
                 ChatMessage(
-                    "user", (tool_response(entry.result) + "\nCurrent screen:\n", screen(i + 1))
+                    "tool", (entry.result, SCREEN_CAPTION, screen(i + 1)), tool_call_id=ident
                 )
             )
         return msgs
+
+
+def legacy_messages(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """The conversation in deskpilot's earlier shape: calls as assistant text, results as user
+    turns wrapped in <tool_response> (for servers that refuse images in tool messages)."""
+    out: list[ChatMessage] = []
+    for m in messages:
+        if m.role == "assistant" and m.tool_calls:
+            calls = [format_call(json.loads(c.arguments)) for c in m.tool_calls]
+            text = m.text().strip()
+            out.append(
+                ChatMessage("assistant", ("\n\n".join([*([text] if text else []), *calls]),))
+            )
+        elif m.role == "tool":
+            parts = list(m.content)
+            first = parts[0] if parts else ""
+            head = first if isinstance(first, str) else ""
+            parts = parts[1:] if isinstance(first, str) else parts
+            out.append(ChatMessage("user", _merged([tool_response(head), *parts])))
+        else:
+            out.append(m)
+    return out
+
+
+def _merged(parts: Sequence[Part]) -> tuple[Part, ...]:
+    """Adjacent text parts joined into one."""
+    out: list[Part] = []
+    for part in parts:
+        if isinstance(part, str) and out and isinstance(out[-1], str):
+            out[-1] = out[-1] + part
+        else:
+            out.append(part)
+    return tuple(out)
+
+
+def has_tool_images(messages: Sequence[ChatMessage]) -> bool:
+    """Whether any tool turn carries a screenshot (what some servers refuse)."""
+    return any(
+        m.role == "tool" and any(isinstance(p, ImagePart) for p in m.content) for m in messages
+    )
 
 
 # Estimating prompt tokens when the backend reports none: images exactly (Qwen's resize rule);
@@ -159,6 +221,8 @@ def estimate_prompt_tokens(
         total += TOOLS_PREAMBLE_TOKENS + text_tokens(json.dumps(list(tools)))
     for m in messages:
         total += TOKENS_PER_MESSAGE
+        for call in m.tool_calls:  # rendered as <tool_call> XML, about as long as the JSON
+            total += text_tokens(call.name + call.arguments) + TOKENS_PER_MESSAGE
         for part in m.content:
             if isinstance(part, ImagePart):
                 total += visual_tokens(part.width, part.height) + TOKENS_PER_IMAGE_WRAP

@@ -267,7 +267,11 @@ def _dim(value: float) -> str:
 
 def format_tool_call(action: Action) -> str:
     """The action as Qwen 3.5 writes it: an XML tool call (JSON form if XML cannot hold it)."""
-    args = action_arguments(action)
+    return format_call(action_arguments(action))
+
+
+def format_call(args: Mapping[str, object]) -> str:
+    """computer_use arguments as Qwen 3.5 writes the call (JSON form if XML cannot hold it)."""
     rendered: list[tuple[str, str]] = []
     for name, value in args.items():
         if isinstance(value, str):
@@ -288,6 +292,23 @@ def format_tool_call(action: Action) -> str:
         lines += [f"{_PARAM_OPEN}{name}>", text, _PARAM_CLOSE]
     lines += [_FUNCTION_CLOSE, _TOOL_CALL_CLOSE]
     return "\n".join(lines)
+
+
+def call_arguments(text: str) -> dict[str, object] | None:
+    """The arguments of a reply that is exactly one computer_use call and nothing else.
+
+    For replies deskpilot itself wrote (format_tool_call) or echoed: the prompt sends such a
+    step in Qwen 3.5's native shape; None means "send it as text". Values are not validated.
+    """
+    free: list[str] = []
+    try:
+        calls = _scan(text, free)
+    except ProtocolError:
+        return None
+    if len(calls) != 1 or calls[0].name != TOOL_NAME or any(part.strip() for part in free):
+        return None
+    args = calls[0].arguments.items()
+    return {k: v if k in STRING_PARAMS else _decode(v) for k, v in args if v is not None}
 
 
 # --------------------------------------------------------------------------- validation
@@ -593,7 +614,8 @@ def parse_completion(completion: Completion, space: CoordinateSpace) -> Proposal
             raise ProtocolError(
                 "output was cut off inside thinking (<think> never closed); no tool call"
             )
-        calls = _scan(cut.answer, thinking_parts)
+        # A server that stops on </tool_call> leaves it out; a length cut is a real cut.
+        calls = _scan(cut.answer, thinking_parts, completion.finish_reason != "length")
         calls += [_structured_call(call) for call in structured]
         thinking = _join(thinking_parts)
         if not calls:
@@ -638,8 +660,11 @@ def _split_thinking(content: str) -> _Cut:
     return _Cut("", content, False)
 
 
-def _scan(text: str, free: list[str]) -> list[_Call]:
-    """Every tool call in the answer text; the text around them goes to `free`."""
+def _scan(text: str, free: list[str], stopped: bool = False) -> list[_Call]:
+    """Every tool call in the answer text; the text around them goes to `free`.
+
+    stopped: generation ended on a stop sequence, so a final </tool_call> may be missing.
+    """
     calls: list[_Call] = []
     pos = 0
     finder = _TagFinder(text)
@@ -650,7 +675,7 @@ def _scan(text: str, free: list[str]) -> list[_Call]:
             return calls
         free.append(text[pos:start])
         if tag == _TOOL_CALL_OPEN:
-            call, pos = _read_tool_call(text, start + len(tag))
+            call, pos = _read_tool_call(text, start + len(tag), stopped)
         elif tag == _FUNCTION_OPEN:
             # Qwen 3.5 sometimes leaves out the opening <tool_call>; a stray closing one may follow.
             call, pos = _read_function(text, start + len(tag))
@@ -694,11 +719,15 @@ def _skip_space(text: str, pos: int) -> int:
     return pos
 
 
-def _read_tool_call(text: str, pos: int) -> tuple[_Call, int]:
+def _read_tool_call(text: str, pos: int, stopped: bool = False) -> tuple[_Call, int]:
     """The inside of <tool_call>...</tool_call>: an XML function block or a JSON object."""
     pos = _skip_space(text, pos)
     if text.startswith(_FUNCTION_OPEN, pos):
         call, pos = _read_function(text, pos + len(_FUNCTION_OPEN))
+        if stopped and _skip_space(text, pos) >= len(text):
+            # Servers that use </tool_call> as a stop sequence drop it; everything up to a
+            # complete </function>, every parameter closed, did arrive.
+            return call, len(text)
     elif text.startswith("{", pos):
         call, pos = _read_json_call(text, pos)
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -12,13 +13,26 @@ from pathlib import Path
 from typing import Any
 
 from actions.screen import Monitor
-from agent.backends.base import ChatMessage, ImagePart, Part
+from agent.backends.base import ChatMessage, ImagePart, Part, ToolCall
 from agent.backends.openai_compat import API_KEY_ENV
 from agent.secrets import MARKER, Redactor, find_secrets, secrets_from_env
 
-# 2 added each step's `prompt` (the messages sent); readers accept every version listed here.
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# 2 added each step's `prompt` (the messages sent); 3 writes a step that executes an action
+# twice, `"phase": "executing"` before it acts and `"phase": "done"` after, and readers keep
+# the last line of each index. Readers accept every version listed here.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+# The `result` readers show for a step whose last line is "executing": the process ended
+# while the action ran (kill -9, power loss), so it may have run, in part or whole.
+INTERRUPTED = "interrupted during execution (may have run)"
+# Room kept free in the run folder (a hidden file, removed at the end) so that the outcome
+# can still be written into run.json once the disk is full.
+RESERVE_BYTES = 64 * 1024
+_RESERVE = ".reserve"
+
+
+class RecordingError(RuntimeError):
+    """The recording cannot be written (disk full, folder gone, permission); one line."""
 
 
 def now_iso(ts: float | None = None) -> str:
@@ -76,7 +90,10 @@ def run_info(
 
 
 class Recorder:
-    """Writes one run directory; every completed step is on disk before the next begins.
+    """Writes one run directory; a step is on disk before its action runs, and again when done.
+
+    Every line goes to the OS whole (one write(2)) or not at all; a failed write raises
+    RecordingError, and the loop then executes nothing more.
 
     Everything written passes through `redactor`: the user's secrets, the API key's value,
     secrets found in the task, and typed text that looks like a password or a key (found as
@@ -103,6 +120,7 @@ class Recorder:
         self.run_id = new_run_id()
         self.dir = Path(runs_dir) / self.run_id
         (self.dir / "screenshots").mkdir(parents=True, exist_ok=False)
+        _write_atomic(self.dir / _RESERVE, bytes(RESERVE_BYTES))
         # Kept as given, redacted each time it is written, so later secrets reach it too.
         self.info: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
@@ -118,8 +136,10 @@ class Recorder:
         self._write_info()
         # Unredacted: equal messages stay equal, and what is written is redacted anyway.
         self._last_prompt: list[dict[str, Any]] = []
-        self._steps = open(self.dir / "steps.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        self._steps_path = self.dir / "steps.jsonl"
+        os.close(os.open(self._steps_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
         self._scrubbed_version = self.redactor.version
+        self._finished = False
 
     def _write_info(self) -> None:
         info = self.redactor.redact(self.info)
@@ -129,14 +149,29 @@ class Recorder:
     def save_screenshot(self, index: int, png: bytes) -> str:
         """Store a step's screenshot atomically; returns its path relative to the run dir."""
         rel = f"screenshots/step-{index:04d}.png"
-        _write_atomic(self.dir / rel, png)
+        try:
+            _write_atomic(self.dir / rel, png)
+        except OSError as exc:
+            raise self._failed(exc) from exc
         return rel
 
     def save_image(self, name: str, png: bytes) -> str:
         """Store another picture of a step (screenshots/NAME) atomically; returns its path."""
         rel = f"screenshots/{name}"
-        _write_atomic(self.dir / rel, png)
+        try:
+            _write_atomic(self.dir / rel, png)
+        except OSError as exc:
+            raise self._failed(exc) from exc
         return rel
+
+    def _failed(self, exc: OSError) -> RecordingError:
+        """A failed write as one line; frees the reserve so the outcome can still be written."""
+        try:
+            (self.dir / _RESERVE).unlink(missing_ok=True)
+        except OSError:
+            pass  # the folder itself is gone
+        why = exc.strerror or str(exc) or type(exc).__name__
+        return RecordingError(f"cannot write the recording to {self.dir}: {why}")
 
     def prompt_record(self, messages: list[ChatMessage]) -> dict[str, Any]:
         """A step's `prompt` field: the messages after those it shares with the previous step."""
@@ -150,26 +185,67 @@ class Recorder:
         return {"same_as_previous": same, "count": len(encoded), "messages": encoded[same:]}
 
     def append_step(self, record: dict[str, Any]) -> None:
-        """Append one step, redacted, as a JSON line and flush it to the OS."""
+        """Append one step, redacted, as one whole JSON line, in the OS before this returns.
+
+        Raises RecordingError when it cannot (disk full, folder gone, permission); the file
+        then ends as it did before: a line is written whole or not at all.
+        """
         reasons = self._learn_typed_secrets(record)
         self._feed_typed(record)
         line = self._redact_line(record)
         if reasons:
             line["redacted"] = list(dict.fromkeys([*line.get("redacted", []), *reasons]))
-        self._rescrub_if_needed()
-        self._steps.write(json.dumps(line, ensure_ascii=False, allow_nan=False) + "\n")
-        self._steps.flush()
+        data = (json.dumps(line, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+        try:
+            self._rescrub_if_needed()
+            self._append(data)
+        except OSError as exc:
+            raise self._failed(exc) from exc
         self.info["steps"] = int(record.get("index", 0)) + 1
 
+    def _append(self, data: bytes) -> None:
+        """Append bytes with write(2); on failure, cut the file back to where it was."""
+        # Opened by path each time, without O_CREAT: a removed folder fails here rather than
+        # writing into a deleted file nobody will read.
+        fd = os.open(self._steps_path, os.O_WRONLY | os.O_APPEND)
+        try:
+            start = os.fstat(fd).st_size
+            view = memoryview(data)
+            try:
+                while view:
+                    written = os.write(fd, view)
+                    if written <= 0:
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                    view = view[written:]
+            except BaseException:  # ENOSPC mid-line, or Ctrl-C between two writes
+                try:
+                    os.ftruncate(fd, start)  # a torn line would hide the lines after it
+                except OSError:
+                    pass  # readers skip a torn last line anyway
+                raise
+        finally:
+            os.close(fd)
+
     def finish(self, outcome: dict[str, Any]) -> None:
-        """Close the steps file and write the end time and outcome into run.json."""
-        if not self._steps.closed:
-            self._rescrub_if_needed()
-            os.fsync(self._steps.fileno())
-            self._steps.close()
+        """Write the end time and outcome into run.json (RecordingError when it cannot)."""
+        try:
+            if not self._finished:
+                self._finished = True
+                self._rescrub_if_needed()
+                fd = os.open(self._steps_path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        except OSError:
+            pass  # the outcome matters more; a failed step write was reported already
         self.info["ended_at"] = now_iso()
         self.info["outcome"] = outcome
-        self._write_info()
+        try:
+            (self.dir / _RESERVE).unlink(missing_ok=True)
+            self._write_info()
+        except OSError as exc:
+            raise self._failed(exc) from exc
 
     def _learn_typed_secrets(self, record: dict[str, Any]) -> list[str]:
         """Add typed text that looks secret (proposed or as the user edited it); the reasons."""
@@ -204,6 +280,7 @@ class Recorder:
         decision, execution = record.get("decision"), record.get("execution")
         for args in (
             execution.get("action") if isinstance(execution, dict) else None,
+            record.get("to_run"),
             decision.get("edited_action") if isinstance(decision, dict) else None,
             record.get("action"),
         ):
@@ -241,7 +318,8 @@ class Recorder:
                 return [hide(v) for v in value]
             return value
 
-        for key in ("thinking", "raw_output", "tool_calls", "action", "result", "parse_error"):
+        model_written = ("thinking", "raw_output", "tool_calls", "action", "to_run", "result")
+        for key in (*model_written, "parse_error"):
             if key in line:
                 line[key] = hide(line[key])
         for key, fields in _NESTED_TEXT.items():
@@ -261,8 +339,7 @@ class Recorder:
             return
         self._scrubbed_version = version
         self._write_info()
-        self._steps.flush()
-        path = self.dir / "steps.jsonl"
+        path = self._steps_path
         old = path.read_bytes().split(b"\n")
         new: list[bytes] = []
         for raw in old:
@@ -276,8 +353,6 @@ class Recorder:
         if new == old:
             return
         _write_atomic(path, b"\n".join(new))
-        self._steps.close()
-        self._steps = open(path, "a", encoding="utf-8")  # noqa: SIM115
 
 
 # The parts of a step record nested one level down that hold typed or model-written text.
@@ -341,23 +416,50 @@ class Recording:
     warnings: list[str] = field(default_factory=list)
 
 
-def read_run(run_dir: Path) -> Recording:
-    """Read a run directory; a torn last line (crash mid-write) is skipped with a warning."""
-    run_dir = Path(run_dir)
-    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    steps: list[dict[str, Any]] = []
-    warnings: list[str] = []
-    path = run_dir / "steps.jsonl"
+def read_steps(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """steps.jsonl as one record per step: the last line of each index, in index order.
+
+    A step of format 3 has an "executing" line before its action and a "done" line after;
+    when the process ended in between, the "executing" line is the step, marked
+    interrupted (its `result` says it may have run). A torn last line (the process died
+    while writing it) is skipped; both come back as warnings.
+    """
+    path = Path(path)
     lines = path.read_bytes().split(b"\n") if path.exists() else []
+    by_index: dict[int, dict[str, Any]] = {}
+    unindexed: list[dict[str, Any]] = []
+    warnings: list[str] = []
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            steps.append(json.loads(line))
-        except json.JSONDecodeError:
+            step = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
             last = n == len(lines) or all(not rest.strip() for rest in lines[n:])
             kind = "torn last line" if last else "unreadable line"
             warnings.append(f"steps.jsonl line {n}: {kind} skipped")
+            continue
+        index = step.get("index") if isinstance(step, dict) else None
+        if isinstance(index, int) and not isinstance(index, bool):
+            by_index.pop(index, None)  # a later line replaces it, and keeps its place at the end
+            by_index[index] = step
+        elif isinstance(step, dict):
+            unindexed.append(step)
+    steps = sorted(by_index.values(), key=lambda s: int(s["index"])) + unindexed
+    for step in steps:
+        if step.get("phase") == "executing":
+            step["interrupted"] = True
+            if step.get("result") is None:
+                step["result"] = INTERRUPTED
+            warnings.append(f"step {int(step.get('index', 0)) + 1}: {INTERRUPTED}")
+    return steps, warnings
+
+
+def read_run(run_dir: Path) -> Recording:
+    """Read a run directory: its info and one record per step (see read_steps), with warnings."""
+    run_dir = Path(run_dir)
+    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    steps, warnings = read_steps(run_dir / "steps.jsonl")
     version = info.get("format_version")
     if version not in READABLE_VERSIONS:
         warnings.append(
@@ -383,7 +485,14 @@ def encode_message(message: ChatMessage, run_dir: Path) -> dict[str, Any]:
             except ValueError:
                 pass  # an image from outside the run (never written by the loop): keep it
         content.append({"type": "image", "path": path, "width": part.width, "height": part.height})
-    return {"role": message.role, "content": content}
+    encoded: dict[str, Any] = {"role": message.role, "content": content}
+    if message.tool_calls:
+        encoded["tool_calls"] = [
+            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        encoded["tool_call_id"] = message.tool_call_id
+    return encoded
 
 
 def prompt_messages(recording: Recording, index: int) -> list[dict[str, Any]] | None:
@@ -412,5 +521,9 @@ def load_messages(recording: Recording, messages: list[dict[str, Any]]) -> list[
                 parts.append(
                     ImagePart(path.read_bytes(), int(part["width"]), int(part["height"]), str(path))
                 )
-        out.append(ChatMessage(msg["role"], tuple(parts)))
+        calls = tuple(
+            ToolCall(str(c["name"]), str(c["arguments"]), c.get("id"))
+            for c in msg.get("tool_calls") or ()
+        )
+        out.append(ChatMessage(msg["role"], tuple(parts), calls, msg.get("tool_call_id")))
     return out

@@ -14,7 +14,7 @@ from actions.window import FocusedWindow
 from agent.backends.base import Backend, ChatMessage, Completion, ImagePart
 from agent.loop import ExecutorLike, ScreenLike
 from agent.protocol import Proposal, ProtocolError, parse_arguments, parse_completion, tool_schema
-from agent.recording import Recording, load_messages, prompt_messages
+from agent.recording import INTERRUPTED, Recording, load_messages, prompt_messages
 from agent.risk import SAFE, Risk, RiskGuard, RiskRules
 from agent.secrets import MARKER
 
@@ -177,6 +177,10 @@ def replay(
             action = executed_action(step)
         except ProtocolError as exc:
             return ReplayResult(False, f"step {index + 1}: unreadable action: {exc}", executed)
+        if step.get("interrupted"):
+            # The recorded process ended while this ran: unknown how much of it happened.
+            log(f"step {index + 1}: {INTERRUPTED}; not replayed")
+            continue
         if action is None or isinstance(action, FINAL_ACTIONS):
             kind = (step.get("decision") or {}).get("kind")
             why = f"decision {kind}" if kind else step.get("parse_error") or "nothing executed"

@@ -635,6 +635,11 @@ class RiskGuard:
         # Part of it may have reached the window: what the line holds is not known.
         self._lines[key] = line if complete else PendingLine(line.text, unknown=True)
 
+    def lose_track(self) -> None:
+        """Something the guard did not see typed (another run, a person): every line is unknown."""
+        self._lines = {k: PendingLine(v.text, unknown=True) for k, v in self._lines.items()}
+        self._fresh = PendingLine(unknown=True)
+
     def pending(self, window: FocusedWindow | None) -> PendingLine:
         """What the window holds since its last submit."""
         return self._lines.get(_window_key(window), self._fresh)

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Installs the X packages the tests need (a virtual X server, xdotool, xterm, Qt's xcb libraries).
+# Installs the X packages the tests need (a virtual X server, xdotool, xterm, Qt's xcb libraries,
+# and for the private desktop: Xephyr and openbox).
 # As root on Debian/Ubuntu it runs apt-get; otherwise it prints the one command to run and fails.
 set -eu
 PKGS="xvfb xdotool x11-utils x11-xserver-utils xterm scrot libxcb-cursor0 libxkbcommon-x11-0 \
 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-randr0 libxcb-shape0 \
 libxcb-xkb1 libxcb-xfixes0 libxcb-sync1 libxcb-shm0 libxcb-util1 libx11-xcb1 libegl1 libgl1 \
-libfontconfig1 libdbus-1-3"
+libfontconfig1 libdbus-1-3 xserver-xephyr openbox"
 missing=""
-for bin in Xvfb xdotool xterm xwininfo; do
+for bin in Xvfb xdotool xterm xwininfo xrandr Xephyr openbox; do
   command -v "$bin" >/dev/null 2>&1 || missing="$missing $bin"
 done
 if [ -z "$missing" ] && ldconfig -p 2>/dev/null | grep -q libxcb-cursor.so.0; then

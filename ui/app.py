@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
+import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QPoint, QRect, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, QPoint, QRect, QSocketNotifier, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QGuiApplication, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
@@ -35,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from actions.screen import Monitor
 from actions.types import ACTION_TYPES, describe
+from agent import interrupts
 from agent.approval import ApprovalRequest, Breakpoints, Decision
 from agent.textsafe import visible
 from ui.guard import Rect
@@ -60,6 +64,13 @@ APPROVAL_HELP = {
     "auto": "auto: run unattended (Stop or the hotkey end it)",
 }
 LOG_LINES = 500  # the run log keeps this many lines
+# One label per actions.private_desktop.DESKTOP_CHOICES entry (a unit test checks they match).
+DESKTOP_LABELS = {
+    "user": "mine: act on this session",
+    "private": "private: a desktop of its own (a window, or headless)",
+    "headless": "headless: a private desktop nobody sees (watch it here)",
+    "window": "window: a private desktop in an Xephyr window",
+}
 
 
 def _preload() -> None:
@@ -85,6 +96,8 @@ def _preload() -> None:
         "actions.executor",
         "actions.focus",
         "actions.window",
+        "actions.private_desktop",
+        "actions.xpointer",
         "Xlib.display",
         "agent.risk",
         "agent.secrets",
@@ -228,6 +241,13 @@ class MainWindow(QMainWindow):
         self.backend_stack.addWidget(remote_box)
         self.monitor = QComboBox()
         self._fill_monitors()
+        # Where the agent works (docs/desktops.md): the user's session or a desktop of its own.
+        self.desktop = QComboBox()
+        for choice, label in DESKTOP_LABELS.items():
+            self.desktop.addItem(label, choice)
+        self.desktop_open = QLineEdit()
+        self.desktop_open.setPlaceholderText("none; e.g. xterm")
+        self.desktop_open.setToolTip("An application to start on the private desktop first")
         self.approval = QComboBox()
         for mode in APPROVAL_MODES:
             self.approval.addItem(APPROVAL_HELP[mode], mode)
@@ -291,6 +311,8 @@ class MainWindow(QMainWindow):
         form.addRow("Backend", self.backend_kind)
         form.addRow(self.backend_stack)
         form.addRow("Monitor", self.monitor)
+        form.addRow("Desktop", self.desktop)
+        form.addRow("Open on it", self.desktop_open)
         form.addRow("Approval", self.approval)
         form.addRow("Max steps", self.max_steps)
         form.addRow("Break at steps", self.break_at)
@@ -390,6 +412,8 @@ class MainWindow(QMainWindow):
         self.max_minutes.setValue(s.max_minutes)
         self.repeat_limit.setValue(s.repeat_limit)
         self.risk_rules.setText(s.risk_rules)
+        self.desktop.setCurrentIndex(max(0, self.desktop.findData(s.desktop)))
+        self.desktop_open.setText(s.desktop_open)
 
     def form_settings(self) -> AppSettings:
         """The settings as the form shows them."""
@@ -409,6 +433,8 @@ class MainWindow(QMainWindow):
             max_minutes=float(self.max_minutes.value()),
             repeat_limit=self.repeat_limit.value(),
             risk_rules=self.risk_rules.text().strip(),
+            desktop=self.desktop.currentData(),
+            desktop_open=self.desktop_open.text().strip(),
         )
 
     def _save(self) -> None:
@@ -447,6 +473,8 @@ class MainWindow(QMainWindow):
             self.max_minutes,
             self.repeat_limit,
             self.risk_rules,
+            self.desktop,
+            self.desktop_open,
         ):
             w.setEnabled(not running)
         if not running:
@@ -548,6 +576,8 @@ class MainWindow(QMainWindow):
         self.excluded = rects
 
     def _step_aside(self) -> None:
+        if self.settings.desktop != "user":
+            return  # the agent works on a desktop of its own: nothing here to make way for
         self.hide()
         self._update_excluded()
 
@@ -839,13 +869,67 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
+class SignalBridge(QObject):
+    """Ending signals (SIGTERM, SIGHUP, SIGQUIT, SIGINT) reach the Qt event loop.
+
+    Python runs signal handlers only when the interpreter gets control; Qt's loop is C++. The C
+    handler writes to a socket (signal.set_wakeup_fd) that a QSocketNotifier watches, so a
+    Python slot runs at once, and with it agent.interrupts' handler, which calls `on_signal`.
+    """
+
+    def __init__(self, on_signal: Callable[[str], None]) -> None:
+        super().__init__()
+        self._read, self._write = socket.socketpair()
+        self._read.setblocking(False)
+        self._write.setblocking(False)
+        self._old_fd = signal.set_wakeup_fd(self._write.fileno(), warn_on_full_buffer=False)
+        self._notifier = QSocketNotifier(self._read.fileno(), QSocketNotifier.Type.Read, self)
+        self._notifier.activated.connect(self._drain)
+        interrupts.install()
+        interrupts.notify(on_signal)
+
+    def _drain(self) -> None:
+        """Empty the wake-up socket; the signal's Python handler runs around this slot."""
+        try:
+            while self._read.recv(512):
+                pass
+        except OSError:
+            pass  # drained (EAGAIN)
+
+    def close(self) -> None:
+        """Stop listening (the app is quitting)."""
+        interrupts.notify(None)
+        interrupts.stopping()
+        self._notifier.setEnabled(False)
+        signal.set_wakeup_fd(self._old_fd)
+        self._read.close()
+        self._write.close()
+
+
 def run_app(argv: list[str] | None = None) -> int:
-    """Start the Qt app; returns its exit status."""
+    """Start the Qt app; returns its exit status (1 when a signal ended it)."""
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
     window = MainWindow()
+    ended_by: list[str] = []
+
+    def end(reason: str) -> None:
+        # As the Stop button: cancel, release input, record the outcome (naming the signal);
+        # closing the window then waits for the run thread, and the app quits.
+        ended_by.append(reason)
+        window.controller.stop(reason)
+        window.close()
+        app.quit()
+
+    bridge = SignalBridge(end)
     geometry = os.environ.get("DESKPILOT_UI_GEOMETRY")  # tests place the window; users' WM does
     if geometry:
         x, y, w, h = (int(v) for v in geometry.split(","))
         window.setGeometry(x, y, w, h)
     window.show()
-    return int(app.exec())
+    # A signal while the window was being built already ran `end`: quit() needs a running loop.
+    status = 1 if ended_by else int(app.exec())
+    bridge.close()
+    if ended_by:
+        print(f"deskpilot: {ended_by[0]}", file=sys.stderr)
+        return 1
+    return status

@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeVar
 
 from actions.screen import CoordinateSpace, Monitor, model_to_screen, screen_to_image
 from actions.types import Action, describe
-from agent.recording import Recording, prompt_messages
+from agent.recording import INTERRUPTED, Recording, prompt_messages
 from agent.replay import step_geometry as step_space_monitor
 from agent.textsafe import one_line, visible
 
@@ -76,6 +76,8 @@ def caption_lines(step: dict[str, Any], total: int) -> tuple[str, str]:
     took = f"  {secs:.1f} s" if isinstance(secs, int | float) else ""
     first = f"step {int(step.get('index', 0)) + 1}/{total}: {what}{how}{took}"
     problem = step.get("parse_error") or step.get("error")
+    if step.get("interrupted"):  # its last line is "executing": the process died mid-action
+        problem = f"{INTERRUPTED}{f' ({problem})' if problem else ''}"
     second = f"! {problem}" if problem else str(step.get("thinking") or "")
     # Model text, drawn into frames and shown in the viewer: controls made visible.
     return one_line(first, 200), one_line(second, THINKING_EXCERPT)
@@ -420,6 +422,8 @@ def _step_html(recording: Recording, step: dict[str, Any]) -> str:
         image = render_step(recording, step, _html_size(recording, step), caption=False)
         out.append(f"<img alt='step {index + 1} screenshot' src='{_data_url(qimage_png(image))}'>")
     out.append(_redacted_html(step))
+    if step.get("interrupted"):
+        out.append(f"<p class='err'>{_esc(INTERRUPTED)}</p>")
     for key, label in (("parse_error", "Parse error"), ("error", "Error")):
         if step.get(key):
             out.append(f"<p class='err'>{label}: {_esc(step[key])}</p>")
@@ -449,6 +453,11 @@ def _step_html(recording: Recording, step: dict[str, Any]) -> str:
             text = "".join(
                 p["text"] if p["type"] == "text" else f"[image {p.get('path')}]"
                 for p in msg["content"]
+            )
+            # Qwen 3.5's native shape: the call is in tool_calls, not in the text.
+            text += "".join(
+                f"[tool call {c.get('name')}: {c.get('arguments')}]"
+                for c in msg.get("tool_calls") or ()
             )
             out.append(f"<p class='meta'>{_esc(msg['role'])}</p>{_pre(text)}")
         out.append("</details>")

@@ -204,6 +204,9 @@ def command_execute(recording: Any, args: argparse.Namespace) -> int:
         executor.release_all()
         print("deskpilot: stopped: pyautogui fail-safe (pointer in a corner)", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:  # Ctrl-C or another ending signal (agent.interrupts)
+        executor.release_all()  # mid-action: no key or button may stay held
+        raise
     finally:
         executor.close()
         gate.close()

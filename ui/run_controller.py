@@ -28,6 +28,7 @@ from agent.approval import (
     asks_person,
     with_breakpoints,
 )
+from agent.interrupts import StopEvent
 from ui.guard import GuardedExecutor, MaskedScreen, Rect
 from ui.recovery import Choice, CurrentBackend, RecoveryPrompt
 from ui.settings import AppSettings
@@ -167,7 +168,7 @@ class RunController(QObject):
         self._backend_key: tuple[str, ...] | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self.stop_event = threading.Event()
+        self.stop_event = StopEvent()
         self._ended = threading.Event()
         self.approver: GuiApprover | None = None
         self.recovery: RecoveryPrompt | None = None
@@ -209,7 +210,7 @@ class RunController(QObject):
         """
         if self.running:
             raise RuntimeError("a run is already in progress")
-        self.stop_event = threading.Event()
+        self.stop_event = StopEvent()
         self.recovery = RecoveryPrompt(
             self.stop_event,
             self.recover_requested.emit,
@@ -252,9 +253,13 @@ class RunController(QObject):
         if self.approver is not None:
             self.approver.paused = paused
 
-    def stop(self) -> None:
-        """Kill switch: cancel generation, end the loop, release held keys and buttons."""
-        self.stop_event.set()
+    def stop(self, reason: str | None = None) -> None:
+        """Kill switch: cancel generation, end the loop, release held keys and buttons.
+
+        reason: why, when not the user (a signal: "interrupted by SIGTERM ..."); the run's
+        outcome says it.
+        """
+        self.stop_event.stop(reason)
         if self.approver is not None:  # wake a waiting decision now, not at its next poll
             self.approver.answer(Decision("stop", note="stopped while waiting for a decision"))
         executor = self.executor
@@ -267,7 +272,7 @@ class RunController(QObject):
         if self.running:
             self.failed.emit("stop the run before restarting the worker")
             return
-        self.stop_event = threading.Event()
+        self.stop_event = StopEvent()
         self._ended = threading.Event()
         self._thread = threading.Thread(
             target=self._restart, args=(settings,), name="deskpilot-restart", daemon=True
@@ -359,14 +364,8 @@ class RunController(QObject):
     def _run(
         self, task: str, settings: AppSettings, rules: RiskRules | None, secrets: list[str]
     ) -> None:
-        from actions.executor import Executor
-        from actions.screen import DisplayError, Screen
-        from actions.window import FocusProbe, PastOwnWindows
-        from agent.backends.base import BackendError
-        from agent.loop import LoopSettings, run_task
-        from agent.recording import Recorder, run_info
+        from actions.private_desktop import DesktopError
         from agent.risk import RiskConfigError
-        from agent.secrets import Redactor
 
         assert self.approver is not None and self.recovery is not None
         try:
@@ -377,7 +376,40 @@ class RunController(QObject):
             self._finish(None)
             return
         try:
-            screen = Screen(settings.monitor or None)
+            desktop = start_desktop(settings)
+        except (DesktopError, ValueError, OSError) as exc:
+            self.failed.emit(f"private desktop: {exc}")
+            self._finish(None)
+            return
+        try:
+            self._run_on(task, settings, rules, secrets, desktop)
+        finally:
+            if desktop is not None:
+                desktop.close()
+
+    def _run_on(
+        self,
+        task: str,
+        settings: AppSettings,
+        rules: RiskRules,
+        secrets: list[str],
+        desktop: Any,
+    ) -> None:
+        """The run on the user's display (desktop None) or on a private desktop."""
+        from actions.executor import Executor
+        from actions.screen import DisplayError, Screen
+        from actions.window import FocusProbe, PastOwnWindows
+        from agent.backends.base import BackendError
+        from agent.loop import LoopSettings, run_task
+        from agent.recording import Recorder, run_info
+        from agent.secrets import Redactor
+
+        assert self.approver is not None and self.recovery is not None
+        display = desktop.display if desktop is not None else None
+        # The control bar lives on the user's display: nothing to mask on a private one.
+        excluded = self.excluded if desktop is None else (lambda: [])
+        try:
+            screen = Screen(settings.monitor or None, display=display)
             backend = self._ensure_backend(settings)
         except (DisplayError, BackendError, ValueError, OSError) as exc:
             hint = "" if not isinstance(exc, BackendError) else "; check the backend settings"
@@ -403,6 +435,7 @@ class RunController(QObject):
                     settings=loop_settings.to_json(),
                     app=True,
                     risk_rules=rules.summary,
+                    **desktop_info(settings, desktop),
                 ),
                 # The user's secrets; the recorder adds the API key's value and what it detects.
                 redactor=Redactor(secrets),
@@ -411,9 +444,9 @@ class RunController(QObject):
             self.failed.emit(f"cannot write recordings to {runs_dir}: {exc}")
             self._finish(None)
             return
-        executor = Executor()
+        executor = Executor(display=display)
         self.executor = executor
-        focus = FocusProbe()
+        focus = FocusProbe(display)
         keys_go = self._keys_go = PastOwnWindows(focus)
         result = None
         try:
@@ -422,9 +455,9 @@ class RunController(QObject):
                 # Forwards to self.backend: Restart worker during the run swaps what it uses.
                 # (cast: its `model` is a read-only property, the protocol names an attribute)
                 backend=cast(Any, CurrentBackend(lambda: self.backend)),
-                screen=MaskedScreen(screen, self.excluded),
+                screen=MaskedScreen(screen, excluded),
                 # Executor's ExecResult is a dataclass; the loop's protocol names a property.
-                executor=cast(Any, GuardedExecutor(executor, self.excluded)),
+                executor=cast(Any, GuardedExecutor(executor, excluded)),
                 decide=self.approver,
                 recorder=recorder,
                 settings=loop_settings,
@@ -451,6 +484,29 @@ class RunController(QObject):
             ):
                 self.worker_state.emit("error: the worker process is gone; press Restart worker")
         self._finish(result)
+
+
+def start_desktop(settings: AppSettings) -> Any:
+    """The private desktop the settings ask for (started now), or None for the user's own."""
+    from actions.private_desktop import PrivateDesktop, choose_mode, parse_size
+
+    mode = choose_mode(settings.desktop)
+    if mode is None:
+        return None
+    apps = [settings.desktop_open] if settings.desktop_open.strip() else []
+    # Started on the run's thread, which outlives the desktop (the parent-death signal
+    # follows the thread that started it).
+    return PrivateDesktop.start(mode, parse_size(settings.desktop_size), apps=apps)
+
+
+def desktop_info(settings: AppSettings, desktop: Any) -> dict[str, Any]:
+    """run.json's `desktop`, as the CLI writes it; nothing for the user's own desktop."""
+    from actions.private_desktop import recorded
+
+    if desktop is None:
+        return {}
+    opened = [settings.desktop_open] if settings.desktop_open.strip() else []
+    return recorded(settings.desktop, settings.desktop_size, opened)
 
 
 def _release(executor: Any) -> None:

@@ -32,6 +32,9 @@ class AppSettings:
     max_minutes: float = 30.0  # the run's own time (waiting for you excluded); 0 = no limit
     repeat_limit: int = 3  # ask at the Nth identical action in a row on an unchanged screen
     risk_rules: str = ""  # "" = risk.toml in the config folder if present, else the defaults
+    desktop: str = "user"  # user, private, headless or window (actions/private_desktop.py)
+    desktop_open: str = ""  # one command started on a private desktop first; "" = none
+    desktop_size: str = "1920x1080"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AppSettings:
@@ -53,6 +56,10 @@ class AppSettings:
             settings.approval = "step"
         if not 0 <= settings.max_minutes < float("inf"):
             settings.max_minutes = default.max_minutes
+        from actions.private_desktop import DESKTOP_CHOICES
+
+        if settings.desktop not in DESKTOP_CHOICES:
+            settings.desktop = default.desktop
         if settings.repeat_limit < 2:  # 1 would pause every action; the CLI refuses it too
             settings.repeat_limit = default.repeat_limit
         return settings

@@ -38,12 +38,23 @@ class ImagePart:
 Part = str | ImagePart
 
 
+Role = Literal["system", "user", "assistant", "tool"]
+# How a conversation's earlier steps are sent: "native" is Qwen 3.5's trained multi-step shape
+# (assistant turns with tool_calls, then tool turns holding the result and the screenshot);
+# "legacy" sends calls as assistant text and results as user turns (for servers that refuse
+# images in tool messages). agent/prompt.py builds the first and converts to the second.
+Conversation = Literal["native", "legacy"]
+
+
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
     """One chat turn; content is text and images in order."""
 
-    role: Literal["system", "user", "assistant"]
+    role: Role
     content: tuple[Part, ...]
+    # An assistant turn's calls; a tool turn names the call it answers.
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
     def text(self) -> str:
         """The message's text parts joined (images left out)."""
@@ -73,6 +84,7 @@ class Completion:
     total_s: float = 0.0
     # The tools went in the system prompt: the server refused `tools` (llama.cpp without --jinja).
     tools_in_prompt: bool = False
+    conversation: Conversation | None = None  # the shape the request was sent in
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,7 +138,20 @@ def encode_messages(messages: Sequence[ChatMessage]) -> tuple[list[dict[str, Any
                     offset += len(part.png)
             else:
                 parts.append({"type": "text", "text": part})
-        encoded.append({"role": message.role, "content": parts})
+        entry: dict[str, Any] = {"role": message.role, "content": parts}
+        if message.tool_calls:
+            # The chat template reads `arguments` as a mapping (it renders each as <parameter=>).
+            entry["tool_calls"] = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": json.loads(c.arguments)},
+                }
+                for c in message.tool_calls
+            ]
+        if message.tool_call_id is not None:
+            entry["tool_call_id"] = message.tool_call_id
+        encoded.append(entry)
     return encoded, b"".join(blobs)
 
 
@@ -328,6 +341,7 @@ class LocalBackend:
             "thinking": self.thinking,
             "max_new_tokens": self.max_new_tokens,
             "sampling": sampling,
+            "conversation": "native",
         }
         worker = self._worker
         if worker is not None and worker.ready:
@@ -526,6 +540,7 @@ class LocalBackend:
                     completion_tokens=header.get("completion_tokens"),
                     first_token_s=header.get("first_token_s"),
                     total_s=float(header.get("total_s") or 0.0),
+                    conversation="native",  # the checkpoint's own template renders it
                 )
             elif kind == "error":
                 if header.get("fatal"):

@@ -18,6 +18,7 @@ from agent.backends.base import (
     Cancelled,
     ChatMessage,
     Completion,
+    Conversation,
     Delta,
     ImagePart,
     OnDelta,
@@ -103,6 +104,19 @@ def endpoint_warning(url: str) -> str | None:
     )
 
 
+def refuses_tool_images(message: str) -> bool:
+    """Whether an HTTP 400's text is about a tool message or its image content.
+
+    What servers say varies ("tool message content must be a string", "images are only
+    supported in user messages", "Unexpected content type for role tool"); a refusal of the
+    `tools` parameter itself names neither images, content nor a role.
+    """
+    text = message.lower()
+    about_tool = "tool" in text or "role" in text
+    about_images = any(word in text for word in ("image", "content", "multimodal"))
+    return about_tool and about_images
+
+
 class OpenAIBackend:
     """Streams chat completions; images go as PNG data URLs, tools as the `tools` parameter."""
 
@@ -132,6 +146,9 @@ class OpenAIBackend:
         # Servers without a tool parser (or llama.cpp without --jinja) refuse `tools`; we then
         # declare the tools in the system prompt, as the chat template would, and parse text.
         self.tools_in_prompt = False
+        # Qwen 3.5's own multi-step shape until this server refuses images in tool messages;
+        # then deskpilot's earlier shape for the rest of this backend's life.
+        self.conversation: Conversation = "native"
         self._timeout_s = timeout_s
         self._connect_timeout_s = connect_timeout_s
         # A server that keeps streaming (or keeps the stream open) never trips the read timeout:
@@ -268,7 +285,12 @@ class OpenAIBackend:
             "api_key_set": bool(os.environ.get(self.api_key_env)),
             "thinking": self.thinking,
             "tools_in_prompt": self.tools_in_prompt,
+            "conversation": self.shape(),
         }
+
+    def shape(self) -> Conversation:
+        """The shape requests go in now (tools declared in the prompt: no server template)."""
+        return "legacy" if self.tools_in_prompt else self.conversation
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
@@ -287,8 +309,11 @@ class OpenAIBackend:
         self, messages: Sequence[ChatMessage], tools: Sequence[Mapping[str, object]]
     ) -> list[dict[str, Any]]:
         """Our messages in OpenAI's wire format (base64 encoded once per screenshot)."""
+        from agent.prompt import legacy_messages
         from agent.protocol import tools_system_text
 
+        if self.shape() == "legacy":
+            messages = legacy_messages(messages)
         used: set[int] = set()
         out: list[dict[str, Any]] = []
         for i, msg in enumerate(messages):
@@ -296,17 +321,31 @@ class OpenAIBackend:
             if i == 0 and msg.role == "system" and self.tools_in_prompt and tools:
                 # The chat template puts the tools block first, then the system text.
                 parts = [tools_system_text(tools) + "\n\n" + msg.text()]
+            entry: dict[str, Any] = {"role": msg.role}
             if all(isinstance(p, str) for p in parts):
-                out.append({"role": msg.role, "content": "".join(str(p) for p in parts)})
-                continue
-            content: list[dict[str, Any]] = []
-            for p in parts:
-                if isinstance(p, ImagePart):
-                    used.add(id(p.png))
-                    content.append({"type": "image_url", "image_url": {"url": self._image_url(p)}})
-                elif p:
-                    content.append({"type": "text", "text": p})
-            out.append({"role": msg.role, "content": content})
+                entry["content"] = "".join(str(p) for p in parts)
+            else:
+                content: list[dict[str, Any]] = []
+                for p in parts:
+                    if isinstance(p, ImagePart):
+                        used.add(id(p.png))
+                        url = self._image_url(p)
+                        content.append({"type": "image_url", "image_url": {"url": url}})
+                    elif p:
+                        content.append({"type": "text", "text": p})
+                entry["content"] = content
+            if msg.tool_calls:
+                entry["tool_calls"] = [
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": c.arguments},
+                    }
+                    for c in msg.tool_calls
+                ]
+            if msg.tool_call_id is not None:
+                entry["tool_call_id"] = msg.tool_call_id
+            out.append(entry)
         for key in list(self._urls):
             if key not in used:
                 del self._urls[key]
@@ -338,11 +377,27 @@ class OpenAIBackend:
         on_delta: OnDelta | None = None,
         cancel: threading.Event | None = None,
     ) -> Completion:
-        """One streamed request; falls back to tools-in-prompt once if the server refuses tools."""
+        """One streamed request; falls back once each to deskpilot's earlier conversation shape
+        (a server refusing images in tool messages) and to tools in the prompt (refusing tools)."""
+        import openai
+
+        from agent.prompt import has_tool_images
+
         try:
-            return self._stream(self.request_body(messages, tools), on_delta, cancel)
+            completion = self._stream(self.request_body(messages, tools), on_delta, cancel)
+            completion.conversation = self.shape()
+            return completion
         except BackendError as exc:
-            if tools and not self.tools_in_prompt and _refuses_tools(exc.__cause__):
+            refused = exc.__cause__
+            if (
+                isinstance(refused, openai.BadRequestError)
+                and self.shape() == "native"
+                and has_tool_images(messages)
+                and refuses_tool_images(str(refused))
+            ):
+                self.conversation = "legacy"
+                return self.complete(messages, tools, on_delta=on_delta, cancel=cancel)
+            if tools and not self.tools_in_prompt and _refuses_tools(refused):
                 # For the rest of this backend's life: the server will not change its mind.
                 self.tools_in_prompt = True
                 return self.complete(messages, tools, on_delta=on_delta, cancel=cancel)

@@ -455,6 +455,22 @@ def build_processor(folder: Path) -> Any:
     )
 
 
+def chat_turns(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Request messages as the chat template reads them (images as placeholders, in order)."""
+    chat: list[dict[str, Any]] = []
+    for m in messages:
+        turn: dict[str, Any] = {
+            "role": m["role"],
+            "content": [{"type": "image"} if p.get("type") == "image" else p for p in m["content"]],
+        }
+        # Qwen 3.5's multi-step shape: the checkpoint's template renders these itself.
+        for key in ("tool_calls", "tool_call_id"):
+            if m.get(key) is not None:
+                turn[key] = m[key]
+        chat.append(turn)
+    return chat
+
+
 def pick_device(requested: str | None, torch: Any) -> str:
     """auto -> cuda, then mps, then cpu; anything else is taken as given."""
     want = (requested or "auto").strip().lower()
@@ -816,15 +832,7 @@ class Engine:
     def prepare(self, request: Mapping[str, Any], blob: bytes = b"") -> Any:
         """Render the chat template and let the processor build every model input."""
         messages = request["messages"]
-        chat = [
-            {
-                "role": m["role"],
-                "content": [
-                    {"type": "image"} if p.get("type") == "image" else p for p in m["content"]
-                ],
-            }
-            for m in messages
-        ]
+        chat = chat_turns(messages)
         prompt = self.processor.apply_chat_template(
             chat,
             tools=list(request.get("tools") or []) or None,

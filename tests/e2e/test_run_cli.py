@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from actions.screen import CoordinateSpace, Monitor, model_to_screen, screen_to_model
+from agent.recording import read_steps
 from tests.support.scripted_server import (
     Reply,
     ScriptedServer,
@@ -61,7 +62,7 @@ def only_run(runs: Path) -> tuple[dict[str, Any], list[dict[str, Any]], Path]:
     dirs = [d for d in runs.iterdir() if d.is_dir()]
     assert len(dirs) == 1, dirs
     info = json.loads((dirs[0] / "run.json").read_text())
-    steps = [json.loads(line) for line in (dirs[0] / "steps.jsonl").read_text().splitlines()]
+    steps, _ = read_steps(dirs[0] / "steps.jsonl")  # the last line of each step
     return info, steps, dirs[0]
 
 
@@ -141,10 +142,12 @@ def test_a_run_drives_qt_and_xterm_in_all_three_formats(
     ]
     assert len(images) == 3  # the last K=3 screenshots
     assert images[0]["image_url"]["url"].startswith("data:image/png;base64,")
-    assistant = [m["content"] for m in last["messages"] if m["role"] == "assistant"]
-    # The last steps in full (LoopSettings.history_text 4, moved in chunks of 4: steps 5-10);
-    # the 4 before as one line each.
-    assert len(assistant) == 6 and "hscroll" in assistant[0]
+    assistant = [m for m in last["messages"] if m["role"] == "assistant"]
+    # The last steps in full (LoopSettings.history_text 4, moved in chunks of 4: steps 5-10),
+    # as Qwen 3.5's tool_calls; the 4 before as one line each.
+    assert (
+        len(assistant) == 6 and "hscroll" in assistant[0]["tool_calls"][0]["function"]["arguments"]
+    )
     summary = next(m["content"] for m in last["messages"] if "Earlier steps" in str(m["content"]))
     assert "1. left_click(coordinate=" in summary and "4. scroll(" in summary
     assert "Executed key" in tool_response_of(last)
@@ -408,7 +411,7 @@ def _wait_for_steps(runs: Path, n: int, timeout_s: float = 30) -> Path:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         for d in runs.glob("*/steps.jsonl"):
-            if len(d.read_text().splitlines()) >= n:
+            if len([s for s in read_steps(d)[0] if not s.get("interrupted")]) >= n:
                 return d.parent
         time.sleep(0.05)
     raise AssertionError(f"{n} steps were not recorded in time")

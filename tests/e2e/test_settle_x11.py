@@ -75,6 +75,7 @@ def test_settle_gives_up_at_its_upper_bound(xdisplay: str, animate_app: AnimateA
 
     screen = Screen()
     x, y, w, h = GEOMETRY
+    screen.capture()  # as the loop's freshness check does right before each action
     pyautogui.click(x + w // 2, y + h // 2, _pause=False)
     animate_app.wait_event("anim_start")
     waited = screen.wait_until_stable(max_s=0.2)

@@ -103,9 +103,14 @@ def test_endpoint_down_at_start_exits_2_before_recording(xdisplay: str, tmp_path
 
 
 def complete_lines(path: Path) -> list[dict[str, Any]]:
-    """The newline-terminated (fully written) lines of steps.jsonl."""
+    """The fully written lines of steps.jsonl, the last of each step (as readers take them)."""
     data = path.read_bytes() if path.exists() else b""
-    return [json.loads(line) for line in data.split(b"\n")[:-1] if line.strip()]
+    by_index = {}
+    for line in data.split(b"\n")[:-1]:
+        if line.strip():
+            step = json.loads(line)
+            by_index[step["index"]] = step
+    return [by_index[i] for i in sorted(by_index)]
 
 
 def test_sigkill_mid_run_leaves_a_recording_with_every_completed_step(

@@ -9,6 +9,7 @@ from typing import Any
 
 from agent.recording import (
     FORMAT_VERSION,
+    INTERRUPTED,
     encode_message,
     load_messages,
     prompt_messages,
@@ -20,7 +21,7 @@ from tests.replay.conftest import HOSTILE, Made
 def test_every_field_round_trips(made: Made) -> None:
     run = read_run(made.dir)
     assert run.warnings == []
-    assert run.info["format_version"] == FORMAT_VERSION == 2
+    assert run.info["format_version"] == FORMAT_VERSION == 3
     assert run.info["outcome"]["status"] == "success" and run.info["steps"] == 6
     steps = run.steps
     assert [s["index"] for s in steps] == list(range(6))
@@ -28,8 +29,9 @@ def test_every_field_round_trips(made: Made) -> None:
         assert set(s) >= {
             "index", "started_at", "ended_at", "screenshot", "screen", "prompt", "tokens",
             "thinking", "raw_output", "tool_calls", "action", "parse_error", "decision",
-            "execution", "result", "error", "timings",
+            "execution", "result", "error", "timings", "phase",
         }  # fmt: skip
+        assert s["phase"] == "done"
         assert (made.dir / s["screenshot"]).read_bytes()[:4] == b"\x89PNG"
         assert s["timings"]["total_s"] >= 0 and "model_s" in s["timings"]
     first = steps[0]
@@ -48,6 +50,7 @@ def test_every_field_round_trips(made: Made) -> None:
     }
     assert edit["action"]["text"] == "héllo <b>"  # proposed ...
     assert edit["execution"]["action"] == {"action": "type", "text": "edited <i>"}  # ... and ran
+    assert edit["to_run"] == edit["execution"]["action"]  # recorded before it ran
     assert steps[3]["decision"]["kind"] == "reject" and steps[3]["decision"]["note"] == "not now"
     assert steps[3]["execution"] is None and "not now" in steps[3]["result"]
     assert steps[4]["tool_calls"] == [
@@ -96,8 +99,9 @@ def test_a_recording_cut_mid_line_loads_every_complete_step(made: Made, tmp_path
     cut = tmp_path / "cut"
     shutil.copytree(made.dir, cut)
     # The process died while writing step 4 (index 3), and before run.json got its end.
+    last = max(n for n, line in enumerate(lines) if line and json.loads(line)["index"] == 2)
     (cut / "steps.jsonl").write_bytes(
-        b"\n".join(lines[:3]) + b"\n" + lines[3][: len(lines[3]) // 2]
+        b"\n".join(lines[: last + 1]) + b"\n" + lines[last + 1][: len(lines[last + 1]) // 2]
     )
     info = json.loads((cut / "run.json").read_text())
     info["ended_at"] = None
@@ -120,3 +124,56 @@ def test_version_1_recordings_still_read(made: Made) -> None:
     run = read_run(made.dir)
     assert run.warnings == [] and len(run.steps) == 6
     assert prompt_messages(run, 0) is None
+
+
+def test_a_recording_killed_mid_action_shows_the_step_as_interrupted(
+    made: Made, tmp_path: Path
+) -> None:
+    lines = (made.dir / "steps.jsonl").read_bytes().split(b"\n")
+    records = [json.loads(line) for line in lines if line]
+    # Every executed step is written before it acts, then again once done.
+    executing = [r for r in records if r["phase"] == "executing"]
+    assert executing and all(r["to_run"] and r["execution"] is None for r in executing)
+    first = records.index(executing[0])
+    cut = tmp_path / "cut"
+    shutil.copytree(made.dir, cut)
+    # kill -9 while the action ran: the "executing" line is the step's last.
+    (cut / "steps.jsonl").write_bytes(b"\n".join(lines[: first + 1]) + b"\n")
+    run = read_run(cut)
+    step = run.steps[-1]
+    assert step["index"] == executing[0]["index"] and step["interrupted"]
+    assert step["result"] == INTERRUPTED and step["action"] == step["to_run"]
+    assert f"step {step['index'] + 1}: {INTERRUPTED}" in run.warnings
+    whole = read_run(made.dir)
+    assert len(whole.steps) == len({r["index"] for r in records})
+    assert all(s["phase"] == "done" and not s.get("interrupted") for s in whole.steps)
+
+
+def test_a_step_cut_off_mid_action_is_shown_and_never_replayed(
+    made: Made, tmp_path: Path, qapp: Any
+) -> None:
+    """(qapp: the export renders with Qt; a bare QGuiApplication would break later widget tests.)"""
+    from agent.replay import replay
+    from tests.replay.conftest import FakeExecutor, FakeScreen
+    from ui.export import caption_lines, render_html
+
+    lines = (made.dir / "steps.jsonl").read_bytes().split(b"\n")
+    # Cut after the "executing" line of step 3 (the edited typing): killed while it typed.
+    last = max(
+        n for n, line in enumerate(lines) if line and json.loads(line)["phase"] == "executing"
+        and json.loads(line)["index"] == 2
+    )  # fmt: skip
+    cut = tmp_path / "cut"
+    shutil.copytree(made.dir, cut)
+    (cut / "steps.jsonl").write_bytes(b"\n".join(lines[: last + 1]) + b"\n")
+    run = read_run(cut)
+    assert [s.get("interrupted", False) for s in run.steps] == [False, False, True]
+    assert caption_lines(run.steps[2], 3)[1] == f"! {INTERRUPTED}"
+    assert INTERRUPTED in render_html(run, run.steps)
+    screen = FakeScreen()
+    executor = FakeExecutor(screen)
+    logs: list[str] = []
+    result = replay(run, screen=screen, executor=executor, confirm=lambda c: "go", log=logs.append)
+    # Step 1 ran again; step 3 may or may not have run back then: it is not run again.
+    assert len(executor.done) == 1 and result.executed == 1
+    assert f"step 3: {INTERRUPTED}; not replayed" in logs

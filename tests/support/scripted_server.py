@@ -80,6 +80,16 @@ class _QuietServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+def _tool_images(body: dict[str, Any]) -> bool:
+    """Whether a request has a tool message with an image in it."""
+    return any(
+        m.get("role") == "tool"
+        and isinstance(m.get("content"), list)
+        and any(p.get("type") == "image_url" for p in m["content"])
+        for m in body.get("messages", [])
+    )
+
+
 @dataclass
 class ScriptedServer:
     """Serves /v1/models and streaming /v1/chat/completions; keeps every request body."""
@@ -91,6 +101,8 @@ class ScriptedServer:
     reject_tools: bool = False
     # llama.cpp's llama-server without --jinja: HTTP 500 to any request carrying `tools`.
     no_jinja: bool = False
+    # Refuse (HTTP 400, as some servers do) a tool-role message that carries an image.
+    reject_tool_images: bool = False
     refused: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -158,6 +170,19 @@ class ScriptedServer:
                     message = "tools param requires --jinja flag"
                     self._json(500, {"error": {"code": 500, "message": message,
                                                "type": "server_error"}})  # fmt: skip
+                    return
+                if server.reject_tool_images and _tool_images(body):
+                    server.refused.append(body)
+                    self._json(
+                        400,
+                        {
+                            "error": {
+                                "message": "Invalid 'messages': image content is only supported "
+                                "in user messages, not in role 'tool'",
+                                "type": "BadRequestError",
+                            }
+                        },
+                    )
                     return
                 server.requests.append(body)
                 n = len(server.requests) - 1

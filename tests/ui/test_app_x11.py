@@ -20,6 +20,7 @@ import pytest
 from x11 import move_pointer, require_tool, wait_until, x_env
 
 from actions.screen import CoordinateSpace, Monitor, model_to_screen, screen_to_model
+from agent.recording import read_steps
 from tests.support.scripted_server import Reply, ScriptedServer, xml_call
 
 pytestmark = [pytest.mark.x11, pytest.mark.timeout(120)]
@@ -188,7 +189,7 @@ def test_the_app_approves_edits_rejects_and_stops(
 
     # The recording matches what happened.
     run_dir = Path(finished["run_dir"])
-    steps = [json.loads(x) for x in (run_dir / "steps.jsonl").read_text().splitlines()]
+    steps = read_steps(run_dir / "steps.jsonl")[0]
     kinds = [s["decision"]["kind"] for s in steps]
     assert kinds == ["approve", "edit", "reject", "stop"]
     edited = steps[1]["decision"]["edited_action"]
@@ -245,7 +246,7 @@ def test_the_global_hotkey_stops_an_unattended_run_mid_generation(
     print(f"GUI stall max during an unattended run: {finished['stall_max_ms']} ms")
     assert finished["stall_max_ms"] < 250
     run_dir = Path(finished["run_dir"])
-    steps = [json.loads(x) for x in (run_dir / "steps.jsonl").read_text().splitlines()]
+    steps = read_steps(run_dir / "steps.jsonl")[0]
     assert steps[0]["decision"] == {
         "kind": "approve", "by": "auto", "note": None, "edited_action": None
     }  # fmt: skip

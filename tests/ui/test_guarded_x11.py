@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from agent.recording import read_steps
 from tests.support.scripted_server import Reply, ScriptedServer, xml_call
 from tests.ui.test_app_x11 import DOC_IMAGES, centre, click, end_app, mp, start_app, xdo
 
@@ -51,9 +52,7 @@ def test_guarded_asks_only_for_the_risky_typing_and_shows_why(
         end_app(proc)
     assert finished["outcome"] == "success"
     assert probe.text() == "hello"  # the risky text never reached the app
-    steps = [
-        json.loads(x) for x in (Path(finished["run_dir"]) / "steps.jsonl").read_text().splitlines()
-    ]
+    steps = read_steps(Path(finished["run_dir"]) / "steps.jsonl")[0]
     assert [s.get("risk", {}).get("level") for s in steps[:3]] == ["safe", "risky", "safe"]
     assert [s["decision"]["by"] for s in steps[:3]] == ["guarded", "user", "guarded"]
     assert steps[1]["decision"]["kind"] == "reject" and steps[1]["execution"] is None

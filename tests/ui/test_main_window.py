@@ -21,6 +21,8 @@ def test_form_round_trip_and_worker_progress(qtbot: QtBot, tmp_path: Path) -> No
         max_steps=7,
         device="cpu",
         break_at="3",
+        desktop="headless",
+        desktop_open="xterm -geometry 80x24+0+0",
     )
     path = tmp_path / "settings.toml"
     window = MainWindow(settings, settings_file=path, global_hotkey=False)
@@ -46,6 +48,13 @@ def test_form_round_trip_and_worker_progress(qtbot: QtBot, tmp_path: Path) -> No
     assert saved == dataclasses.replace(
         settings, approval="auto", task="something else", break_on="type, key"
     )
+
+
+def test_every_desktop_choice_has_a_label() -> None:
+    from actions.private_desktop import DESKTOP_CHOICES
+    from ui.app import DESKTOP_LABELS
+
+    assert tuple(DESKTOP_LABELS) == DESKTOP_CHOICES
 
 
 def test_bad_breakpoints_do_not_start_a_run(qtbot: QtBot, tmp_path: Path) -> None:

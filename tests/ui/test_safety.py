@@ -20,6 +20,7 @@ from actions.screen import CoordinateSpace, Monitor, screen_to_model
 from actions.types import LeftClick, Type
 from agent.approval import ApprovalRequest, Decision
 from agent.backends.base import BackendError, Completion
+from agent.recording import read_steps
 from agent.risk import SAFE, Risk
 from tests.support.scripted_server import Reply, ScriptedServer, xml_call
 from ui.app import MainWindow
@@ -194,8 +195,7 @@ def mp(point: tuple[int, int]) -> list[float]:
 
 
 def steps_of(run_dir: Path) -> list[dict[str, Any]]:
-    lines = (run_dir / "steps.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines]
+    return read_steps(run_dir / "steps.jsonl")[0]  # the last line of each step
 
 
 def open_window(qtbot: QtBot, tmp_path: Path, **fields: Any) -> MainWindow:

@@ -4,7 +4,6 @@ goes on with the new worker, and the recording keeps the failure and what follow
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import signal
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from agent.recording import read_steps
 from ui.app import MainWindow
 from ui.settings import AppSettings
 
@@ -77,7 +77,7 @@ def test_worker_killed_mid_generation_then_restart_worker(
     assert result.outcome in ("max_steps", "invalid_output")
     assert controller.backend is not first and controller.backend.pid not in (None, killed[0])
     assert window.isVisible() and window.start_button.isEnabled()
-    steps = [json.loads(x) for x in (Path(result.run_dir) / "steps.jsonl").read_text().splitlines()]
+    steps = read_steps(Path(result.run_dir) / "steps.jsonl")[0]
     [step] = steps
     assert "SIGKILL" in step["backend_errors"][0]["error"] and "raw_output" in step
     assert "restarting the model backend" in window.log_view.toPlainText()

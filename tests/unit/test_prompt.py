@@ -74,3 +74,60 @@ def test_visual_tokens_match_qwen_processor() -> None:
     assert smart_resize(1920, 1080) == (1920, 1088)
     w, h = smart_resize(3840, 2160, max_pixels=1920 * 1080)
     assert w * h <= 1920 * 1080 and w % 32 == 0 and h % 32 == 0
+
+
+def call_entry(n: int) -> HistoryEntry:
+    """A step whose reply is one computer_use call, as the loop records it."""
+    from actions.types import LeftClick
+    from agent.protocol import format_tool_call
+
+    action = LeftClick((float(n), 2.0))
+    return HistoryEntry(img(n), format_tool_call(action), f"result {n}", f"left_click {n}")
+
+
+def test_calls_go_in_qwens_native_shape() -> None:
+    b = PromptBuilder("t", history_images=3)
+    msgs = b.messages([call_entry(i) for i in range(2)], img(2))
+    assert [m.role for m in msgs] == ["system", "user", "assistant", "tool", "assistant", "tool"]
+    assistant, tool = msgs[2], msgs[3]
+    assert assistant.content == () and len(assistant.tool_calls) == 1
+    call = assistant.tool_calls[0]
+    assert call.name == "computer_use" and call.id == "call_1" == tool.tool_call_id
+    assert json.loads(call.arguments) == {"action": "left_click", "coordinate": [0.0, 2.0]}
+    assert tool.content == ("result 0", "\nCurrent screen:\n", img(1))
+    assert msgs[-1].content[-1] == img(2)
+
+
+def test_the_legacy_shape_is_exactly_the_earlier_one() -> None:
+    from agent.prompt import legacy_messages
+
+    b = PromptBuilder("t", history_images=3)
+    history = [call_entry(i) for i in range(5)]
+    native = b.messages(history, img(5))
+    old = legacy_messages(native)
+    assert [m.role for m in old] == ["system", "user", *["assistant", "user"] * 5]
+    for i, entry in enumerate(history):
+        reply, result = old[2 + 2 * i], old[3 + 2 * i]
+        assert reply.content == (entry.reply,) and not reply.tool_calls
+        screen = img(i + 1) if i + 1 >= 3 else OMITTED
+        if isinstance(screen, str):
+            assert result.content == (tool_response(entry.result) + "\nCurrent screen:\n" + screen,)
+        else:
+            assert result.content == (tool_response(entry.result) + "\nCurrent screen:\n", screen)
+
+
+def test_native_prefix_is_byte_identical_between_steps() -> None:
+    b = PromptBuilder("t", history_images=3, history_text=100)
+    history: list[HistoryEntry] = []
+    previous: list[str] | None = None
+    for step in range(10):
+        now = [
+            json.dumps([m.role, [str(p) for p in m.content], [str(c) for c in m.tool_calls]])
+            for m in b.messages(history, img(step))
+        ]
+        if previous is not None:
+            dropped_at = 2 * max(0, step - 3) + 1
+            keep = min(dropped_at, len(previous) - 1)
+            assert now[:keep] == previous[:keep]
+        previous = now
+        history.append(call_entry(step))

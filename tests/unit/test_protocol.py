@@ -567,7 +567,11 @@ MALFORMED: list[tuple[str, Completion, str]] = [
     ("function-name-structured", Completion("", tool_calls=[ToolCall("bash", '{"cmd": "ls"}')]),
      "unknown function 'bash'"),
     # malformed XML
-    ("unclosed-tool-call", Completion(CLICK[: -len("</tool_call>")]), "unclosed <tool_call>"),
+    # A length cut right after </function> is a cut, not a stop on </tool_call>.
+    ("unclosed-tool-call", Completion(CLICK[: -len("</tool_call>")], finish_reason="length"),
+     "unclosed <tool_call>"),
+    ("partial-tool-call-close", Completion(CLICK[: -len("call>")], finish_reason="stop"),
+     "unclosed <tool_call>"),
     ("unclosed-function", Completion("<tool_call>\n<function=computer_use>\n<parameter=action>"
                                      "\nwait\n</parameter>\n"), "unclosed <function=computer_use>"),
     ("unclosed-parameter-next", Completion(
@@ -747,3 +751,54 @@ def test_huge_outputs_are_rejected_quickly(content: str) -> None:
     p = parse(content)
     assert p.action is None and p.error
     assert time.perf_counter() - start < 2.0  # linear scanning: a quadratic one takes minutes
+
+
+# ------------------------------------------------------------------ </tool_call> as a stop sequence
+
+
+@pytest.mark.parametrize("finish", ["stop", None])
+@pytest.mark.parametrize("after", ["", "\n", "\n  \n"])
+def test_a_call_whose_only_defect_is_the_missing_final_close_is_valid(
+    finish: str | None, after: str
+) -> None:
+    text = CLICK[: -len("</tool_call>")].rstrip("\n") + after
+    assert text.endswith("</function>" + after)
+    p = parse("Clicking.\n" + text, finish_reason=finish)
+    assert ok(p) == LeftClick((100.0, 200.0))
+    cut = TYPE[: -len("</tool_call>")]
+    typed = parse("<think>\nplan\n</think>\n\n" + cut, finish_reason=finish)
+    assert ok(typed) == Type("hi") and typed.thinking == "plan"
+
+
+@pytest.mark.parametrize(
+    "drop",
+    [
+        ">\n",  # ends "</function": the closing tag itself cut
+        "</function>\n",  # the last parameter closed, </function> missing
+        "\n</parameter>\n</function>\n",  # inside the last value
+        "0]\n</parameter>\n</function>\n",
+        "<parameter=coordinate>\n[100, 200]\n</parameter>\n</function>\n",
+    ],
+)
+def test_a_call_cut_before_the_end_of_function_stays_invalid(drop: str) -> None:
+    body = CLICK[: -len("</tool_call>")]
+    assert body.endswith(drop)
+    p = parse(body[: -len(drop)], finish_reason="stop")
+    assert p.action is None and p.error
+
+
+def test_a_missing_close_after_a_length_cut_stays_invalid() -> None:
+    p = parse(CLICK[: -len("</tool_call>")], finish_reason="length")
+    assert p.action is None and "unclosed <tool_call>" in (p.error or "")
+
+
+def test_a_missing_close_is_forgiven_only_at_the_very_end() -> None:
+    # Two calls, the first unclosed: not "one valid call".
+    p = parse(CLICK[: -len("</tool_call>")] + CLICK, finish_reason="stop")
+    assert p.action is None
+    # A second call after it, or text after it, is still an error.
+    p = parse(CLICK[: -len("</tool_call>")] + "then more", finish_reason="stop")
+    assert p.action is None
+    # JSON calls are not covered: the case is the XML form Qwen 3.5 writes.
+    j = jcall({"action": "wait", "time": 1})
+    assert parse(j[: -len("</tool_call>")], finish_reason="stop").action is None

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.recording import read_steps
+
 pytest.importorskip("torch", reason="the local worker needs torch (make test installs it)")
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +31,7 @@ def test_random_weights_are_bad_input_not_a_crash(
     assert "Traceback" not in proc.stderr
     (run_dir,) = runs.iterdir()
     info = json.loads((run_dir / "run.json").read_text())
-    steps = [json.loads(x) for x in (run_dir / "steps.jsonl").read_text().splitlines()]
+    steps = read_steps(run_dir / "steps.jsonl")[0]
     assert info["backend"]["kind"] == "local" and info["outcome"]["status"] == "invalid_output"
     assert len(steps) == 3
     for step in steps:

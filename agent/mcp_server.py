@@ -1,0 +1,620 @@
+"""deskpilot as an MCP server: screenshot, act and run_task tools; recordings as resources.
+
+Clients talk over stdio (the SDK's transport; no network port). Nobody sits at a terminal: stdio
+is the MCP channel, so an action that needs a person (every action in ask mode, a risky one in
+guarded mode) is refused with an error result saying why, and blocked actions never run. All
+desktop work runs on one thread, so calls never interleave: an act waits for a running task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.server.mcpserver.utilities.types import Image
+from mcp.types import ToolAnnotations
+
+from actions.screen import CoordinateSpace
+from actions.types import Answer, Key, Terminate, Type, action_arguments, describe
+from actions.window import FocusedWindow
+from agent.approval import ApprovalMode, ApprovalRequest, Decision, policy
+from agent.backends.base import Backend, BackendError
+from agent.loop import Event, LoopSettings, RunResult, run_task
+from agent.protocol import ProtocolError, parse_arguments, tool_schema
+from agent.recording import Recorder, RecordingError, monitor_json, now_iso, read_run, run_info
+from agent.risk import RiskGuard, RiskRules
+from agent.secrets import Redactor
+from agent.vision import prepare
+
+SERVER_NAME = "deskpilot"
+RUNS_URI = "deskpilot://runs"
+_RUN_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,80}$")
+T = TypeVar("T")
+
+
+class Refused(Exception):
+    """An MCP call that did nothing; the message says why (it becomes the error result)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """What `main.py mcp` hands the server: the run options, already validated."""
+
+    approve: ApprovalMode
+    rules: RiskRules
+    settings: LoopSettings
+    runs_dir: Path
+    monitor: int | None = None
+    secrets: tuple[str, ...] = ()
+
+
+def no_person(mode: ApprovalMode) -> Callable[[ApprovalRequest], Decision]:
+    """The policy with nobody to ask: ask mode refuses everything, guarded refuses risky."""
+    if mode != "ask":
+        return policy(mode, None)
+
+    def refuse(request: ApprovalRequest) -> Decision:
+        return Decision(
+            "reject",
+            by="ask",
+            note="approval mode ask: every action needs a person's approval and nobody can "
+            "be asked over MCP stdio (start the server with --approve guarded or auto)",
+        )
+
+    return refuse
+
+
+class Desk:
+    """The desktop side: one screen, one executor, the lazily started model, the recordings."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        make_backend: Callable[[], Backend],
+        *,
+        screen: Any = None,
+        executor: Any = None,
+        focus: Callable[[], FocusedWindow | None] | None = None,
+    ) -> None:
+        self.config = config
+        self._make_backend = make_backend
+        self._backend: Backend | None = None
+        self._screen = screen
+        self._executor = executor
+        self._focus = focus
+        self._probe: Any = None
+        # One thread for every desktop call: mss and the X connections are per thread, and a
+        # client's act must not interleave with a task the agent is running.
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="deskpilot-mcp")
+        self.stop = threading.Event()
+        self._calls: Recorder | None = None
+        self._call_steps = 0
+        # What was typed where across act calls: a command typed by one call and submitted by
+        # a later one is judged on the whole line, as in a run.
+        self._guard = RiskGuard(config.rules)
+        self._run_stop: threading.Event | None = None  # the running task's stop
+
+    # ------------------------------------------------------------------ plumbing
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Run fn on the desktop thread."""
+        return self._pool.submit(fn, *args)
+
+    def screen(self) -> Any:
+        """The monitor's screen, opened on first use (so a missing display is a call's error)."""
+        if self._screen is None:
+            from actions.screen import DisplayError, Screen
+
+            try:
+                self._screen = Screen(self.config.monitor)
+            except DisplayError as exc:
+                raise Refused(str(exc)) from exc
+        return self._screen
+
+    def executor(self) -> Any:
+        """The one input executor."""
+        if self._executor is None:
+            from actions.executor import Executor
+
+            self._executor = Executor()
+        return self._executor
+
+    def focus(self) -> FocusedWindow | None:
+        """The focused window (risk rules for keys and typing), None if unknown."""
+        if self._focus is None:
+            from actions.window import FocusProbe
+
+            self._probe = FocusProbe()
+            self._focus = self._probe.focused
+        return self._focus()
+
+    def backend(self) -> Backend:
+        """The model backend, started on the first task that needs it."""
+        if self._backend is None:
+            try:
+                self._backend = self._make_backend()
+            except BackendError as exc:
+                raise Refused(f"the model backend did not start: {exc}") from exc
+        return self._backend
+
+    def close(self) -> None:
+        """Finish the calls' recording and release the desktop and the model."""
+        self.stop.set()
+        if self._run_stop is not None:
+            self._run_stop.set()
+        try:
+            self._pool.submit(self._close_on_thread).result(timeout=30)
+        except TimeoutError:
+            # A call still busy (a model loading): the process is ending anyway.
+            print("deskpilot: mcp: a call was still running at exit", file=sys.stderr)
+            return
+        self._pool.shutdown(wait=True)
+
+    def _close_on_thread(self) -> None:
+        if self._calls is not None:
+            steps = self._call_steps
+            self._calls.finish(
+                {"status": "ended", "message": "MCP session ended", "answer": None, "steps": steps}
+            )
+        if self._executor is not None:
+            self._executor.release_all()
+            self._executor.close()
+        if self._probe is not None:
+            self._probe.close()
+        if self._backend is not None:
+            self._backend.close()
+
+    # ------------------------------------------------------------------ recording of calls
+
+    def _recorder(self, client: str) -> Recorder:
+        """The recording of this session's screenshot and act calls (one run of its own)."""
+        if self._calls is None:
+            cfg = self.config
+            info = {
+                "task": f"MCP calls from {client}",
+                "model": None,
+                "backend": {"kind": "none", "note": "actions came from an MCP client"},
+                "approval": cfg.approve,
+                "monitor": monitor_json(self.screen().monitor),
+                "settings": cfg.settings.to_json(),
+                "risk_rules": cfg.rules.summary,
+                "mcp": {"client": client, "kind": "calls"},
+            }
+            self._calls = Recorder(cfg.runs_dir, info, redactor=Redactor(list(cfg.secrets)))
+        return self._calls
+
+    def _step(self, client: str, tool: str) -> dict[str, Any]:
+        """A step record in the loop's format, for one call."""
+        return {
+            "index": self._call_steps,
+            "started_at": now_iso(),
+            "ended_at": None,
+            "screenshot": None,
+            "screen": None,
+            "prompt": None,
+            "tokens": {},
+            "thinking": "",
+            "raw_output": "",
+            "tool_calls": [],
+            "action": None,
+            "parse_error": None,
+            "decision": None,
+            "execution": None,
+            "result": None,
+            "error": None,
+            "timings": {},
+            "mcp": {"client": client, "tool": tool},
+        }
+
+    def _write(self, recorder: Recorder, record: dict[str, Any], t0: float) -> None:
+        record["phase"] = "done"
+        record["ended_at"] = now_iso()
+        record["timings"]["total_s"] = round(time.monotonic() - t0, 4)
+        recorder.append_step(record)
+        self._call_steps += 1
+
+    def _observe(self, recorder: Recorder, record: dict[str, Any]) -> Any:
+        """Capture, downscale as for the model, save the screenshot; the Observation."""
+        frame = self.screen().capture()
+        obs = prepare(frame, max_pixels=self.config.settings.max_pixels)
+        record["screenshot"] = recorder.save_screenshot(record["index"], obs.image.png)
+        record["screen"] = {
+            "monitor": monitor_json(frame.monitor),
+            "captured_size": [frame.width, frame.height],
+            "image_size": [obs.image.width, obs.image.height],
+            "model_size": list(obs.model_size),
+            "coords": {"kind": "relative", "width": 1000, "height": 1000},
+        }
+        return obs
+
+    # ------------------------------------------------------------------ the tools
+
+    def screenshot(self, client: str) -> tuple[bytes, str]:
+        """The screen as the model would see it (PNG) and its real size, e.g. "1920x1080"."""
+        t0 = time.monotonic()
+        recorder = self._recorder(client)
+        record = self._step(client, "screenshot")
+        obs = self._observe(recorder, record)
+        size = f"{obs.frame.width}x{obs.frame.height}"
+        record["result"] = f"Screenshot sent to the client ({size})."
+        self._write(recorder, record, t0)
+        return obs.image.png, size
+
+    def act(self, client: str, arguments: Mapping[str, object]) -> str:
+        """One computer_use action: parsed, judged, decided, executed; Refused says why not."""
+        t0 = time.monotonic()
+        recorder = self._recorder(client)
+        record = self._step(client, "act")
+        record["raw_output"] = json.dumps(arguments, ensure_ascii=False, default=str)
+        self._observe(recorder, record)
+        space = CoordinateSpace.relative()
+
+        def refuse(why: str) -> Refused:
+            record["result"] = f"Refused, nothing was executed: {why}"
+            self._write(recorder, record, t0)
+            return Refused(record["result"])
+
+        try:
+            action = parse_arguments(arguments, space)
+        except ProtocolError as exc:
+            record["parse_error"] = str(exc)
+            raise refuse(f"invalid action: {exc}") from None
+        record["action"] = action_arguments(action)
+        if isinstance(action, Terminate | Answer):
+            raise refuse(
+                f"{action.name} ends a task run; act performs single actions (use run_task)"
+            )
+        window = self.focus() if isinstance(action, Type | Key) else None
+        risk = self._guard.assess(action, window=window)
+        record["risk"] = risk.to_json()
+        if risk.level == "blocked":
+            decision = Decision("reject", by="rules", note=risk.reason)
+            record["decision"] = {**decision.to_json(), "client": client}
+            raise refuse(f"blocked by the risk rules: {risk.reason}")
+        request = ApprovalRequest(self._call_steps, action, "", space, risk=risk)
+        decision = no_person(self.config.approve)(request)
+        record["decision"] = {**decision.to_json(), "client": client}
+        if decision.kind != "approve":
+            raise refuse(decision.note or f"not approved ({decision.by})")
+        # Record before acting, as a run does: no executed action is ever unrecorded.
+        record["to_run"] = action_arguments(action)
+        try:
+            recorder.append_step({**record, "phase": "executing"})
+        except RecordingError as exc:
+            raise Refused(f"{exc}; nothing was executed") from None
+        t_exec = time.monotonic()
+        try:
+            outcome = self.executor().execute(
+                action, space=space, monitor=self.screen().monitor, cancel=self.stop
+            )
+        except BaseException:
+            self._guard.executed(action, window=window, complete=False)
+            raise
+        self._guard.executed(action, window=window, complete=outcome.ok)
+        record["timings"]["execute_s"] = round(time.monotonic() - t_exec, 4)
+        record["execution"] = {
+            "ok": outcome.ok,
+            "detail": outcome.detail,
+            "error": outcome.error,
+            "points": [list(p) for p in outcome.points],
+            "action": action_arguments(action),
+        }
+        settings = self.config.settings
+        record["timings"]["settle_s"] = round(
+            self.screen().wait_until_stable(
+                min_s=settings.settle_min_s, max_s=settings.settle_max_s, cancel=self.stop
+            ),
+            4,
+        )
+        if not outcome.ok:
+            record["result"] = f"Execution failed: {outcome.error}"
+            self._write(recorder, record, t0)
+            raise Refused(record["result"])
+        record["result"] = f"Executed {describe(action)}."
+        self._write(recorder, record, t0)
+        return str(record["result"])
+
+    def run(
+        self,
+        client: str,
+        task: str,
+        on_event: Callable[[Event], None],
+        stop: threading.Event | None = None,
+    ) -> RunResult:
+        """Run the agent on a task with the configured backend, recorded like `main.py run`.
+
+        `stop` ends it early (the client cancelled the call); so does closing the server.
+        """
+        cfg = self.config
+        stop = stop or threading.Event()
+        self._run_stop = stop
+        if self.stop.is_set():
+            stop.set()
+        if not task.strip():
+            raise Refused("the task is empty")
+        if cfg.approve == "ask":
+            raise Refused(
+                "approval mode ask: every action needs a person's approval and nobody can be "
+                "asked over MCP stdio (start the server with --approve guarded or auto)"
+            )
+        screen = self.screen()
+        backend = self.backend()
+        info = run_info(
+            task,
+            backend=backend,
+            approval=cfg.approve,
+            monitor=screen.monitor,
+            settings=cfg.settings.to_json(),
+            risk_rules=cfg.rules.summary,
+            mcp={"client": client, "kind": "run_task"},
+        )
+        recorder = Recorder(cfg.runs_dir, info, redactor=Redactor(list(cfg.secrets)))
+        # The run types with a guard of its own: what act calls typed before is the run's to
+        # judge, and after it every line is unknown to the calls' guard.
+        self._guard.lose_track()
+        executor = self.executor()
+        result = run_task(
+            task,
+            backend=backend,
+            screen=screen,
+            executor=executor,
+            decide=no_person(cfg.approve),
+            recorder=recorder,
+            settings=cfg.settings,
+            on_event=on_event,
+            stop=stop,
+            rules=cfg.rules,
+            focus=self.focus,
+        )
+        if result.outcome in ("stopped", "error"):
+            executor.release_all()  # a stop mid-action must leave no key or button held
+        return result
+
+    # ------------------------------------------------------------------ recordings
+
+    def list_runs(self) -> list[dict[str, Any]]:
+        """Every recording in the runs folder, newest first, as a short summary."""
+        runs: list[dict[str, Any]] = []
+        folder = self.config.runs_dir
+        if not folder.is_dir():
+            return runs
+        for run_dir in sorted(folder.iterdir(), reverse=True):
+            path = run_dir / "run.json"
+            if not path.is_file():
+                continue
+            try:
+                info = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            runs.append(
+                {
+                    "run_id": run_dir.name,
+                    "uri": f"{RUNS_URI}/{run_dir.name}",
+                    "task": info.get("task"),
+                    "started_at": info.get("started_at"),
+                    "ended_at": info.get("ended_at"),
+                    "outcome": info.get("outcome"),
+                    "steps": info.get("steps"),
+                    "mcp": info.get("mcp"),
+                }
+            )
+        return runs
+
+    def run_dir(self, run_id: str) -> Path:
+        """A recording's folder; only plain run ids inside the runs folder."""
+        if not _RUN_ID.match(run_id):
+            raise Refused(f"not a run id: {run_id!r}")
+        path = self.config.runs_dir / run_id
+        if not (path / "run.json").is_file():
+            raise Refused(f"no recording {run_id!r} in {self.config.runs_dir}")
+        return path
+
+    def read(self, run_id: str) -> dict[str, Any]:
+        """A recording: run.json, its steps (as recorded), and any warnings reading it."""
+        rec = read_run(self.run_dir(run_id))
+        return {"info": rec.info, "steps": rec.steps, "warnings": rec.warnings}
+
+    def screenshot_file(self, run_id: str, index: int) -> bytes:
+        """The PNG a step of a recording saw."""
+        rec = read_run(self.run_dir(run_id))
+        for step in rec.steps:
+            if step.get("index") == index and step.get("screenshot"):
+                return (rec.dir / str(step["screenshot"])).read_bytes()
+        raise Refused(f"run {run_id} has no screenshot for step {index}")
+
+
+def act_schema() -> dict[str, Any]:
+    """act's input schema: exactly the parameters of Qwen 3.5's computer_use tool (0-1000)."""
+    function = tool_schema(CoordinateSpace.relative())["function"]
+    assert isinstance(function, dict)
+    parameters = function["parameters"]
+    assert isinstance(parameters, dict)
+    return dict(parameters)
+
+
+def build_server(desk: Desk) -> Any:
+    """The MCPServer with deskpilot's tools and resources."""
+    server: Any = MCPServer(
+        SERVER_NAME,
+        instructions=(
+            "deskpilot operates this computer's desktop. `screenshot` shows the screen; `act` "
+            "performs one computer_use action (coordinates 0-1000 on each axis of the "
+            "screenshot); `run_task` lets deskpilot's own Qwen 3.5 agent do a whole task. "
+            f"Risk rules and the approval mode ({desk.config.approve}) apply to every action; "
+            "a refused action is an error result saying why, and nothing was executed. "
+            f"Recordings of every call are resources under {RUNS_URI}."
+        ),
+    )
+
+    async def on_desk(fn: Callable[..., T], *args: Any) -> T:
+        """Await fn on the desktop thread; Refused becomes a ToolError with its reason."""
+        try:
+            return await asyncio.wrap_future(desk.submit(fn, *args))
+        except Refused as exc:
+            raise ToolError(str(exc)) from None
+
+    async def screenshot(ctx: Context) -> list[Any]:
+        """The current screen as an image, and its size in pixels."""
+        png, size = await on_desk(desk.screenshot, client_name(ctx))
+        return [Image(data=png, format="png"), size]
+
+    async def act(
+        ctx: Context,
+        action: Any = None,
+        coordinate: Any = None,
+        start_coordinate: Any = None,
+        keys: Any = None,
+        text: Any = None,
+        pixels: Any = None,
+        time: Any = None,
+        status: Any = None,
+    ) -> str:
+        """One computer_use action on the desktop."""
+        given = {
+            "action": action,
+            "coordinate": coordinate,
+            "start_coordinate": start_coordinate,
+            "keys": keys,
+            "text": text,
+            "pixels": pixels,
+            "time": time,
+            "status": status,
+        }
+        # Only what the client sent: deskpilot's one validator reads it (null is "not given").
+        arguments = {k: v for k, v in given.items() if v is not None}
+        return await on_desk(desk.act, client_name(ctx), arguments)
+
+    async def run_task_tool(task: str, ctx: Context) -> dict[str, Any]:
+        """Let deskpilot's agent do a whole task."""
+        loop = asyncio.get_running_loop()
+        total = float(desk.config.settings.max_steps)
+
+        def on_event(event: Event) -> None:
+            if event.kind not in ("proposal", "invalid", "finished"):
+                return
+            if event.kind == "proposal":
+                proposal = event.data["proposal"]
+                what = (
+                    describe(proposal.action) if proposal.action is not None else "invalid output"
+                )
+                message = f"step {event.step + 1}: {what}"
+            elif event.kind == "invalid":
+                message = f"step {event.step + 1}: invalid output ({event.data['error']})"
+            else:
+                message = f"finished: {event.data['outcome']}"
+            done = float(event.step + (1 if event.kind == "finished" else 0))
+            asyncio.run_coroutine_threadsafe(ctx.report_progress(done, total, message), loop)
+
+        stop = threading.Event()
+        try:
+            result = await on_desk(desk.run, client_name(ctx), task, on_event, stop)
+        except asyncio.CancelledError:
+            stop.set()  # the client cancelled the call: end the run at its next check
+            raise
+        return {
+            "outcome": result.outcome,
+            "message": result.message,
+            "answer": result.answer,
+            "steps": result.steps,
+            "recording": result.run_dir,
+        }
+
+    read_only = ToolAnnotations(read_only_hint=True, destructive_hint=False)
+    server.add_tool(
+        screenshot,
+        name="screenshot",
+        description=(
+            "The current screen of deskpilot's monitor as a PNG (downscaled as for the model, "
+            "aspect kept), and a text item with the screen's size in pixels, e.g. 1920x1080."
+        ),
+        annotations=read_only,
+        structured_output=False,
+    )
+    server.add_tool(
+        act,
+        name="act",
+        description=(
+            "Perform one computer_use action on the desktop, with exactly the arguments of Qwen "
+            "3.5's computer_use tool; coordinates are 0-1000 on each axis of the screenshot. "
+            "Judged by deskpilot's risk rules and approval mode; a refused or invalid action is "
+            "an error result saying why, and nothing was executed."
+        ),
+        annotations=ToolAnnotations(destructive_hint=True, open_world_hint=False),
+        structured_output=False,
+    )
+    server.add_tool(
+        run_task_tool,
+        name="run_task",
+        description=(
+            "Let deskpilot's own Qwen 3.5 agent do a whole task on the desktop with its "
+            "configured model; returns the outcome, the answer and the recording folder, "
+            "with a progress notification at each step."
+        ),
+    )
+    # The advertised schema is the model's own computer_use schema; the arguments still go
+    # through deskpilot's one validator (agent/protocol.py), which says what is wrong.
+    server._tool_manager.get_tool("act").parameters = act_schema()
+
+    @server.resource(RUNS_URI, name="runs", mime_type="application/json")
+    def runs() -> str:
+        """Every recording: id, task, times, outcome, steps (newest first)."""
+        return json.dumps(desk.list_runs(), ensure_ascii=False, indent=1)
+
+    @server.resource(f"{RUNS_URI}/{{run_id}}", name="run", mime_type="application/json")
+    def run(run_id: str) -> str:
+        """One recording: run.json, its steps as recorded, and warnings."""
+        try:
+            return json.dumps(desk.read(run_id), ensure_ascii=False)
+        except Refused as exc:
+            raise ResourceError(str(exc)) from None
+
+    @server.resource(
+        f"{RUNS_URI}/{{run_id}}/steps/{{index}}/screenshot",
+        name="screenshot",
+        mime_type="image/png",
+    )
+    def step_screenshot(run_id: str, index: str) -> bytes:
+        """The screenshot a step of a recording saw."""
+        if not index.isdigit():
+            raise ResourceError(f"not a step index: {index!r}")
+        try:
+            return desk.screenshot_file(run_id, int(index))
+        except Refused as exc:
+            raise ResourceError(str(exc)) from None
+
+    return server
+
+
+def client_name(ctx: Any) -> str:
+    """The MCP client's name and version as it introduced itself ("unknown client" if not)."""
+    try:
+        info = ctx.session.client_params.client_info
+        return f"{info.name} {info.version}".strip() if info.version else str(info.name)
+    except AttributeError:
+        return "unknown client"
+
+
+def serve(desk: Desk) -> None:
+    """Serve over stdio until the client closes the connection."""
+    server = build_server(desk)
+    # stdout is the MCP wire. While serving, the SDK points fd 1 at stderr; text that libraries
+    # print (python-xlib's xauth warnings) must reach fd 1 at once, not from a buffer flushed
+    # after the wire is restored, and nothing may print to it after serving.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True, write_through=True)
+    try:
+        server.run("stdio")
+    finally:
+        sys.stdout = sys.stderr
+        desk.close()
