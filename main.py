@@ -398,6 +398,9 @@ class TerminalView:
             print(f"  invalid output, nothing executed: {error}", file=sys.stderr)
         elif event.kind == "executed" and not event.data["ok"]:
             print(f"  execution failed: {one_line(str(event.data['error']))}", file=sys.stderr)
+        elif event.kind == "stale":
+            why = one_line(str(event.data["reason"]))
+            print(f"  screen changed before execution, not executed: {why}", file=sys.stderr)
         elif event.kind == "finished":
             message = one_line(str(event.data["message"]))
             print(f"finished: {event.data['outcome']}: {message}", file=sys.stderr)
