@@ -405,6 +405,9 @@ class TerminalView:
             print(f"  invalid output, nothing executed: {error}", file=sys.stderr)
         elif event.kind == "executed" and not event.data["ok"]:
             print(f"  execution failed: {one_line(str(event.data['error']))}", file=sys.stderr)
+        elif event.kind == "stale":
+            why = one_line(str(event.data["reason"]))
+            print(f"  screen changed before execution, not executed: {why}", file=sys.stderr)
         elif event.kind == "finished":
             message = one_line(str(event.data["message"]))
             print(f"finished: {event.data['outcome']}: {message}", file=sys.stderr)
@@ -528,6 +531,7 @@ def command_run(args: argparse.Namespace, task: str, display: str | None = None)
             stop=stop,
             rules=rules,
             focus=desktop.focused_window,
+            window_area=desktop.focused_area,
         )
     except DisplayError as exc:
         # The desktop went away mid-run (portal permission revoked, display gone): the loop

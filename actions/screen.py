@@ -126,12 +126,22 @@ def _check_display() -> None:
         )
 
 
-# Settle defaults. 50 ms between grabs: any animation (>= 20 frames/s) changes the screen
-# between two grabs. 24 px of tolerance: a blinking text caret (1-2 px wide, <= 20 px tall)
-# does not keep the agent waiting, but a 16x16 spinner (up to 256 px) does.
-SETTLE_MIN_S = 0.1
+# Settle defaults (docs/performance.md). No fixed minimum: a change that starts later than
+# the quiet window is caught by the freshness check before the next action (issue 16).
+# 8 ms between grabs: twice per 60 Hz frame. With no change at all since the action, one
+# 60 Hz frame (17 ms) of stillness ends the wait: apps repaint within a frame of the input,
+# and a later reaction is the freshness check's to catch. After a change, quiet for three
+# frames (50 ms: an animation at 20 frames/s or more changes within it) or for twice the
+# longest pause between two changes (an animation slowed down by a busy CPU), counting
+# pauses up to SETTLE_FRAME_GAP_S (a 10 frames/s animation) so that a clock ticking once a
+# second does not stretch the wait. 24 px of tolerance: a blinking text caret (1-2 px wide,
+# <= 20 px tall) does not keep the agent waiting, but a 16x16 spinner (up to 256 px) does.
+SETTLE_MIN_S = 0.0
 SETTLE_MAX_S = 2.0
-SETTLE_INTERVAL_S = 0.05
+SETTLE_INTERVAL_S = 0.008
+SETTLE_REACTION_S = 0.017
+SETTLE_QUIET_S = 0.05
+SETTLE_FRAME_GAP_S = 0.1
 SETTLE_TOLERANCE_PX = 24
 
 
@@ -214,6 +224,9 @@ class Screen:
         if abs(scale - m.scale) > 1e-6:
             m = replace(m, scale=scale)
             self.monitor = m
+        # Kept for settle: the screen right before an action (the loop captures it for the
+        # freshness check), so a change that started before settle's first grab still counts.
+        self._local.last_raw = shot.raw
         return Frame(_bgra_to_rgb(shot.raw, width, height), width, height, m, time.time())
 
     def _grab_raw(self, region: dict[str, int]) -> bytes | bytearray:
@@ -230,34 +243,55 @@ class Screen:
         min_s: float = SETTLE_MIN_S,
         max_s: float = SETTLE_MAX_S,
         interval_s: float = SETTLE_INTERVAL_S,
+        quiet_s: float = SETTLE_QUIET_S,
         tolerance_px: int = SETTLE_TOLERANCE_PX,
         cancel: threading.Event | None = None,
     ) -> float:
-        """Wait until the screen stops changing, within [min_s, max_s]; returns seconds waited.
+        """Wait until the screen is quiet, within [min_s, max_s]; returns seconds waited.
 
-        Grabs every interval_s from the start; returns once at least min_s has passed and the
-        last two grabs differ in at most tolerance_px pixels (see frame_difference).
+        Grabs at once and every interval_s; a grab that differs from the one before (the first:
+        from the last capture) by more than tolerance_px pixels is a change (see
+        frame_difference). Returns once min_s has
+        passed and either nothing changed at all for SETTLE_REACTION_S, or nothing changed for
+        quiet_s after the last change, or for twice the longest pause between changes that came
+        SETTLE_FRAME_GAP_S apart or less (an animation) if that is longer.
         """
         start = time.monotonic()
         m = self.monitor
         region = {"left": m.left, "top": m.top, "width": m.width, "height": m.height}
         previous = self._grab_raw(region)
+        now = start
+        last_change: float | None = None
+        longest_gap = 0.0
+        before = getattr(self._local, "last_raw", None)
+        if before is not None and frame_difference(before, previous) > tolerance_px:
+            last_change = start  # the action's effect began before the first grab
         while True:
+            if last_change is None:
+                quiet, needed = now - start, min(quiet_s, SETTLE_REACTION_S)
+            else:
+                quiet, needed = now - last_change, max(quiet_s, 2 * longest_gap)
+            if quiet >= needed and now - start >= min_s:
+                return now - start
             elapsed = time.monotonic() - start
             if elapsed >= max_s:
                 return elapsed
-            # Sleep to the next grab, but never past max_s; a stop ends the wait at once.
-            pause = max(0.0, min(interval_s, max_s - elapsed))
+            # The next grab: one interval after the last, or as soon as the quiet time would be
+            # reached; never past max_s; a stop ends the wait at once.
+            wait = min(interval_s, needed - quiet) if quiet < needed else interval_s
+            pause = max(0.0, min(now + wait, start + max_s) - time.monotonic())
             if cancel is not None:
                 if cancel.wait(pause):
                     return time.monotonic() - start
             else:
                 time.sleep(pause)
             current = self._grab_raw(region)
-            still = frame_difference(previous, current) <= tolerance_px
+            now = time.monotonic()
+            if frame_difference(previous, current) > tolerance_px:
+                if last_change is not None and now - last_change <= SETTLE_FRAME_GAP_S:
+                    longest_gap = max(longest_gap, now - last_change)
+                last_change = now
             previous = current
-            if still and time.monotonic() - start >= min_s:
-                return time.monotonic() - start
 
 
 def _randr_names(display: str | None) -> dict[str, str]:

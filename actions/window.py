@@ -1,4 +1,4 @@
-"""Which window has keyboard focus (X id, WM_CLASS), for risk rules such as Enter in a terminal."""
+"""Which window has keyboard focus (X id, WM_CLASS) for the risk rules, and where it is."""
 
 from __future__ import annotations
 
@@ -52,6 +52,30 @@ class FocusProbe(XConnection):
                 return int(prop.value[0]) if prop is not None and len(prop.value) else None
             except Exception:  # a vanished window: unknown, never fatal
                 return None
+
+    def rect(self, window: FocusedWindow | None) -> tuple[int, int, int, int] | None:
+        """A window's top-level (or its WM frame) as (left, top, width, height) on the root."""
+        if self._broken or window is None or window.id is None:
+            return None
+        with self._lock:
+            try:
+                d = self._connect()
+                root = d.screen().root
+                top = d.create_resource_object("window", window.id)
+                for _ in range(32):  # up to the root's child: the WM frame, title bar included
+                    parent = top.query_tree().parent
+                    if not parent or parent.id == root.id:
+                        break
+                    top = parent
+                geometry = top.get_geometry()
+                origin = top.translate_coords(root, 0, 0)  # the root's origin in the window
+                return -int(origin.x), -int(origin.y), int(geometry.width), int(geometry.height)
+            except Exception:  # a vanished window: unknown, never fatal
+                return None
+
+    def focused_rect(self) -> tuple[int, int, int, int] | None:
+        """Where the focused window is (see rect), or None when unknown."""
+        return self.rect(self.focused())
 
     def wm_class(self) -> str | None:
         """The "instance class" of the focused top-level window, lower case, or None."""

@@ -10,8 +10,33 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from actions.executor import ExecResult, FailSafeTriggered
-from actions.screen import CoordinateSpace, Frame, Monitor, frame_difference
-from actions.types import Action, Answer, Key, Terminate, Type, action_arguments, describe
+from actions.freshness import (
+    CONFIRM_MAX_S,
+    Rect,
+    action_areas,
+    compare,
+    describe_changes,
+    stale_changes,
+)
+from actions.screen import (
+    SETTLE_MAX_S,
+    SETTLE_MIN_S,
+    CoordinateSpace,
+    Frame,
+    Monitor,
+    frame_difference,
+)
+from actions.types import (
+    Action,
+    Answer,
+    HScroll,
+    Key,
+    Scroll,
+    Terminate,
+    Type,
+    action_arguments,
+    describe,
+)
 from actions.window import FocusedWindow
 from agent.approval import APPROVAL_MODES, ApprovalRequest, Decide, Decision, asks_person
 from agent.backends.base import Backend, BackendError, Cancelled, Completion, Delta, ImagePart
@@ -27,7 +52,7 @@ from agent.prompt import (
 from agent.protocol import Proposal, format_tool_call, parse_completion, tool_schema
 from agent.recording import INTERRUPTED, Recorder, RecordingError, monitor_json, now_iso
 from agent.risk import SEVERITY, Risk, RiskGuard, RiskRules
-from agent.vision import MAX_PIXELS, Observation, prepare
+from agent.vision import MAX_PIXELS, Observation, encode_png, prepare
 
 Outcome = Literal[
     "success",
@@ -88,8 +113,13 @@ class LoopSettings:
     summary_steps: int = 8
     coords: Literal["relative", "absolute"] = "relative"
     max_pixels: int = MAX_PIXELS
-    settle_min_s: float = 0.1
-    settle_max_s: float = 2.0
+    # No fixed minimum: settle returns once the screen is quiet (actions/screen.py), and a
+    # late change is caught by the freshness check before the next action (issue 16).
+    settle_min_s: float = SETTLE_MIN_S
+    settle_max_s: float = SETTLE_MAX_S
+    # Freshness: after this many actions in a row held back because the screen changed where
+    # they act, a person decides (or the run stops when nobody can be asked).
+    stale_limit: int = 3
     system_prompt: str | None = None
     # Runaway control: the repeat_limit-th identical action in a row on a screen that has not
     # changed waits for a person; a run ends after max_minutes of its own time (None: never).
@@ -113,6 +143,7 @@ class LoopSettings:
             "max_pixels": self.max_pixels,
             "settle_min_s": self.settle_min_s,
             "settle_max_s": self.settle_max_s,
+            "stale_limit": self.stale_limit,
             "custom_system_prompt": self.system_prompt is not None,
             "repeat_limit": self.repeat_limit,
             "max_minutes": self.max_minutes,
@@ -134,6 +165,8 @@ OnEvent = Callable[[Event], None]
 Recover = Callable[[BackendError], bool]
 # The focused window (actions.window.FocusProbe.focused), None when unknown.
 FocusProbe = Callable[[], FocusedWindow | None]
+# Where keys land: the focused window's rectangle on the screen (FocusProbe.rect), or None.
+WindowArea = Callable[[], Rect | None]
 
 # A screen "has not changed" when at most this many pixels differ: a blinking caret, a cursor.
 UNCHANGED_TOLERANCE_PX = 64
@@ -187,12 +220,14 @@ def run_task(
     rules: RiskRules | None = None,
     focus: FocusProbe | None = None,
     recover: Recover | None = None,
+    window_area: WindowArea | None = None,
 ) -> RunResult:
     """Run one task to its end and record every step; expected failures end as outcomes."""
     run = _Run(task, backend, screen, executor, decide, recorder, settings, on_event, stop)
     run.rules, run.recover = rules or RiskRules.default(), recover
     run.guard = RiskGuard(run.rules)
     run.focus = focus or _unknown_window
+    run.window_area = window_area or _unknown_area
     try:
         for index in range(settings.max_steps):
             if run.stop.is_set():
@@ -221,6 +256,11 @@ def run_task(
 
 def _unknown_window() -> FocusedWindow | None:
     """The focus probe when none is given: the focused window is unknown."""
+    return None
+
+
+def _unknown_area() -> Rect | None:
+    """Where the focused window is when nobody can tell: unknown."""
     return None
 
 
@@ -265,6 +305,8 @@ class _Run:
         # What was typed where since each window's last submit: the risk rules' state.
         self.guard = RiskGuard(self.rules)
         self.focus: FocusProbe = _unknown_window
+        self.window_area: WindowArea = _unknown_area
+        self.stale_in_a_row = 0  # actions held back in a row: the screen changed where they act
         self.recover: Recover | None = None
         self.started = time.monotonic()
         self.waiting_s = 0.0  # time spent waiting for a person: not the run's own time
@@ -476,6 +518,12 @@ class _Run:
         ):
             return self._refuse_changed(step, image, reply, to_run, now)
 
+        # Fresh screen (issue 16): held back, not executed, if the screen changed where to_run
+        # acts since `frame` was taken; after stale_limit in a row a person decides.
+        held, ended = self._hold_if_stale(step, image, reply, to_run, space, frame, request)
+        if held:
+            return ended
+
         # Record before acting: the step as decided, and what is about to run, are in the OS
         # before any input is sent, so a kill at any instant leaves no executed action
         # unrecorded. When that write fails (RecordingError), nothing runs.
@@ -535,6 +583,75 @@ class _Run:
         self.last_rgb = frame.rgb
         self.repeats = 1 if attention is not None else repeats
         return None
+
+    def _hold_if_stale(
+        self,
+        step: _Step,
+        image: ImagePart,
+        reply: str,
+        action: Action,
+        space: CoordinateSpace,
+        frame: Frame,
+        request: ApprovalRequest,
+    ) -> tuple[bool, RunResult | None]:
+        """Compare the live screen with `frame` where `action` acts: (held back, run result)."""
+        window = self.window_area() if isinstance(action, Key | Type | Scroll | HScroll) else None
+        areas = action_areas(action, space, frame.monitor, window)
+        if not areas:
+            self.stale_in_a_row = 0
+            return False, None
+        t = time.monotonic()
+        live: Frame = self.screen.capture()
+        changes = compare(frame, live, areas)
+        stale = stale_changes(changes)
+        if stale:  # look again once the screen is quiet: a passing repaint is no change
+            self.screen.wait_until_stable(min_s=0.0, max_s=CONFIRM_MAX_S, cancel=self.stop)
+            live = self.screen.capture()
+            changes = compare(frame, live, areas)
+            stale = stale_changes(changes)
+        step.record["timings"]["fresh_s"] = round(time.monotonic() - t, 4)
+        fresh: dict[str, Any] = {"stale": bool(stale), "areas": [c.to_json() for c in changes]}
+        step.record["freshness"] = fresh
+        if not stale:
+            self.stale_in_a_row = 0
+            return False, None
+        self.stale_in_a_row += 1
+        where = describe_changes(stale)
+        # The live picture beside the step's own screenshot: both are in the recording.
+        png = encode_png(live.rgb, live.width, live.height)
+        fresh["screenshot"] = self.recorder.save_image(f"step-{step.index:04d}-live.png", png)
+        self.emit(
+            Event(
+                "stale",
+                step.index,
+                {"frame": live, "reason": where, "in_a_row": self.stale_in_a_row},
+            )
+        )
+        if self.stale_in_a_row >= max(1, self.settings.stale_limit):
+            n = self.stale_in_a_row
+            attention = f"the screen changed before execution {n} times in a row ({where})"
+            t_decide = time.monotonic()
+            decision = self.decide(replace(request, action=action, attention=attention))
+            if decision.by not in ("auto", "guarded", "final"):
+                self.waiting_s += time.monotonic() - t_decide
+            fresh["decision"] = decision.to_json()
+            if decision.kind == "stop" or self.stop.is_set():
+                why = decision.note or "stopped by the user"
+                step.execution({"ok": False, "executed": False, "error": attention})
+                step.finish_result(f"Stopped before execution: {why}.")
+                return True, self.finish("stopped", f"{attention}; {why}", step.index + 1)
+            if decision.kind == "approve":
+                self.stale_in_a_row = 0  # a person looked at the live screen and let it run
+                return False, None
+        self._forget_last()
+        result = (
+            f"Not executed: the screen changed before execution ({where}). "
+            "Look at the new screenshot and decide again."
+        )
+        step.execution({"ok": False, "executed": False, "error": "screen changed before execution"})
+        step.finish_result(result)
+        self.history.append(HistoryEntry(image, reply, result, describe(action)))
+        return True, None
 
     def _complete(
         self,

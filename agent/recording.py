@@ -155,6 +155,15 @@ class Recorder:
             raise self._failed(exc) from exc
         return rel
 
+    def save_image(self, name: str, png: bytes) -> str:
+        """Store another picture of a step (screenshots/NAME) atomically; returns its path."""
+        rel = f"screenshots/{name}"
+        try:
+            _write_atomic(self.dir / rel, png)
+        except OSError as exc:
+            raise self._failed(exc) from exc
+        return rel
+
     def _failed(self, exc: OSError) -> RecordingError:
         """A failed write as one line; frees the reserve so the outcome can still be written."""
         try:

@@ -182,7 +182,8 @@ class StopRig:
             "idle": ("", u(0.0, 0.05)),  # the blocking decide itself says so
             "prefill": ("observation", u(0.05, 0.3)),
             "generating": ("delta", u(0.0, 0.1)),
-            "typing": ("decision", u(0.05, 0.4)),
+            # After the decision the freshness check runs first (5-15 ms, more under load).
+            "typing": ("decision", u(0.1, 0.5)),
             "drag": ("decision", u(0.1, 0.8)),
             "wait": ("decision", u(0.05, 0.5)),
             "settle": ("executed", u(0.0, 0.04)),
@@ -220,6 +221,10 @@ class StopRig:
         decide: Callable[[ApprovalRequest], Decision] = blocked if state == "idle" else auto_approve
         if state == "typing" and self.type_window is not None:
             self._focus(self.type_window)
+        # Start on a quiet screen (xterm may still be drawing the last trial's text): otherwise
+        # the freshness check holds the action back, or confirms it late, and the stop meant
+        # for mid-action lands before it.
+        self.screen.wait_until_stable(max_s=2.0)
         task = f"stop-trial state={state} {self._where}"
         recorder = Recorder(self.runs_dir, {"task": task})
         times: dict[str, float] = {}
@@ -246,7 +251,9 @@ class StopRig:
             executor=self.executor,
             decide=decide,
             recorder=recorder,
-            settings=LoopSettings(max_steps=3),
+            # Settle has no minimum now (17 ms on a still screen): the settle state keeps the
+            # old 100 ms so that a stop 0-40 ms after the action still lands inside it.
+            settings=LoopSettings(max_steps=3, settle_min_s=0.1 if state == "settle" else 0.0),
             on_event=on_event,
             stop=stop,
         )

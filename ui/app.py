@@ -632,6 +632,10 @@ class MainWindow(QMainWindow):
             self._on_decision(event.step, data["decision"], data.get("risk"))
         elif kind == "backend_error":
             self._on_backend_error(event.step, data)
+        elif kind == "stale":
+            line = f"step {event.step + 1}: screen changed before execution, not executed"
+            self._status(f"{line}; asking the model again")
+            self.add_log(f"{line} — {one_line(data['reason'])}")
         elif kind == "executed" and not data["ok"]:
             self._status(f"step {event.step + 1}: execution failed: {data['error']}")
             self.add_log(f"step {event.step + 1}: execution failed: {one_line(data['error'])}")

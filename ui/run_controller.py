@@ -354,7 +354,8 @@ class RunController(QObject):
         if event.kind == "observation" and self._keys_go is not None:
             # Before the window comes back: where keys go while the app is out of the way.
             self._keys_go.remember()
-        frame = event.data.get("frame") if event.kind == "observation" else None
+        # A stale action's live screen is shown too: the person sees it before anything runs.
+        frame = event.data.get("frame") if event.kind in ("observation", "stale") else None
         if frame is not None:
             # Converted here, on the loop thread, so the GUI thread only draws.
             self.observed.emit(event.step, frame_image(frame), frame.monitor)
@@ -446,7 +447,7 @@ class RunController(QObject):
         executor = Executor(display=display)
         self.executor = executor
         focus = FocusProbe(display)
-        self._keys_go = PastOwnWindows(focus)
+        keys_go = self._keys_go = PastOwnWindows(focus)
         result = None
         try:
             result = run_task(
@@ -463,7 +464,8 @@ class RunController(QObject):
                 on_event=self._on_event,
                 stop=self.stop_event,
                 rules=rules,
-                focus=self._keys_go,
+                focus=keys_go,
+                window_area=lambda: focus.rect(keys_go()),
                 recover=self.recovery,
             )
         except Exception as exc:  # a bug or broken infrastructure: show it, keep the app alive

@@ -119,6 +119,10 @@ class Desktop(Protocol):
         """Where keys go: the focused window (X id and WM_CLASS, or a Wayland app id), or None."""
         ...
 
+    def focused_area(self) -> tuple[int, int, int, int] | None:
+        """Where the focused window is (left, top, width, height in input pixels), or None."""
+        ...
+
     def close(self) -> None:
         """Release the desktop's connections and helper processes."""
         ...

@@ -553,6 +553,10 @@ class PortalDesktop:
         """Unknown: the portal does not say which window has the keyboard."""
         return None
 
+    def focused_area(self) -> tuple[int, int, int, int] | None:
+        """Unknown here: the freshness check then watches the whole monitor for keys."""
+        return None
+
     def close(self) -> None:
         """Release held input and end the portal session."""
         self.executor.release_all()

@@ -343,6 +343,10 @@ class WlrootsDesktop:
             return None
         return None if app_id is None else FocusedWindow(None, app_id)
 
+    def focused_area(self) -> tuple[int, int, int, int] | None:
+        """Unknown here: the freshness check then watches the whole monitor for keys."""
+        return None
+
     def close(self) -> None:
         """Free the virtual input devices and the capture connection."""
         self.executor.close()

@@ -29,6 +29,10 @@ class X11Desktop:
         """The focused window: its X id and WM_CLASS ("instance class", lower case), or None."""
         return self._probe.focused()
 
+    def focused_area(self) -> tuple[int, int, int, int] | None:
+        """Where the focused window is on the root (its WM frame included), or None."""
+        return self._probe.focused_rect()
+
     def close(self) -> None:
         """Restore the keymap and drop the X connections."""
         self._probe.close()

@@ -4,7 +4,8 @@ Run: python tests/apps/animate_app.py --geometry X,Y,W,H --log FILE [--duration 
     [--image PNG]
 A click starts an animation: a large bar sweeps across the window, repainted every 16 ms,
 for --duration seconds. JSON lines, flushed each, stamped with wall-clock time `t`: ready,
-anim_start, anim_end (logged after the last frame was painted and flushed to the X server).
+anim_start (after the first frame reached the X server), anim_end (after the last frame, the
+one that clears the bar, reached the X server: the screen's last change).
 With --image, the window shows that picture (a desktop-like backdrop for benches).
 """
 
@@ -48,20 +49,14 @@ class Animator(QWidget):
         """Start (or restart) the animation."""
         self._started = time.monotonic()
         self._ending = False
-        self.write("anim_start")
         self._timer.start()
         self._tick()
+        self.write("anim_start")
 
     def _tick(self) -> None:
         if self._started is None:
             return
         elapsed = time.monotonic() - self._started
-        if self._ending:
-            # The last frame was painted on the previous tick: the screen is now still.
-            self._timer.stop()
-            self._started = None
-            self.write("anim_end")
-            return
         if elapsed >= self._duration_s:
             self._phase = 0.0
             self._ending = True
@@ -69,6 +64,11 @@ class Animator(QWidget):
             self._phase = elapsed / self._duration_s
         self.repaint()  # synchronous, so the frame reaches the server on this tick
         QApplication.sync()
+        if self._ending:
+            # This frame cleared the bar and reached the server: the screen is now still.
+            self._timer.stop()
+            self._started = None
+            self.write("anim_end")
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
         """Backdrop, then the bar at the current phase (none when idle)."""
