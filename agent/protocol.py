@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -567,6 +568,15 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
+# Every character str.splitlines() breaks a line at.
+_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def _show(value: object, limit: int = 40) -> str:
     """Untrusted input, short, for an error message: text verbatim in quotes, never in repr form.
 
@@ -574,7 +584,9 @@ def _show(value: object, limit: int = 40) -> str:
     literal match; displays make the message safe to show (agent/textsafe.py).
     """
     if isinstance(value, str):
-        return quote(value, limit)
+        # Line breaks as \xNN / \uNNNN escapes (the redactor decodes them): an error is one
+        # line, to the model, in the recording and on the user's screen.
+        return quote(_LINE_BREAKS.sub(_escaped, value), limit)
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=True, default=str)
     except (TypeError, ValueError, RecursionError):

@@ -318,7 +318,8 @@ class PortalScreen:
             raise DisplayError("screen capture failed: a truncated frame")
         from PIL import Image
 
-        rgb = Image.frombuffer("RGB", (width, height), data, "raw", "RGBX", 0, 1).tobytes()
+        # frombytes, not frombuffer: Pillow 13 maps an RGBX buffer as is, 4 bytes a pixel.
+        rgb = Image.frombytes("RGB", (width, height), data, "raw", "RGBX").tobytes()
         return width, height, rgb
 
     def capture(self) -> Frame:

@@ -443,7 +443,8 @@ class ScreenCopy:
         finally:
             os.close(fd)
         mode = "BGRX" if fmt in _SHM_BGRX else "RGBX"
-        image = Image.frombuffer("RGB", (width, height), raw, "raw", mode, stride, 1)
+        # frombytes, not frombuffer: Pillow 13 maps an RGBX buffer as is (4 bytes a pixel).
+        image = Image.frombytes("RGB", (width, height), raw, "raw", mode, stride, 1)
         if state.get("flags", 0) & _Y_INVERT:
             image = image.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
         return width, height, image.tobytes()
