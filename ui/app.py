@@ -171,6 +171,14 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("deskpilot")
         self.excluded: list[Rect] = []
         self.controller = RunController(excluded=lambda: list(self.excluded))
+        # Taking over a private desktop (ui/takeover.py): its X display while one runs.
+        self.private_display = ""
+        self.takeover: Any = None
+        self.takeover_timer = QTimer(self)
+        self.takeover_timer.setInterval(300)  # the private desktop, live, while taking over
+        self.takeover_timer.timeout.connect(
+            lambda: self.takeover.refresh() if self.takeover is not None else None
+        )
         self.view = LiveView()
         self.panel = ApprovalPanel(self.view)
         self.bar = ControlBar(describe_combo(self.settings.hotkey))
@@ -289,8 +297,16 @@ class MainWindow(QMainWindow):
         self.pause_button.setCheckable(True)
         self.pause_button.setToolTip("Hold the run at its next action until you approve it")
         self.stop_button = QPushButton("Stop")
+        self.takeover_button = QPushButton("Take over")
+        self.takeover_button.setCheckable(True)
+        self.takeover_button.setEnabled(False)
+        self.takeover_button.setToolTip(
+            "Pause the agent and work on its private desktop yourself: clicks, the wheel and "
+            "keys on the screenshot go there (Esc still stops the run)"
+        )
         buttons = QHBoxLayout()
-        for b in (self.start_button, self.pause_button, self.stop_button):
+        for b in (self.start_button, self.pause_button, self.stop_button, self.takeover_button):
+            b.setAccessibleName(b.text())
             buttons.addWidget(b)
 
         self.worker_label = plain_label("worker: not started (it starts with the first run)")
@@ -311,7 +327,16 @@ class MainWindow(QMainWindow):
         form.addRow("Backend", self.backend_kind)
         form.addRow(self.backend_stack)
         form.addRow("Monitor", self.monitor)
-        form.addRow("Desktop", self.desktop)
+        self.calibrate_button = QPushButton("Calibrate")
+        self.calibrate_button.setAccessibleName("Calibrate")
+        self.calibrate_button.setToolTip(
+            "Self-test: click targets near the corners and the centre of the monitor (or the "
+            "private desktop) through the agent's own mapping and measure where they land"
+        )
+        desktop_row = QHBoxLayout()
+        desktop_row.addWidget(self.desktop, 1)
+        desktop_row.addWidget(self.calibrate_button)
+        form.addRow("Desktop", desktop_row)
         form.addRow("Open on it", self.desktop_open)
         form.addRow("Approval", self.approval)
         form.addRow("Max steps", self.max_steps)
@@ -389,6 +414,9 @@ class MainWindow(QMainWindow):
         c.finished.connect(self.on_finished)
         c.failed.connect(self.on_failed)
         c.recover_requested.connect(self.on_recover)
+        c.desktop_ready.connect(self.on_desktop_ready)
+        self.takeover_button.toggled.connect(self._take_over)
+        self.calibrate_button.clicked.connect(self.calibrate)
         enter = QShortcut(QKeySequence(Qt.Key.Key_Return), self)
         enter.activated.connect(self._enter)
         QShortcut(QKeySequence(Qt.Key.Key_Enter), self).activated.connect(self._enter)
@@ -461,6 +489,7 @@ class MainWindow(QMainWindow):
         self.pause_button.setEnabled(running)
         self.stop_button.setEnabled(running)
         self.restart_button.setEnabled(not running)
+        self.calibrate_button.setEnabled(not running)
         for w in (
             self.task,
             self.backend_kind,
@@ -546,6 +575,74 @@ class MainWindow(QMainWindow):
         self.bar.set_status("stopping…")
         self.step_label.setText("stopping…")
 
+    def calibrate(self) -> None:
+        """Run `deskpilot calibrate` for the chosen monitor or desktop; the verdict in the log."""
+        from PySide6.QtCore import QProcess
+
+        s = self.form_settings()
+        args = ["-m", "main", "calibrate"]
+        if s.monitor:
+            args += ["--monitor", str(s.monitor)]
+        if s.desktop != "user":
+            args += ["--desktop", s.desktop, "--desktop-size", s.desktop_size]
+        process = QProcess(self)
+        process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
+        self.calibrate_button.setEnabled(False)
+        self._status("calibrating: targets appear and are clicked; hands off the mouse")
+
+        def done(code: int, _status: object) -> None:
+            output = bytes(process.readAllStandardOutput().data()).decode("utf-8", "replace")
+            for line in output.splitlines():
+                if line.strip():
+                    self.add_log(f"calibrate: {line.strip()}")
+            lines = [x for x in output.splitlines() if x.strip()]
+            verdict = lines[-1].strip() if lines else f"calibrate exited with status {code}"
+            self._status(verdict)
+            self.calibrate_button.setEnabled(not self.controller.running)
+            self._log_test("calibrated", code=code, verdict=verdict)
+            process.deleteLater()
+
+        process.finished.connect(done)
+        process.start(sys.executable, args)
+
+    def on_desktop_ready(self, display: str) -> None:
+        """A private desktop started (its X display) or ended ("")."""
+        self.private_display = display
+        self.takeover_button.setEnabled(bool(display))
+        if not display:
+            self.takeover_button.setChecked(False)
+
+    def _take_over(self, on: bool) -> None:
+        """Work on the private desktop from the live view while the agent waits."""
+        from ui.takeover import TakeOver
+
+        if on and self.private_display:
+            if not self.pause_button.isChecked():
+                self.pause_button.setChecked(True)  # the agent waits at its next action
+            takeover = self.takeover = TakeOver(self.private_display)
+            takeover.frame.connect(self.view.set_frame)
+            takeover.failed.connect(self._status)
+            self.view.set_forward(lambda action: takeover.send(action, self._private_monitor()))
+            self.takeover_timer.start()
+            takeover.refresh()
+            self._status("taking over: your clicks and keys on the screenshot go to its desktop")
+            self._log_test("takeover", on=True)
+            return
+        self.takeover_timer.stop()
+        self.view.set_forward(None)
+        takeover, self.takeover = self.takeover, None
+        if takeover is not None:
+            takeover.close()
+            if self.pause_button.isChecked():
+                self.pause_button.setChecked(False)
+            self._status("the agent goes on from here")
+        self._log_test("takeover", on=False)
+
+    def _private_monitor(self) -> Monitor:
+        """The private desktop's monitor, as the view shows it."""
+        assert self.view.monitor is not None
+        return self.view.monitor
+
     def _pause(self, paused: bool) -> None:
         self.controller.set_paused(paused)
         self.pause_button.setText("Resume" if paused else "Pause")
@@ -558,6 +655,11 @@ class MainWindow(QMainWindow):
         self.controller.restart_backend(self.settings)
 
     def _enter(self) -> None:
+        if self.takeover is not None and self.view.hasFocus():
+            from actions.types import Key
+
+            self.view.forward(Key(("Return",)))  # type: ignore[misc]  # set while taking over
+            return
         if not self.panel.pending:
             return
         if self.panel.note.hasFocus():
@@ -814,6 +916,8 @@ class MainWindow(QMainWindow):
         named: dict[str, QWidget] = {
             "start": self.start_button,
             "stop": self.stop_button,
+            "takeover": self.takeover_button,
+            "calibrate": self.calibrate_button,
             "approve": self.panel.approve_button,
             "skip": self.panel.skip_button,
             "reject": self.panel.reject_button,

@@ -160,6 +160,7 @@ class RunController(QObject):
     failed = Signal(str)  # a one-line reason the run could not start or broke
     # Retries did not help: the GUI offers Retry / Restart worker / Stop; call recover_choice().
     recover_requested = Signal(str)  # one line: what failed
+    desktop_ready = Signal(str)  # a private desktop's X display once it runs; "" once it ended
 
     def __init__(self, excluded: Callable[[], list[Rect]] = lambda: []) -> None:
         super().__init__()
@@ -381,10 +382,13 @@ class RunController(QObject):
             self.failed.emit(f"private desktop: {exc}")
             self._finish(None)
             return
+        if desktop is not None:
+            self.desktop_ready.emit(desktop.display)
         try:
             self._run_on(task, settings, rules, secrets, desktop)
         finally:
             if desktop is not None:
+                self.desktop_ready.emit("")
                 desktop.close()
 
     def _run_on(

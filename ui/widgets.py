@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import html
+from collections.abc import Callable
 
 from PySide6.QtCore import QPoint, QPointF, QRect, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent
+from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QWheelEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -75,6 +76,9 @@ class LiveView(QWidget):
         self.banner = ""  # e.g. "breakpoint: step 3", drawn over the picture's corner
         self._part = "end"
         self._scaled: QImage | None = None  # the picture at the drawn size, scaled once
+        # Taking over a private desktop: the user's clicks, wheel and keys on the picture are
+        # sent there as actions (ui/takeover.py) instead of editing the proposal.
+        self.forward: Callable[[Action], None] | None = None
         self.setMinimumSize(320, 180)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
@@ -146,8 +150,74 @@ class LiveView(QWidget):
             painter.drawText(box, Qt.AlignmentFlag.AlignCenter, self.banner)
         painter.end()
 
+    def set_forward(self, forward: Callable[[Action], None] | None) -> None:
+        """Send the user's input on the picture to `forward` (None: back to viewing)."""
+        self.forward = forward
+        self.setFocusPolicy(
+            Qt.FocusPolicy.StrongFocus if forward is not None else Qt.FocusPolicy.NoFocus
+        )
+        self.setCursor(
+            Qt.CursorShape.PointingHandCursor if forward is not None else Qt.CursorShape.ArrowCursor
+        )
+        if forward is not None:
+            self.setFocus()
+
+    def _picture_point(self, pos: QPointF) -> tuple[float, float] | None:
+        """The 0-1000 point under a position in the picture, or None off the picture."""
+        if self.image is None or self.monitor is None:
+            return None
+        target = self.target_rect()
+        if not target.contains(pos):
+            return None
+        return view_to_model(
+            pos,
+            space=CoordinateSpace.relative(),
+            monitor=self.monitor,
+            target=target,
+            image_size=self.image_size(),
+        )
+
+    def _forward_click(self, event: QMouseEvent, double: bool) -> bool:
+        from ui.takeover import click_action
+
+        point = self._picture_point(event.position())
+        if self.forward is None or point is None:
+            return False
+        self.forward(click_action(event.button(), point, double))
+        return True
+
+    def focusNextPrevChild(self, next: bool) -> bool:  # noqa: N802, A002
+        """Taking over: Tab is a key for the private desktop, not a move to the next field."""
+        return False if self.forward is not None else super().focusNextPrevChild(next)
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        """Taking over: the second click of a double click."""
+        if not self._forward_click(event, double=False):
+            super().mouseDoubleClickEvent(event)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+        """Taking over: the wheel scrolls the private desktop where the pointer is."""
+        from ui.takeover import scroll_action
+
+        point = self._picture_point(event.position())
+        steps = event.angleDelta().y() // 120
+        if self.forward is None or point is None or steps == 0:
+            return super().wheelEvent(event)
+        self.forward(scroll_action(point, steps))
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        """Taking over: keys and text go to the private desktop."""
+        from ui.takeover import key_action
+
+        action = key_action(event) if self.forward is not None else None
+        if action is None:
+            return super().keyPressEvent(event)
+        self.forward(action)  # type: ignore[misc]  # checked just above
+
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         """Clicking the picture moves the action's point there (the start, near a drag's)."""
+        if self._forward_click(event, double=False):
+            return
         if not self._can_edit() or event.button() != Qt.MouseButton.LeftButton:
             return super().mousePressEvent(event)
         self._part = "end"
