@@ -7,8 +7,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
+from actions.desktop import ActionTaker, DesktopScreen
 from actions.executor import ExecResult, FailSafeTriggered
 from actions.freshness import (
     CONFIRM_MAX_S,
@@ -23,7 +24,6 @@ from actions.screen import (
     SETTLE_MIN_S,
     CoordinateSpace,
     Frame,
-    Monitor,
     frame_difference,
 )
 from actions.types import (
@@ -50,7 +50,14 @@ from agent.prompt import (
     estimate_prompt_tokens,
 )
 from agent.protocol import Proposal, format_tool_call, parse_completion, tool_schema
-from agent.recording import INTERRUPTED, Recorder, RecordingError, monitor_json, now_iso
+from agent.recording import (
+    INTERRUPTED,
+    Recorder,
+    RecordingError,
+    monitor_json,
+    new_step_record,
+    now_iso,
+)
 from agent.risk import SEVERITY, Risk, RiskGuard, RiskRules
 from agent.vision import MAX_PIXELS, Observation, encode_png, prepare
 
@@ -67,35 +74,9 @@ Outcome = Literal[
 SUCCESS_OUTCOMES = ("success", "answered")
 
 
-class ScreenLike(Protocol):
-    """What the loop needs from actions.screen.Screen."""
-
-    monitor: Monitor
-
-    def capture(self) -> Frame:
-        """Grab the monitor."""
-        ...
-
-    def wait_until_stable(
-        self, *, min_s: float, max_s: float, cancel: threading.Event | None = None
-    ) -> float:
-        """Wait for the screen to stop changing (a set `cancel` ends the wait)."""
-        ...
-
-
-class ExecutorLike(Protocol):
-    """What the loop needs from actions.executor.Executor."""
-
-    def execute(
-        self,
-        action: Action,
-        *,
-        space: CoordinateSpace,
-        monitor: Monitor,
-        cancel: threading.Event | None = None,
-    ) -> ExecResult:
-        """Perform one action."""
-        ...
+# What the loop needs from a desktop's screen and input (declared once, in actions/desktop).
+ScreenLike = DesktopScreen
+ExecutorLike = ActionTaker
 
 
 @dataclass(frozen=True, slots=True)
@@ -779,26 +760,7 @@ class _Step:
         self.index = index
         self.recorder = recorder
         self.t0 = time.monotonic()
-        self.record: dict[str, Any] = {
-            "index": index,
-            "phase": "done",
-            "started_at": now_iso(),
-            "ended_at": None,
-            "screenshot": None,
-            "screen": None,
-            "prompt": None,
-            "tokens": {},
-            "thinking": "",
-            "raw_output": "",
-            "tool_calls": [],
-            "action": None,
-            "parse_error": None,
-            "decision": None,
-            "execution": None,
-            "result": None,
-            "error": None,
-            "timings": {},
-        }
+        self.record: dict[str, Any] = new_step_record(index)
         self.written = False
         self.executing = False  # the "executing" line is on disk: the action may run or have run
         self.saving: Future[tuple[str, float]] | None = None

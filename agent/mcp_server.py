@@ -32,7 +32,15 @@ from agent.approval import ApprovalMode, ApprovalRequest, Decision, policy
 from agent.backends.base import Backend, BackendError
 from agent.loop import Event, LoopSettings, RunResult, run_task
 from agent.protocol import ProtocolError, parse_arguments, tool_schema
-from agent.recording import Recorder, RecordingError, monitor_json, now_iso, read_run, run_info
+from agent.recording import (
+    Recorder,
+    RecordingError,
+    monitor_json,
+    new_step_record,
+    now_iso,
+    read_run,
+    run_info,
+)
 from agent.risk import RiskGuard, RiskRules
 from agent.secrets import Redactor
 from agent.vision import prepare
@@ -196,26 +204,7 @@ class Desk:
 
     def _step(self, client: str, tool: str) -> dict[str, Any]:
         """A step record in the loop's format, for one call."""
-        return {
-            "index": self._call_steps,
-            "started_at": now_iso(),
-            "ended_at": None,
-            "screenshot": None,
-            "screen": None,
-            "prompt": None,
-            "tokens": {},
-            "thinking": "",
-            "raw_output": "",
-            "tool_calls": [],
-            "action": None,
-            "parse_error": None,
-            "decision": None,
-            "execution": None,
-            "result": None,
-            "error": None,
-            "timings": {},
-            "mcp": {"client": client, "tool": tool},
-        }
+        return {**new_step_record(self._call_steps), "mcp": {"client": client, "tool": tool}}
 
     def _write(self, recorder: Recorder, record: dict[str, Any], t0: float) -> None:
         record["phase"] = "done"

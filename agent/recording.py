@@ -56,6 +56,30 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def new_step_record(index: int) -> dict[str, Any]:
+    """A step record before anything is known: every field of the format, empty."""
+    return {
+        "index": index,
+        "phase": "done",
+        "started_at": now_iso(),
+        "ended_at": None,
+        "screenshot": None,
+        "screen": None,
+        "prompt": None,
+        "tokens": {},
+        "thinking": "",
+        "raw_output": "",
+        "tool_calls": [],
+        "action": None,
+        "parse_error": None,
+        "decision": None,
+        "execution": None,
+        "result": None,
+        "error": None,
+        "timings": {},
+    }
+
+
 def monitor_json(m: Monitor) -> dict[str, Any]:
     """A monitor as recordings store it: origin and size in input pixels, and the scale."""
     return {

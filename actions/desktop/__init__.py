@@ -57,8 +57,8 @@ class DesktopScreen(Protocol):
         ...
 
 
-class DesktopExecutor(Protocol):
-    """Input on the desktop (what agent.loop.ExecutorLike needs, plus stop and close)."""
+class ActionTaker(Protocol):
+    """Performs one action at a time (what agent.loop needs from input)."""
 
     def execute(
         self,
@@ -70,6 +70,10 @@ class DesktopExecutor(Protocol):
     ) -> ExecResult:
         """Perform one action: pointer, keys and chords, exact text, wait."""
         ...
+
+
+class DesktopExecutor(ActionTaker, Protocol):
+    """Input on the desktop: actions, plus letting go of everything and closing."""
 
     def release_all(self) -> list[str]:
         """Release every held button and key; returns what it released."""

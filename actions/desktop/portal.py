@@ -22,16 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from actions.desktop import BackendName, HotkeySupport
+from actions.desktop.grabbed import GrabbedScreen
 from actions.desktop.inputs import InputExecutor
 from actions.desktop.wire import WaylandError, WireClient
 from actions.keys import is_modifier
 from actions.screen import (
-    SETTLE_INTERVAL_S,
-    SETTLE_TOLERANCE_PX,
     DisplayError,
-    Frame,
     Monitor,
-    frame_difference,
 )
 from actions.window import FocusedWindow
 from actions.xtyping import char_keysym, key_keysym
@@ -274,7 +271,7 @@ _CAPS = re.compile(
 )
 
 
-class PortalScreen:
+class PortalScreen(GrabbedScreen):
     """Frames of the session's PipeWire stream, one GStreamer run per capture."""
 
     def __init__(self, session: PortalSession, monitor: Monitor, env: Mapping[str, str]) -> None:
@@ -321,43 +318,6 @@ class PortalScreen:
         # frombytes, not frombuffer: Pillow 13 maps an RGBX buffer as is, 4 bytes a pixel.
         rgb = Image.frombytes("RGB", (width, height), data, "raw", "RGBX").tobytes()
         return width, height, rgb
-
-    def capture(self) -> Frame:
-        """Grab one frame of the shared monitor; the scale is read off its size."""
-        width, height, rgb = self._grab()
-        m = self.monitor
-        scale = width / m.width if m.width else 1.0
-        if abs(scale - m.scale) > 1e-6:
-            m = Monitor(m.index, m.left, m.top, m.width, m.height, scale, m.primary)
-            self.monitor = m
-        return Frame(rgb, width, height, m, time.time())
-
-    def wait_until_stable(
-        self,
-        *,
-        min_s: float,
-        max_s: float,
-        cancel: threading.Event | None = None,
-        interval_s: float = SETTLE_INTERVAL_S,
-        tolerance_px: int = SETTLE_TOLERANCE_PX,
-    ) -> float:
-        """Wait until two frames in a row differ in at most tolerance_px pixels (min_s..max_s)."""
-        start = time.monotonic()
-        previous = self._grab()[2]
-        while True:
-            elapsed = time.monotonic() - start
-            if elapsed >= max_s:
-                return elapsed
-            pause = max(0.0, min(interval_s, max_s - elapsed))
-            if cancel is not None and cancel.wait(pause):
-                return time.monotonic() - start
-            if cancel is None:
-                time.sleep(pause)
-            current = self._grab()[2]
-            still = frame_difference(previous, current, bytes_per_pixel=3) <= tolerance_px
-            previous = current
-            if still and time.monotonic() - start >= min_s:
-                return time.monotonic() - start
 
 
 def layout_keysyms(keymap: str) -> set[int]:

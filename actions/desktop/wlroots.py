@@ -13,12 +13,11 @@ Where keys go: the activated toplevel's app_id (wlr-foreign-toplevel-management)
 from __future__ import annotations
 
 import struct
-import threading
-import time
 import unicodedata
 from collections.abc import Mapping
 
 from actions.desktop import BackendName, HotkeySupport
+from actions.desktop.grabbed import GrabbedScreen
 from actions.desktop.inputs import InputExecutor
 from actions.desktop.wire import (
     Handler,
@@ -32,12 +31,8 @@ from actions.desktop.wire import (
 )
 from actions.keys import is_modifier
 from actions.screen import (
-    SETTLE_INTERVAL_S,
-    SETTLE_TOLERANCE_PX,
     DisplayError,
-    Frame,
     Monitor,
-    frame_difference,
 )
 from actions.window import FocusedWindow
 from actions.xtyping import char_keysym, key_keysym
@@ -74,7 +69,7 @@ def monitors_from_outputs(outputs: list[OutputInfo]) -> list[Monitor]:
     ]
 
 
-class WlrootsScreen:
+class WlrootsScreen(GrabbedScreen):
     """Captures one output through wlr-screencopy over a connection of its own."""
 
     def __init__(self, monitor: Monitor, output_global: int, env: Mapping[str, str]) -> None:
@@ -95,44 +90,6 @@ class WlrootsScreen:
     def close(self) -> None:
         """Hang up the capture connection."""
         self._client.close()
-
-    def capture(self) -> Frame:
-        """Grab the output; the scale is read off the captured size (HiDPI, fractional)."""
-        width, height, rgb = self._grab()
-        m = self.monitor
-        scale = width / m.width if m.width else 1.0
-        if abs(scale - m.scale) > 1e-6:
-            m = Monitor(m.index, m.left, m.top, m.width, m.height, scale, m.primary)
-            self.monitor = m
-        return Frame(rgb, width, height, m, time.time())
-
-    def wait_until_stable(
-        self,
-        *,
-        min_s: float,
-        max_s: float,
-        cancel: threading.Event | None = None,
-        interval_s: float = SETTLE_INTERVAL_S,
-        tolerance_px: int = SETTLE_TOLERANCE_PX,
-    ) -> float:
-        """Wait until two grabs in a row differ in at most tolerance_px pixels (min_s..max_s)."""
-        start = time.monotonic()
-        previous = self._grab()[2]
-        while True:
-            elapsed = time.monotonic() - start
-            if elapsed >= max_s:
-                return elapsed
-            pause = max(0.0, min(interval_s, max_s - elapsed))
-            if cancel is not None:
-                if cancel.wait(pause):
-                    return time.monotonic() - start
-            else:
-                time.sleep(pause)
-            current = self._grab()[2]
-            still = frame_difference(previous, current, bytes_per_pixel=3) <= tolerance_px
-            previous = current
-            if still and time.monotonic() - start >= min_s:
-                return time.monotonic() - start
 
 
 def chord_keysyms(keys: tuple[str, ...]) -> list[tuple[int, str | None]]:
