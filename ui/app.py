@@ -334,6 +334,8 @@ class MainWindow(QMainWindow):
             "private desktop) through the agent's own mapping and measure where they land"
         )
         desktop_row = QHBoxLayout()
+        # In a row of its own the combo has no form label to be named by: name it the same.
+        self.desktop.setAccessibleName("Desktop")
         desktop_row.addWidget(self.desktop, 1)
         desktop_row.addWidget(self.calibrate_button)
         form.addRow("Desktop", desktop_row)
