@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.e2e.test_run_cli import mp, only_run, run_cli, tool_response_of
 from tests.support.scripted_server import Reply, ScriptedServer, xml_call
 
@@ -153,3 +155,54 @@ def test_attacks_on_the_guard_fail_on_a_real_shell(xterm: Any, tmp_path: Path) -
     assert steps[8]["risk"]["reason"] == (
         "typing a command that looks dangerous: recursive or forced delete"
     )
+
+
+@pytest.mark.parametrize("mode", ["auto", "ask"])
+def test_blocked_never_runs_in_auto_or_ask_mode_however_it_is_split_or_chorded(
+    xterm: Any, tmp_path: Path, mode: str
+) -> None:
+    """Blocked text in pieces and blocked chords with extra keys, approved by policy or person."""
+    history = tmp_path / "history"
+    rules = tmp_path / "risk.toml"
+    rules.write_text('[risk]\nblocked_text = ["CANARY42"]\nblocked_keys = ["ctrl+d"]\n')
+    term = xterm(
+        f"cd {tmp_path} && HISTFILE={history} PROMPT_COMMAND='history -a' "
+        "exec bash --norc --noprofile -i",
+        position=(200, 200),
+        columns=70,
+        rows=10,
+    )
+
+    def reply(**args: Any) -> Reply:
+        return Reply(xml_call(**args), reasoning="Go on.")
+
+    script = [
+        reply(action="left_click", coordinate=mp(term.center())),
+        reply(action="type", text="echo CANA"),
+        reply(action="wait", time=0.1),
+        reply(action="type", text="RY42 >canary.txt"),  # 3: blocked, never typed
+        reply(action="key", keys=["KP_Enter"]),  # runs "echo CANA"
+        reply(action="key", keys=["shift", "ctrl", "d"]),  # 5: blocked
+        reply(action="key", keys=["d", "alt", "Control_R"]),  # 6: blocked
+        reply(action="terminate", status="success"),
+    ]
+    server = ScriptedServer(script)
+    try:
+        # In ask mode a person approves everything they are asked (Enter for each).
+        proc = run_cli(
+            server, tmp_path / "runs", "--approve", mode, "--risk-rules", str(rules),
+            stdin="\n" * 20,
+        )  # fmt: skip
+    finally:
+        server.close()
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "canary.txt").exists()
+    assert term.proc.poll() is None  # Ctrl+D never reached bash
+    deadline = time.monotonic() + 30
+    while not history.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert history.read_text(encoding="utf-8").splitlines() == ["echo CANA"]
+    _, steps, _ = only_run(runs=tmp_path / "runs")
+    for i in (3, 5, 6):
+        assert steps[i]["risk"]["level"] == "blocked", steps[i]["risk"]
+        assert steps[i]["decision"]["by"] == "rules" and steps[i]["execution"] is None
