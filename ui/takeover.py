@@ -14,7 +14,8 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QImage, QKeyEvent
 
 from actions.screen import CoordinateSpace, Monitor
-from actions.types import Action, DoubleClick, Key, LeftClick, MiddleClick, RightClick, Scroll, Type
+from actions.types import Action, Key, LeftClick, MiddleClick, RightClick, Scroll, Type
+from ui.run_controller import frame_image
 
 # Qt keys that type nothing, by the key names the executor knows.
 _NAMED_KEYS: dict[int, str] = {
@@ -74,13 +75,17 @@ def key_action(event: QKeyEvent) -> Action | None:
     return Key((*mods, name))
 
 
-def click_action(button: Qt.MouseButton, point: tuple[float, float], double: bool) -> Action:
-    """The click a mouse press in the live view stands for, at a 0-1000 point."""
+def click_action(button: Qt.MouseButton, point: tuple[float, float]) -> Action:
+    """The click a mouse press in the live view stands for, at a 0-1000 point.
+
+    A double click arrives as two presses, each sent as it comes (the target app's own timing
+    makes it a double click).
+    """
     if button == Qt.MouseButton.RightButton:
         return RightClick(point)
     if button == Qt.MouseButton.MiddleButton:
         return MiddleClick(point)
-    return DoubleClick(point) if double else LeftClick(point)
+    return LeftClick(point)
 
 
 def scroll_action(point: tuple[float, float], steps: int) -> Action:
@@ -130,10 +135,7 @@ class TakeOver(QObject):
 
                 self._screen = Screen(display=self.display)
             shot = self._screen.capture()
-            image = QImage(
-                shot.rgb, shot.width, shot.height, 3 * shot.width, QImage.Format.Format_RGB888
-            ).copy()
-            self.frame.emit(image, shot.monitor)
+            self.frame.emit(frame_image(shot), shot.monitor)
         except Exception as exc:  # the desktop went away: say so, keep the app up
             self.failed.emit(f"take over: {type(exc).__name__}: {exc}")
 

@@ -177,13 +177,13 @@ class LiveView(QWidget):
             image_size=self.image_size(),
         )
 
-    def _forward_click(self, event: QMouseEvent, double: bool) -> bool:
+    def _forward_click(self, event: QMouseEvent) -> bool:
         from ui.takeover import click_action
 
         point = self._picture_point(event.position())
         if self.forward is None or point is None:
             return False
-        self.forward(click_action(event.button(), point, double))
+        self.forward(click_action(event.button(), point))
         return True
 
     def focusNextPrevChild(self, next: bool) -> bool:  # noqa: N802, A002
@@ -192,7 +192,7 @@ class LiveView(QWidget):
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         """Taking over: the second click of a double click."""
-        if not self._forward_click(event, double=False):
+        if not self._forward_click(event):
             super().mouseDoubleClickEvent(event)
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
@@ -216,7 +216,7 @@ class LiveView(QWidget):
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         """Clicking the picture moves the action's point there (the start, near a drag's)."""
-        if self._forward_click(event, double=False):
+        if self._forward_click(event):
             return
         if not self._can_edit() or event.button() != Qt.MouseButton.LeftButton:
             return super().mousePressEvent(event)
