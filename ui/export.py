@@ -268,12 +268,25 @@ def progress(items: list[T], desc: str) -> Iterator[T]:
 # --------------------------------------------------------------------------- writers
 
 
-def export_run(recording: Recording, fmt: Format, out: Path, *, show_progress: bool = True) -> Path:
-    """Write the recording to out in the given format; returns out."""
+def export_run(
+    recording: Recording,
+    fmt: Format,
+    out: Path,
+    *,
+    show_progress: bool = True,
+    on_step: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Write the recording to out in the given format; returns out.
+
+    on_step(done, total) is called before each step is rendered and once at the end (the
+    app's progress bar); an exception raised there cancels the export and leaves no file.
+    """
     if not recording.steps:
         raise ExportError("the recording has no complete step to export")
     steps = list(recording.steps)
     items: Iterable[dict[str, Any]] = progress(steps, f"export {fmt}") if show_progress else steps
+    if on_step is not None:
+        items = _reporting(items, len(steps), on_step)
     out = Path(out)
     tmp = out.with_name(f".{out.name}.tmp")  # a crash leaves no half file under the real name
     try:
@@ -289,6 +302,16 @@ def export_run(recording: Recording, fmt: Format, out: Path, *, show_progress: b
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+def _reporting(items: Iterable[T], total: int, on_step: Callable[[int, int], None]) -> Iterator[T]:
+    """Iterate, telling on_step how many items are done before each and at the end."""
+    done = 0
+    for item in items:
+        on_step(done, total)
+        yield item
+        done += 1
+    on_step(done, total)
 
 
 def _video_codec() -> str:

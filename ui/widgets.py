@@ -7,7 +7,16 @@ import html
 from collections.abc import Callable
 
 from PySide6.QtCore import QPoint, QPointF, QRect, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QWheelEvent
+from PySide6.QtGui import (
+    QColor,
+    QGuiApplication,
+    QImage,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QWheelEvent,
+)
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -54,6 +63,27 @@ def plain_label(text: str = "") -> QLabel:
     label = QLabel(text)
     label.setTextFormat(Qt.TextFormat.PlainText)
     return label
+
+
+# Room left around a window for the window manager's frame and title bar.
+FRAME_ALLOWANCE = (16, 48)
+
+
+def fit_window(window: QWidget, width: int, height: int) -> None:
+    """Size a top-level window to width x height at most, never past the screen's free area.
+
+    Centred on the screen under the window (or the primary screen); a window larger than
+    the screen would hide its own buttons and status bar.
+    """
+    screen = window.screen() or QGuiApplication.primaryScreen()
+    if screen is None:
+        window.resize(width, height)
+        return
+    area = screen.availableGeometry()
+    w = min(width, area.width() - FRAME_ALLOWANCE[0])
+    h = min(height, area.height() - FRAME_ALLOWANCE[1])
+    window.resize(max(w, 200), max(h, 150))
+    window.move(area.x() + (area.width() - w) // 2, area.y() + (area.height() - h) // 2)
 
 
 def plain_tip(text: str) -> str:
