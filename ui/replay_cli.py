@@ -286,7 +286,7 @@ def command_view(recording: Any) -> int:
     ):
         return fail("no display for the viewer: set DISPLAY, or use `deskpilot export`")
     try:
-        from ui.replay_view import run_viewer
+        from ui.debugger import run_viewer
     except ImportError:
         return fail("the replay viewer is not available in this build")
     return int(run_viewer(recording))

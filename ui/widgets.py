@@ -83,7 +83,11 @@ def fit_window(window: QWidget, width: int, height: int) -> None:
     w = min(width, area.width() - FRAME_ALLOWANCE[0])
     h = min(height, area.height() - FRAME_ALLOWANCE[1])
     window.resize(max(w, 200), max(h, 150))
-    window.move(area.x() + (area.width() - w) // 2, area.y() + (area.height() - h) // 2)
+    # move() places the frame's corner: centre the frame (the window plus its allowance).
+    window.move(
+        area.x() + max(0, (area.width() - w - FRAME_ALLOWANCE[0]) // 2),
+        area.y() + max(0, (area.height() - h - FRAME_ALLOWANCE[1]) // 2),
+    )
 
 
 def plain_tip(text: str) -> str:

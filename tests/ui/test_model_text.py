@@ -19,7 +19,7 @@ from agent.protocol import Proposal
 from agent.recording import Recording
 from agent.risk import Risk
 from ui.app import MainWindow
-from ui.replay_view import ReplayView
+from ui.debugger import Debugger
 from ui.settings import AppSettings
 
 HTML = "<b>bold</b><img src=x onerror=alert(1)><a href='http://evil/'>click</a>"
@@ -120,7 +120,7 @@ def test_the_replay_viewer_shows_recorded_model_text_as_text(qtbot: QtBot, tmp_p
     }
     answer = {"index": 1, "thinking": HOSTILE, "action": {"action": "answer", "text": HOSTILE}}
     recording = Recording(tmp_path, {"task": HOSTILE, "steps": 2}, [step, answer])
-    view = ReplayView(recording)
+    view = Debugger(recording)
     qtbot.addWidget(view)
     view.show_step(0)
     tips = [view.timeline.item(i).toolTip() for i in range(view.timeline.count())]
