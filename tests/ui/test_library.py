@@ -21,7 +21,7 @@ def shown(library: RunsLibrary) -> list[list[str]]:
     """The visible rows' cells."""
     table = library.table
     return [
-        [table.item(r, c).text() for c in range(table.columnCount())]
+        [(item.text() if (item := table.item(r, c)) else "") for c in range(table.columnCount())]
         for r in range(table.rowCount())
         if not table.isRowHidden(r)
     ]
@@ -43,11 +43,13 @@ def test_runs_are_listed_newest_first_with_their_facts_and_searched(
     assert [r[0] for r in rows] == ["rename the report", "save the file"]
     assert rows[1][2:4] == ["success", "6"] and rows[1][5] == "fake-qwen"
     assert rows[1][4].endswith(" s")  # the duration
-    assert library.selected() is not None and library.selected().dir == second
+    chosen = library.selected()
+    assert chosen is not None and chosen.dir == second
     assert library.folder_label.text() == f"2 runs in {runs}"
     library.search.setText("SAVE file")
     assert [r[0] for r in shown(library)] == ["save the file"]
-    assert library.selected() is not None and library.selected().dir == first
+    chosen = library.selected()
+    assert chosen is not None and chosen.dir == first
     library.search.setText("nothing like this")
     assert shown(library) == [] and library.selected() is None
     assert not library.buttons["Open"].isEnabled() and library.buttons["Refresh"].isEnabled()
