@@ -97,9 +97,12 @@ class Probe:
         *,
         timeout_s: float = 15.0,
         key: str = "name",
+        cls: str | None = None,
         **match: Any,
     ) -> Any:
         """Wait for a widget by accessible name (or another key) in a window, matching fields."""
+        if cls is not None:
+            match["class"] = cls
 
         def find() -> dict[str, Any] | None:
             for w in self.last()["windows"]:
