@@ -97,15 +97,21 @@ class Gate(Protocol):
 class LiveGate:
     """A Gate over the user's risk rules and the focused window, as a live run judges."""
 
-    def __init__(self, rules: RiskRules) -> None:
+    def __init__(
+        self, rules: RiskRules, focus: Callable[[], FocusedWindow | None] | None = None
+    ) -> None:
         from actions.window import FocusProbe
 
         self.guard = RiskGuard(rules)
-        self._probe = FocusProbe()
+        # focus: the session's (where keys go on its desktop); else an X probe of our own.
+        self._probe = FocusProbe() if focus is None else None
+        self._focus = focus or (self._probe.focused if self._probe is not None else None)
         self._window_now: FocusedWindow | None = None
 
     def _window(self, action: Action) -> FocusedWindow | None:
-        return self._probe.focused() if isinstance(action, Type | Key) else None
+        if not isinstance(action, Type | Key) or self._focus is None:
+            return None
+        return self._focus()
 
     def assess(self, action: Action) -> Risk:
         """The rules' verdict with where keys go now and what was typed there before."""
@@ -117,8 +123,9 @@ class LiveGate:
         self.guard.executed(action, window=self._window_now)
 
     def close(self) -> None:
-        """Drop the X connection."""
-        self._probe.close()
+        """Drop the X connection of its own, if any."""
+        if self._probe is not None:
+            self._probe.close()
 
 
 @dataclass(frozen=True, slots=True)

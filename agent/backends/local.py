@@ -41,12 +41,13 @@ from agent.backends.worker import (
     one_line,
     read_frame,
 )
+from agent.config import DEFAULT_LOCAL_MODEL
 
 log = logging.getLogger(__name__)
 
 OnProgress = Callable[[str, float | None], None]
 
-DEFAULT_MODEL = "Qwen/Qwen3.5-2B"
+DEFAULT_MODEL = DEFAULT_LOCAL_MODEL  # declared once, in agent/config.py
 # After a cancel, how long to wait for the worker's own "cancelled" answer before giving up on
 # it (it then finishes in the background; its late events are told apart by request id).
 CANCEL_GRACE_S = 2.0
