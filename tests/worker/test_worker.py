@@ -18,7 +18,8 @@ import pytest
 
 from agent.backends.base import BackendError, Cancelled, ChatMessage, Completion, Delta, ImagePart
 from agent.backends.local import LocalBackend, default_thinking
-from agent.backends.worker import ThinkSplitter, encode_frame, read_frame, split_reasoning
+from agent.backends.worker.think_split import ThinkSplitter, split_reasoning
+from agent.backends.worker_wire import encode_frame, read_frame
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -375,7 +376,7 @@ def test_think_splitter_handles_tags_split_across_pieces() -> None:
 
 
 def test_download_progress_becomes_events() -> None:
-    from agent.backends.worker import _DownloadProgress
+    from agent.backends.worker.hub import _DownloadProgress
 
     events: list[tuple[str, float | None]] = []
     bar = _DownloadProgress(lambda stage, fraction: events.append((stage, fraction))).tqdm_class()
