@@ -141,6 +141,28 @@ def test_step_streams_and_returns_counts(backend: LocalBackend, screenshot: Imag
     )
 
 
+def test_on_delta_runs_on_the_thread_that_called_complete(
+    backend: LocalBackend, screenshot: ImagePart
+) -> None:
+    callers: list[int] = []
+    seen: list[int] = []
+    results: list[Completion] = []
+
+    def on_delta(_delta: Delta) -> None:
+        seen.append(threading.get_ident())
+
+    def run() -> None:
+        callers.append(threading.get_ident())
+        results.append(backend.complete(step_messages(screenshot), TOOLS, on_delta=on_delta))
+
+    caller = threading.Thread(target=run, name="not-the-main-thread")
+    caller.start()
+    caller.join(120)
+    assert results and results[0].completion_tokens
+    assert seen, "no streamed deltas"
+    assert set(seen) == set(callers) and callers[0] != threading.get_ident()
+
+
 def test_thinking_goes_to_reasoning(backend: LocalBackend, screenshot: ImagePart) -> None:
     backend.thinking = True
     try:
