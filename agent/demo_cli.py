@@ -101,13 +101,14 @@ def command_demo(args: argparse.Namespace, default_runs_dir: Callable[[], Path])
     from agent.recording import RecordingError
     from agent.secrets import Redactor
 
-    if not os.environ.get("DISPLAY"):
+    if os.environ.get("WAYLAND_DISPLAY") or not os.environ.get("DISPLAY"):
+        # Under Wayland, X RECORD (on Xwayland) would see only X clients' input.
         return fail(
-            "demonstrations are recorded on X11 only (X RECORD); no DISPLAY is set"
+            "demonstrations are recorded on X11 only (X RECORD): "
             + (
-                " (a Wayland session has no way to watch input)"
+                "a Wayland session cannot be watched"
                 if os.environ.get("WAYLAND_DISPLAY")
-                else ""
+                else "no DISPLAY is set"
             )
         )
     try:

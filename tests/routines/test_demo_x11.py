@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -83,3 +84,37 @@ def test_a_demonstration_records_clicks_text_chords_scrolls_and_drags(
 
     assert dark_pixels(1) < 60  # before typing: the field is empty
     assert dark_pixels(2) > 150  # before Return: the text is there
+
+
+def test_the_stop_hotkey_ends_it_unrecorded_and_secrets_stay_out(
+    probe_app: Any, tmp_path: Path
+) -> None:
+    app = probe_app(GEOMETRY, title="demo secret")
+    field = app.center("text_field")
+    env_secret = "hunter2-Kx9!pass"
+    os.environ["DEMO_TEST_SECRET"] = env_secret
+    try:
+        demo = DemoProcess(tmp_path / "runs", "--secret-env", "DEMO_TEST_SECRET")
+    finally:
+        del os.environ["DEMO_TEST_SECRET"]
+    try:
+        run_dir = demo.ready()
+        time.sleep(0.3)
+        xdo("mousemove", str(field[0]), str(field[1]), "click", "1")
+        time.sleep(0.3)
+        xdo("type", "--delay", "20", f"login {env_secret}")
+        app.wait_text(f"login {env_secret}")
+        xdo("key", "ctrl+alt+shift+x")
+        code = demo.proc.wait(timeout=30)
+        _, err = demo.proc.communicate(timeout=10)
+    finally:
+        demo.kill()
+    assert code == 0, err
+    assert b"the stop hotkey" in err
+    recording = read_run(run_dir)
+    assert [s["action"]["action"] for s in recording.steps] == ["left_click", "type"]
+    assert recording.steps[1]["action"]["text"] == "login [REDACTED]"
+    assert app.text() == f"login {env_secret}"  # the hotkey never reached the app
+    for path in (run_dir / "steps.jsonl", run_dir / "run.json"):
+        assert env_secret not in path.read_text(encoding="utf-8")
+    assert env_secret.encode() not in err
