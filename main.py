@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("task", help="what the agent should do, in plain words")
     add_run_options(run)
     add_desktop_options(run)
+    run.add_argument(
+        "--example",
+        type=Path,
+        metavar="RUN",
+        help="show this recording (a demonstration or a run) to the model as an example",
+    )
     sub.add_parser("monitors", help="list the monitors deskpilot can see (RandR on X11)")
     add_calibrate_parser(sub)
     add_mcp_parser(sub)
@@ -447,6 +453,13 @@ def run_setup(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     }
     if args.max_pixels:
         settings_kwargs["max_pixels"] = args.max_pixels
+    if getattr(args, "example", None) is not None:
+        from agent.demo_example import ExampleError, example_from_run
+
+        try:
+            settings_kwargs["example"] = example_from_run(args.example)
+        except ExampleError as exc:
+            fail(str(exc))
     return LoopSettings(**settings_kwargs), rules, redactor
 
 
