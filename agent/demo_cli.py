@@ -93,7 +93,7 @@ def command_routine(args: argparse.Namespace) -> int:
 
 def command_demo(args: argparse.Namespace, default_runs_dir: Callable[[], Path]) -> int:
     """Record a person's demonstration until Ctrl-C, a signal or the stop hotkey."""
-    from actions.hotkey import HotkeyError, XHotkey, parse_combo
+    from actions.hotkey import HotkeyError, XHotkey
     from actions.screen import DisplayError, Screen
     from actions.xrecord import RecordError
     from agent import interrupts
@@ -123,7 +123,6 @@ def command_demo(args: argparse.Namespace, default_runs_dir: Callable[[], Path])
     if args.hotkey:
         try:
             keys = hotkey_keys(args.hotkey)
-            parse_combo(args.hotkey)
             hotkey = XHotkey(args.hotkey, lambda: stop.stop("the stop hotkey"))
             hotkey.start()
         except HotkeyError as exc:

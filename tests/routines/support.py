@@ -25,7 +25,9 @@ def rel(point: tuple[int, int]) -> list[float]:
 
 def xdo(*args: str) -> None:
     """Real X input (XTEST) through xdotool, as a person's devices would send it."""
-    subprocess.run(["xdotool", *args], env=dict(os.environ), check=True, timeout=30)
+    from tests.x11 import require_tool
+
+    subprocess.run([require_tool("xdotool"), *args], env=dict(os.environ), check=True, timeout=30)
 
 
 class DemoProcess:
