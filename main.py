@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     from agent.replay_cli import add_replay_parsers
 
     add_replay_parsers(sub, add_run_options)
+    from agent.demo_cli import add_demo_parsers
+
+    add_demo_parsers(sub)
     return parser
 
 
@@ -461,6 +464,11 @@ def main(argv: list[str] | None = None) -> int:
             return run_on_desktop(args, lambda display: command_calibrate(args, display))
         if args.command == "mcp":
             return command_mcp(args)
+        if args.command in ("demo", "routine"):
+            from agent.config import RunConfig
+            from agent.demo_cli import run_demo_command
+
+            return run_demo_command(args, RunConfig().runs_path)
         if args.command in ("replay", "export"):
             from agent.replay_cli import run_replay_command
 

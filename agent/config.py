@@ -148,6 +148,13 @@ class RunConfig:
         "model",
         metavar="VAR",
     )
+    example: str = option(
+        "",
+        "Example run",
+        "show this recording (a demonstration or a run) to the model as an example",
+        "model",
+        metavar="RUN",
+    )
     # -- approval and safety
     approve: ApprovalMode = option(
         "ask",

@@ -47,6 +47,19 @@ def add_replay_parsers(
         "pauses or stops (default 0.02, agent.replay.DEFAULT_THRESHOLD)",
     )
     rp.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="with --execute: a routine's parameter value, typed where {NAME} is (repeatable)",
+    )
+    rp.add_argument(
+        "--heal",
+        action="store_true",
+        help="with --execute: check each pointer action's target instead of the whole screen, "
+        "and ask the model to re-ground the steps whose target moved (docs/routines.md)",
+    )
+    rp.add_argument(
         "--force",
         action="store_true",
         help="with --approve auto: go on even when the screen differs from the recording",
@@ -94,8 +107,10 @@ def run_replay_command(
         return fail(f"{args.run_dir} is not a recording (no run.json)")
     if args.command == "export":
         return export(recording, args)
+    if (args.param or args.heal) and not args.execute:
+        return fail("--param and --heal go with --execute")
     if args.execute:
-        return command_execute(recording, args)
+        return command_execute(recording, args, open_backend)
     if args.ask_again is not None:
         return command_ask_again(recording, args, open_backend)
     return view(recording)
@@ -121,8 +136,10 @@ class TerminalCheck:
         """go, skip or stop for one step."""
         from actions.types import describe
 
-        pct = f"{check.difference * 100:.1f}% of the screen differs from the recording"
-        limit = f"threshold {check.threshold * 100:.1f}%"
+        pct = (
+            check.note or f"{check.difference * 100:.1f}% of the screen differs from the recording"
+        )
+        limit = "" if check.note else f"threshold {check.threshold * 100:.1f}%"
         self.out.write(f"step {check.index + 1}: {one_line(describe(check.action))} ({pct})\n")
         risky = check.risk.level != "safe"
         if risky:
@@ -133,14 +150,15 @@ class TerminalCheck:
                     self.out.write(f"  warning: {pct} > {limit}; going on (--force)\n")
                 return "go"
             self.stopped_for_difference = (
-                f"step {check.index + 1}: {pct} (> {limit}); the desktop is not where the "
-                "recording was. Stopping; use --force to replay anyway"
+                f"step {check.index + 1}: {pct}{f' (> {limit})' if limit else ''}; the desktop "
+                "is not where the recording was. Stopping; use --force to replay anyway"
             )
             return "stop"
         if self.approve == "guarded" and not risky and not check.differs:
             return "go"
         if check.differs:
-            self.out.write(f"  the screen differs from the recording: {pct} > {limit}\n")
+            why = pct if check.note else f"the screen differs from the recording: {pct} > {limit}"
+            self.out.write(f"  {why}\n")
         if self.approve == "guarded" and not self.interactive:
             why = "risky" if risky else "the screen differs from the recording"
             self.refused = (
@@ -162,15 +180,22 @@ class TerminalCheck:
             self.out.write("  please answer Enter, s or q\n")
 
 
-def command_execute(recording: Any, args: argparse.Namespace) -> int:
-    """Re-execute the recorded actions on this desktop, through a session like a live run's."""
+def command_execute(
+    recording: Any, args: argparse.Namespace, open_backend: Callable[[argparse.Namespace], Any]
+) -> int:
+    """Re-execute the recorded actions (a routine's with its parameters), through a session."""
     from actions.executor import FailSafeTriggered
     from actions.private_desktop import DesktopError
     from actions.screen import DisplayError
     from agent.config import ConfigError, from_args
     from agent.replay import DEFAULT_THRESHOLD, LiveGate, replay
+    from agent.routine import RoutineError, bind_params, parse_params
     from agent.session import Session, SessionError
 
+    try:
+        params = bind_params(recording.info, parse_params(args.param))
+    except RoutineError as exc:
+        return fail(str(exc))
     if args.threshold is None:
         args.threshold = DEFAULT_THRESHOLD
     if not 0.0 <= args.threshold <= 1.0:
@@ -182,6 +207,7 @@ def command_execute(recording: Any, args: argparse.Namespace) -> int:
         session = Session(from_args(args))
     except (ConfigError, SessionError) as exc:
         return fail(str(exc))
+    healer = None
     try:
         try:
             screen, executor = session.screen, session.executor
@@ -196,6 +222,15 @@ def command_execute(recording: Any, args: argparse.Namespace) -> int:
         )
         # The same rules and the same view of where keys go as a live run on this desktop.
         gate = LiveGate(session.rules, session.focus())
+        if args.heal:
+            from agent.heal import Healer
+
+            healer = Healer(
+                recording.dir,
+                lambda: open_backend(args),  # only when a step needs the model
+                task=str(recording.info.get("task") or ""),
+                max_pixels=session.config.max_pixels,
+            )
         try:
             result = replay(
                 recording,
@@ -205,6 +240,8 @@ def command_execute(recording: Any, args: argparse.Namespace) -> int:
                 threshold=args.threshold,
                 log=lambda line: print(one_line(line), file=sys.stderr),
                 gate=gate,
+                params=params,
+                healer=healer,
             )
         except FailSafeTriggered:
             session.release()
@@ -214,7 +251,11 @@ def command_execute(recording: Any, args: argparse.Namespace) -> int:
             session.release()  # mid-action: no key or button may stay held
             raise
     finally:
+        if healer is not None:
+            healer.close()
         session.close()
+    if healer is not None:
+        print(f"deskpilot: healing: {healer.summary()}", file=sys.stderr)
     message = check.refused or check.stopped_for_difference or result.message
     done = "done" if result.ok else "stopped"
     print(f"deskpilot: replay {done}: {one_line(message)}", file=sys.stderr)

@@ -87,6 +87,20 @@ def session_redactor(config: RunConfig, extra: Iterable[str] = ()) -> Redactor:
     return Redactor([*config.secret, *secrets_from_env(config.secret_env), *extra])
 
 
+def load_example(config: RunConfig) -> tuple[Any, ...]:
+    """The example recording's prompt parts (agent/demo_example.py); none when not asked for."""
+    if not config.example.strip():
+        return ()
+    from pathlib import Path
+
+    from agent.demo_example import ExampleError, example_from_run
+
+    try:
+        return example_from_run(Path(config.example).expanduser())
+    except ExampleError as exc:
+        raise SessionError(str(exc)) from None
+
+
 class Session:
     """The parts of one run (or one MCP server, or one replay), built on first use."""
 
@@ -111,6 +125,7 @@ class Session:
         self.rules = load_risk_rules(config)
         self.redactor = session_redactor(config, secrets)
         self.breakpoints = Breakpoints.parse(config.break_at, config.break_on)
+        self.example = load_example(config)
         self.wrappers = wrappers or Wrappers()
         self._display = display
         self._on_progress = on_progress
@@ -217,6 +232,8 @@ class Session:
         }
         if self.config.max_pixels:
             values["max_pixels"] = self.config.max_pixels
+        if self.example:
+            values["example"] = self.example
         return LoopSettings(**{**values, **overrides})
 
     def decider(self, person: Decide | None, stepper: Decide | None = None) -> Decide:

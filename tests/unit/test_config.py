@@ -31,6 +31,7 @@ NON_DEFAULT = {
     "timeout": ("30", 30.0),
     "retries": ("0", 0),
     "api_key_env": ("MY_KEY", "MY_KEY"),
+    "example": ("/tmp/demo-run", "/tmp/demo-run"),
     "approve": ("guarded", "guarded"),
     "risk_rules": ("/tmp/r.toml", "/tmp/r.toml"),
     "break_at": ("2,5", "2,5"),
