@@ -29,21 +29,15 @@ if _ENTRY:
 
 import argparse  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any, Literal, NoReturn  # noqa: E402
+from typing import Any, NoReturn  # noqa: E402
 
 # Everything a model (or a server, or a recording) wrote is shown through these: no terminal
 # control, escape sequence or bidi override in it reaches the terminal (agent/textsafe.py).
 from agent.textsafe import one_line, visible  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-DEFAULT_LOCAL_MODEL = "Qwen/Qwen3.5-2B"
-
-
-def default_runs_dir() -> Path:
-    """Where recordings go unless --runs-dir says otherwise."""
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("deskpilot")) / "runs"
+# The desktop options, which `calibrate` shares with the run options.
+DESKTOP_OPTIONS = ("desktop", "open", "desktop_size")
 
 
 def fail(message: str) -> NoReturn:
@@ -61,164 +55,34 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one task headless, asking on the terminal")
     run.add_argument("task", help="what the agent should do, in plain words")
     add_run_options(run)
-    add_desktop_options(run)
     sub.add_parser("monitors", help="list the monitors deskpilot can see (RandR on X11)")
     add_calibrate_parser(sub)
     add_mcp_parser(sub)
-    from ui.replay_cli import add_replay_parsers
+    from agent.replay_cli import add_replay_parsers
 
     add_replay_parsers(sub, add_run_options)
+    from agent.demo_cli import add_demo_parsers
+
+    add_demo_parsers(sub)
     return parser
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    """Options shared by every way of starting a run."""
-    p.add_argument(
-        "--endpoint", help="base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1"
-    )
-    p.add_argument(
-        "--model", help="model name (endpoint: default the first it lists; local: id or folder)"
-    )
-    p.add_argument(
-        "--backend",
-        choices=["local", "openai"],
-        help="local worker (default without --endpoint) or an OpenAI-compatible endpoint",
-    )
-    p.add_argument("--device", choices=["cuda", "mps", "cpu"], help="local worker device")
-    p.add_argument(
-        "--approve",
-        choices=["ask", "guarded", "auto"],
-        default="ask",
-        help="ask for every action (default), only for risky ones (guarded; without a terminal "
-        "they are refused), or run unattended (auto); blocked actions never run",
-    )
-    p.add_argument(
-        "--risk-rules",
-        type=Path,
-        metavar="TOML",
-        help="risk rules file (default: risk.toml in the config folder if present; "
-        "see docs/reliability.md)",
-    )
-    p.add_argument(
-        "--secret",
-        action="append",
-        default=[],
-        metavar="TEXT",
-        help="text to keep out of recordings and exports (repeatable; prefer --secret-env)",
-    )
-    p.add_argument(
-        "--secret-env",
-        action="append",
-        default=[],
-        metavar="VAR",
-        help="environment variable whose value is secret (repeatable)",
-    )
-    p.add_argument(
-        "--max-minutes",
-        type=float,
-        default=30.0,
-        help="end the run after this many minutes of its own time, waiting for you excluded "
-        "(default 30; 0: no limit)",
-    )
-    p.add_argument(
-        "--repeat-limit",
-        type=int,
-        default=3,
-        help="pause (ask) at the Nth identical action in a row on an unchanged screen (default 3)",
-    )
-    p.add_argument(
-        "--break-at",
-        default="",
-        metavar="N[,M...]",
-        help="pause before these steps (1-based) and ask for each action until `c` (continue)",
-    )
-    p.add_argument(
-        "--break-on",
-        default="",
-        metavar="KIND[,KIND...]",
-        help="pause before actions of these kinds (left_click, type, key, ...), then step",
-    )
-    p.add_argument(
-        "--max-steps", type=int, default=30, help="stop after this many steps (default 30)"
-    )
-    p.add_argument(
-        "--runs-dir", type=Path, help=f"where recordings go (default {default_runs_dir()})"
-    )
-    p.add_argument(
-        "--monitor",
-        type=int,
-        help="monitor number as `deskpilot monitors` lists it (default: primary)",
-    )
-    p.add_argument(
-        "--display-backend",
-        choices=["auto", "x11", "wlroots", "portal"],
-        default="auto",
-        help="how to see and drive the desktop (default auto: from the session; see "
-        "docs/wayland.md)",
-    )
-    p.add_argument(
-        "--history-images", type=int, default=3, help="screenshots kept in the prompt (default 3)"
-    )
-    p.add_argument(
-        "--coords",
-        choices=["relative", "absolute"],
-        default="relative",
-        help="model coordinates: 0-1000 (Qwen3.5) or resized-image pixels (Qwen2.5-VL)",
-    )
-    p.add_argument(
-        "--thinking",
-        choices=["on", "off"],
-        help="ask the model to think first (default: the model's own)",
-    )
-    p.add_argument(
-        "--max-tokens",
-        type=int,
-        help="bound on generated tokens per step (default 4096; local non-thinking 1024)",
-    )
-    p.add_argument("--max-pixels", type=int, help="downscale screenshots above this many pixels")
-    p.add_argument(
-        "--timeout", type=float, default=120.0, help="seconds to wait for the model (default 120)"
-    )
-    p.add_argument(
-        "--retries",
-        type=int,
-        default=2,
-        help="send a request again this many times when the model backend fails in a way that "
-        "may pass (down, HTTP 5xx, timeout, the worker died), after 1 s, 4 s, ... (default 2)",
-    )
-    p.add_argument(
-        "--api-key-env",
-        default="DESKPILOT_API_KEY",
-        help="environment variable holding the API key",
-    )
+    """Every run option (agent/config.py RunConfig), plus the terminal's --quiet."""
+    from agent.config import add_cli_options
+
+    add_cli_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="do not stream the model's thinking")
 
 
-def add_desktop_options(p: argparse.ArgumentParser) -> None:
-    """Where the agent works: the user's session or a private desktop (docs/desktops.md)."""
-    from actions.private_desktop import DEFAULT_SIZE, DESKTOP_CHOICES
+def run_config(args: argparse.Namespace) -> Any:
+    """The RunConfig the flags give; a bad value exits with status 2 naming the flag."""
+    from agent.config import ConfigError, from_args
 
-    p.add_argument(
-        "--desktop",
-        choices=DESKTOP_CHOICES,
-        default="user",
-        help="user: your own session (default); private: a desktop of the agent's own, an "
-        "Xephyr window you can watch when there is a display, else headless; headless: Xvfb; "
-        "window: Xephyr",
-    )
-    p.add_argument(
-        "--open",
-        action="append",
-        default=[],
-        metavar="CMD",
-        help="start this application on the private desktop first (repeatable)",
-    )
-    p.add_argument(
-        "--desktop-size",
-        default=f"{DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}",
-        metavar="WxH",
-        help="size of the private desktop (default %(default)s)",
-    )
+    try:
+        return from_args(args)
+    except ConfigError as exc:
+        fail(str(exc))
 
 
 def add_calibrate_parser(sub: Any) -> None:
@@ -241,75 +105,37 @@ def add_calibrate_parser(sub: Any) -> None:
         help="pretend the desktop scales input by this factor (shows what an unknown HiDPI "
         "setting does; default 1)",
     )
-    add_desktop_options(p)
+    from agent.config import add_cli_options
+
+    add_cli_options(p, only=DESKTOP_OPTIONS)
 
 
 def run_on_desktop(args: argparse.Namespace, body: Any) -> int:
     """Call body(display) on the desktop --desktop asks for; a private one ends with it."""
     from actions.private_desktop import DesktopError, desktop_display, parse_size
 
+    config = run_config(args)
     try:
-        size = parse_size(args.desktop_size)
-    except ValueError as exc:
-        fail(str(exc))
-    try:
-        with desktop_display(args.desktop, size, args.open) as display:
+        with desktop_display(
+            config.desktop, parse_size(config.desktop_size), config.open
+        ) as display:
             result: int = body(display)
             return result
     except DesktopError as exc:
         fail(str(exc))
 
 
-def private_desktop_info(args: argparse.Namespace, display: str | None) -> dict[str, Any]:
-    """run.json's `desktop` for a run on a private desktop; nothing for the user's own."""
-    from actions.private_desktop import recorded
-
-    if display is None:
-        return {}
-    return recorded(args.desktop, args.desktop_size, args.open)
-
-
-def make_backend(args: argparse.Namespace) -> Any:
-    """The model backend the flags ask for; configuration problems exit with status 2."""
-    from agent.backends.base import BackendError
-
-    try:
-        return backend_from_args(args)
-    except BackendError as exc:
-        fail(str(exc))
-
-
 def backend_from_args(args: argparse.Namespace) -> Any:
     """The model backend the flags ask for, a local one loaded; raises BackendError."""
-    from agent.backends.base import BackendError
-    from agent.backends.factory import build_backend
+    from agent.session import open_backend
 
-    thinking = None if args.thinking is None else args.thinking == "on"
-    kind: Literal["local", "openai"] = args.backend or ("openai" if args.endpoint else "local")
-    if kind == "openai" and not args.endpoint:
-        raise BackendError("--backend openai needs --endpoint URL (the server's /v1 base)")
-    model: str | None = args.model or (None if kind == "openai" else DEFAULT_LOCAL_MODEL)
-    backend = build_backend(
-        kind,
-        endpoint=args.endpoint,
-        model=model,
-        device=args.device,
-        thinking=thinking,
-        max_tokens=args.max_tokens,
-        timeout_s=args.timeout,
-        api_key_env=args.api_key_env,
-        on_progress=LoadProgress(model or DEFAULT_LOCAL_MODEL) if kind == "local" else None,
-        default_local_model=DEFAULT_LOCAL_MODEL,
-    )
-    if kind == "local":
-        try:
-            backend.start()  # load now: a missing model is a configuration error, not a step
-        except BaseException:
-            backend.close()
-            raise
-        finally:
+    config = run_config(args)
+    progress = LoadProgress(config.model_id or "") if config.backend == "local" else None
+    try:
+        return open_backend(config, on_progress=progress)
+    finally:
+        if progress is not None:
             LoadProgress.end_line()
-    return backend
 
 
 class LoadProgress:
@@ -335,17 +161,6 @@ class LoadProgress:
         """Finish the in-place line on a terminal."""
         if sys.stderr.isatty():
             sys.stderr.write("\n")
-
-
-def warn_if_remote(endpoint: str | None) -> None:
-    """Screenshots of the user's desktop leave the machine: say so unless loopback or HTTPS."""
-    if not endpoint:
-        return
-    from agent.backends.factory import endpoint_warning
-
-    warning = endpoint_warning(endpoint)
-    if warning:
-        print(f"deskpilot: warning: {visible(warning)}", file=sys.stderr)
 
 
 class TerminalView:
@@ -413,138 +228,85 @@ class TerminalView:
             print(f"finished: {event.data['outcome']}: {message}", file=sys.stderr)
 
 
-def run_setup(args: argparse.Namespace) -> tuple[Any, Any, Any]:
-    """(LoopSettings, RiskRules, Redactor) from the run options; bad values exit with status 2."""
-    from agent.loop import LoopSettings
-    from agent.risk import RiskConfigError, load_rules
-    from agent.secrets import Redactor, secrets_from_env
-
-    if args.max_steps < 1:
-        fail("--max-steps must be at least 1")
-    if args.history_images < 1:
-        fail("--history-images must be at least 1")
-    if args.repeat_limit < 2:
-        fail("--repeat-limit must be at least 2")
-    try:
-        rules = load_rules(args.risk_rules)
-    except RiskConfigError as exc:
-        fail(str(exc))
-    missing = [name for name in args.secret_env if name not in os.environ]
-    if missing:
-        fail(f"--secret-env {missing[0]}: that environment variable is not set")
-    redactor = Redactor([*args.secret, *secrets_from_env(args.secret_env)])
-    args.run_redactor = redactor  # a crash report knows what this run learnt is secret
-    settings_kwargs: dict[str, Any] = {
-        "max_steps": args.max_steps,
-        "history_images": args.history_images,
-        "coords": args.coords,
-        "repeat_limit": args.repeat_limit,
-        "retry_delays_s": tuple(1.0 * 4**n for n in range(max(0, args.retries))),
-        "max_minutes": args.max_minutes if args.max_minutes > 0 else None,
-    }
-    if args.max_pixels:
-        settings_kwargs["max_pixels"] = args.max_pixels
-    return LoopSettings(**settings_kwargs), rules, redactor
-
-
-def command_run(args: argparse.Namespace, task: str, display: str | None = None) -> int:
-    """Run one task headless on a display (None: the user's session); returns the exit status."""
-    from actions.desktop import open_desktop
+def command_run(args: argparse.Namespace) -> int:
+    """Run one task headless; returns the exit status."""
+    from actions.private_desktop import DesktopError
     from actions.screen import DisplayError
-    from agent.approval import Breakpoints, TerminalApprover, policy, with_breakpoints
-    from agent.loop import RunResult, run_task
-    from agent.recording import Recorder, RecordingError, run_info
+    from agent.approval import TerminalApprover
+    from agent.backends.base import BackendError
+    from agent.loop import RunResult
+    from agent.recording import RecordingError
+    from agent.session import Session, SessionError
 
-    settings, rules, redactor = run_setup(args)
+    config = run_config(args)
+    task = args.task
     if not task.strip():
         fail("the task is empty")
-    try:
-        breakpoints = Breakpoints.parse(args.break_at, args.break_on)
-    except ValueError as exc:
-        fail(str(exc))
     interactive = sys.stdin.isatty()
-    if args.approve == "guarded" and not interactive:
+    if config.approve == "guarded" and not interactive:
         print(
             "deskpilot: note: stdin is not a terminal; risky actions will be refused and "
             "reported to the model",
             file=sys.stderr,
         )
-    if (args.approve == "ask" or breakpoints) and not interactive:
+    try:
+        session = Session(
+            config,
+            on_progress=LoadProgress(config.model_id or ""),
+            on_desktop=_say_private_desktop,
+        )
+    except SessionError as exc:
+        fail(str(exc))
+    # A crash report knows what this run learnt is secret.
+    args.run_redactor = session.redactor
+    if (config.approve == "ask" or session.breakpoints) and not interactive:
         # Reading decisions from a pipe is allowed, but say what happens at its end.
         print(
             "deskpilot: note: stdin is not a terminal; decisions are read from it, "
             "and its end stops the run",
             file=sys.stderr,
         )
-    try:
-        desktop = open_desktop(args.display_backend, args.monitor, display=display)
-    except DisplayError as exc:
-        fail(str(exc))
-    screen = desktop.screen
-    warn_if_remote(args.endpoint)
     # A signal from here on sets this, and the run records which signal ended it.
     stop = interrupts.StopEvent()
     interrupts.watch(stop)
-    try:
-        backend = make_backend(args)
-    except BaseException:
-        desktop.close()
-        raise
-
-    runs_dir = args.runs_dir or default_runs_dir()
-    try:
-        recorder = Recorder(
-            runs_dir,
-            run_info(
-                task,
-                backend=backend,
-                approval=args.approve,
-                monitor=screen.monitor,
-                settings=settings.to_json(),
-                risk_rules=rules.summary,
-                **private_desktop_info(args, display),
-            ),
-            redactor=redactor,
-        )
-    except OSError as exc:
-        desktop.close()
-        backend.close()
-        fail(f"cannot write recordings to {runs_dir}: {exc}")
-    print(f"deskpilot: recording to {recorder.dir}", file=sys.stderr)
-    ask = TerminalApprover(sys.stdin, sys.stderr)
-    # Guarded without a terminal: nobody can approve, so risky actions are refused. Ask mode
-    # and breakpoints read decisions from stdin even when it is a pipe.
-    person = ask if interactive or args.approve == "ask" else None
-    # With auto, the terminal is asked only from a breakpoint on, until `c` (continue).
-    decide = with_breakpoints(policy(args.approve, person), ask, breakpoints)
     result: RunResult | None = None
+    recorder = None
     try:
-        result = run_task(
-            task,
-            backend=backend,
-            screen=screen,
-            executor=desktop.executor,
-            decide=decide,
-            recorder=recorder,
-            settings=settings,
-            on_event=TerminalView(args.quiet),
-            stop=stop,
-            rules=rules,
-            focus=desktop.focused_window,
-            window_area=desktop.focused_area,
-        )
-    except DisplayError as exc:
-        # The desktop went away mid-run (portal permission revoked, display gone): the loop
-        # recorded the error; one line here.
-        print(f"deskpilot: error: {one_line(str(exc))}", file=sys.stderr)
-        return EXIT_FAILED
+        try:
+            session.desktop  # noqa: B018  # open it now: a missing display is a usage error
+            warning = session.endpoint_warning()
+            if warning:
+                print(f"deskpilot: warning: {visible(warning)}", file=sys.stderr)
+            try:
+                session.backend  # noqa: B018  # load now: a missing model is not a step
+            finally:
+                if config.backend == "local":
+                    LoadProgress.end_line()
+            recorder = session.recorder(task)
+        except (DisplayError, DesktopError, BackendError, SessionError) as exc:
+            fail(str(exc))
+        print(f"deskpilot: recording to {recorder.dir}", file=sys.stderr)
+        ask = TerminalApprover(sys.stdin, sys.stderr)
+        # Guarded without a terminal: nobody can approve, so risky actions are refused. Ask
+        # mode and breakpoints read decisions from stdin even when it is a pipe.
+        person = ask if interactive or config.approve == "ask" else None
+        # With auto, the terminal is asked only from a breakpoint on, until `c` (continue).
+        decide = session.decider(person, ask)
+        try:
+            result = session.run(
+                task, decide=decide, recorder=recorder, on_event=TerminalView(args.quiet), stop=stop
+            )
+        except DisplayError as exc:
+            # The desktop went away mid-run (portal permission revoked, display gone): the
+            # loop recorded the error; one line here.
+            print(f"deskpilot: error: {one_line(str(exc))}", file=sys.stderr)
+            return EXIT_FAILED
     finally:
         try:
             interrupts.stopping()  # from here on a signal cannot cut the cleanup short
         finally:
-            _let_go(desktop, released=result is None or result.outcome in ("stopped", "error"))
-            backend.close()
-            if result is None and recorder.info.get("outcome") is None:
+            session.close()
+            if result is None and recorder is not None and recorder.info.get("outcome") is None:
                 # Interrupted before the loop began: the recording still gets its outcome.
                 reason = interrupts.stop_reason(stop, "interrupted while starting")
                 try:
@@ -556,21 +318,10 @@ def command_run(args: argparse.Namespace, task: str, display: str | None = None)
     return result.exit_code
 
 
-def _let_go(desktop: Any, *, released: bool) -> None:
-    """Release held input after a stop, restore the keyboard mapping, close the desktop."""
-    if released:
-        try:
-            desktop.executor.release_all()  # a stop mid-action must leave no key or button held
-        except Exception:  # a broken display must not hide the run's own outcome
-            pass
-    desktop.close()  # spare keycodes bound for typing go back to what they were
-
-
-def run_task_on(args: argparse.Namespace, display: str | None) -> int:
-    """`run` on the user's display (command_run as it always was called) or a private one."""
-    if display is None:
-        return command_run(args, args.task)
-    return command_run(args, args.task, display)
+def _say_private_desktop(desktop: Any) -> None:
+    """The private desktop's display and processes, once it runs (tests find it by its pids)."""
+    if desktop is not None:
+        print(f"deskpilot: {desktop.describe()}; pids {desktop.pids()}", file=sys.stderr)
 
 
 def add_mcp_parser(sub: Any) -> None:
@@ -588,27 +339,50 @@ def add_mcp_parser(sub: Any) -> None:
 
 def command_mcp(args: argparse.Namespace) -> int:
     """Serve deskpilot's tools over MCP stdio until the client disconnects."""
-    from agent.mcp_server import Desk, ServerConfig, serve
-    from agent.secrets import secrets_from_env
+    from agent.mcp_server import Desk, serve
+    from agent.session import Session, SessionError
 
-    settings, rules, _ = run_setup(args)
-    warn_if_remote(args.endpoint)
-    if (args.backend or ("openai" if args.endpoint else "local")) == "openai" and not args.endpoint:
-        fail("--backend openai needs --endpoint URL (the server's /v1 base)")
-    config = ServerConfig(
-        approve=args.approve,
-        rules=rules,
-        settings=settings,
-        runs_dir=args.runs_dir or default_runs_dir(),
-        monitor=args.monitor,
-        secrets=(*args.secret, *secrets_from_env(args.secret_env)),
-    )
+    config = run_config(args)
+    try:
+        session = Session(config, on_progress=LoadProgress(config.model_id or ""))
+    except SessionError as exc:
+        fail(str(exc))
+    warning = session.endpoint_warning()
+    if warning:
+        print(f"deskpilot: warning: {visible(warning)}", file=sys.stderr)
     print(
-        f"deskpilot: MCP server on stdio (approval {args.approve}; recordings in "
-        f"{config.runs_dir}); the model starts on the first run_task",
+        f"deskpilot: MCP server on stdio (approval {config.approve}; recordings in "
+        f"{config.runs_path()}); the model starts on the first run_task",
         file=sys.stderr,
     )
-    serve(Desk(config, lambda: backend_from_args(args)))
+    serve(Desk(session))
+    return EXIT_OK
+
+
+def _view_recording(recording: Any) -> int:
+    """Open the replay viewer window (Qt lives in ui/)."""
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY")
+        or os.environ.get("WAYLAND_DISPLAY")
+        or os.environ.get("QT_QPA_PLATFORM")
+    ):
+        fail("no display for the viewer: set DISPLAY, or use `deskpilot export`")
+    from ui.debugger import run_viewer
+
+    return int(run_viewer(recording))
+
+
+def _export_recording(recording: Any, args: argparse.Namespace) -> int:
+    """Write the recording as mp4, gif or html (the encoder draws with Qt, in ui/)."""
+    from ui.export import ExportError, export_run
+
+    try:
+        out = export_run(recording, args.fmt, args.out, show_progress=not args.quiet)
+    except ExportError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write {args.out}: {exc}")
+    print(f"deskpilot: wrote {out}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -683,17 +457,24 @@ def main(argv: list[str] | None = None) -> int:
     interrupts.running()
     try:
         if args.command == "run":
-            return run_on_desktop(args, lambda display: run_task_on(args, display))
+            return command_run(args)
         if args.command == "monitors":
             return command_monitors()
         if args.command == "calibrate":
             return run_on_desktop(args, lambda display: command_calibrate(args, display))
         if args.command == "mcp":
             return command_mcp(args)
-        if args.command in ("replay", "export"):
-            from ui.replay_cli import run_replay_command
+        if args.command in ("demo", "routine"):
+            from agent.config import RunConfig
+            from agent.demo_cli import run_demo_command
 
-            return run_replay_command(args, make_backend)
+            return run_demo_command(args, RunConfig().runs_path)
+        if args.command in ("replay", "export"):
+            from agent.replay_cli import run_replay_command
+
+            return run_replay_command(
+                args, backend_from_args, view=_view_recording, export=_export_recording
+            )
         return command_default()
     except KeyboardInterrupt as exc:
         _say(f"deskpilot: {exc or 'interrupted'}")
@@ -722,9 +503,12 @@ def _say(line: str) -> None:
 
 def _secret_values(args: argparse.Namespace) -> list[str]:
     """The values that must never be written anywhere: the API key and the user's secrets."""
-    names = [getattr(args, "api_key_env", "DESKPILOT_API_KEY"), *getattr(args, "secret_env", [])]
+    from agent.config import DEFAULT_API_KEY_ENV
+
+    key_env = getattr(args, "api_key_env", None) or DEFAULT_API_KEY_ENV
+    names = [key_env, *(getattr(args, "secret_env", None) or [])]
     values = [os.environ.get(name, "") for name in names]
-    return [v for v in [*values, *getattr(args, "secret", [])] if v]
+    return [v for v in [*values, *(getattr(args, "secret", None) or [])] if v]
 
 
 def report_crash(exc: BaseException, redact: Any = None) -> Path:

@@ -68,12 +68,25 @@ class StopEvent(threading.Event):
     def __init__(self) -> None:
         super().__init__()
         self.reason: str | None = None
+        self._listeners: list[Callable[[], None]] = []
 
     def stop(self, reason: str | None = None) -> None:
         """Set the event; the first reason given is kept."""
         if reason and self.reason is None:
             self.reason = reason
         self.set()
+
+    def set(self) -> None:
+        """Set the event and wake whoever waits on it (agent.question)."""
+        super().set()
+        for listener in list(self._listeners):
+            listener()
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener` whenever the event is set (at once if it already is)."""
+        self._listeners.append(listener)
+        if self.is_set():
+            listener()
 
 
 def stop_reason(stop: threading.Event, default: str) -> str:

@@ -109,6 +109,8 @@ class LoopSettings:
     # Backend errors marked retryable are retried after these delays before the run gives up
     # (or, in the app, asks whether to retry).
     retry_delays_s: tuple[float, ...] = (1.0, 4.0)
+    # A recording shown as an example in the first user message (agent/demo_example.py).
+    example: tuple[str | ImagePart, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """Settings as recorded in run.json."""
@@ -129,6 +131,7 @@ class LoopSettings:
             "repeat_limit": self.repeat_limit,
             "max_minutes": self.max_minutes,
             "retry_delays_s": list(self.retry_delays_s),
+            "example": bool(self.example),
         }
 
 
@@ -275,6 +278,7 @@ class _Run:
             history_text=settings.history_text,
             text_chunk=settings.text_chunk,
             summary_steps=settings.summary_steps,
+            example=settings.example,
         )
         # Screenshots are written on this thread while the model thinks: off the critical path.
         self.saver = ThreadPoolExecutor(1, thread_name_prefix="deskpilot-recorder")

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,7 +29,7 @@ from actions.types import Answer, Key, Terminate, Type, action_arguments, descri
 from actions.window import FocusedWindow
 from agent.approval import ApprovalMode, ApprovalRequest, Decision, policy
 from agent.backends.base import Backend, BackendError
-from agent.loop import Event, LoopSettings, RunResult, run_task
+from agent.loop import Event, RunResult
 from agent.protocol import ProtocolError, parse_arguments, tool_schema
 from agent.recording import (
     Recorder,
@@ -39,10 +38,9 @@ from agent.recording import (
     new_step_record,
     now_iso,
     read_run,
-    run_info,
 )
-from agent.risk import RiskGuard, RiskRules
-from agent.secrets import Redactor
+from agent.risk import RiskGuard
+from agent.session import Session, SessionError
 from agent.vision import prepare
 
 SERVER_NAME = "deskpilot"
@@ -53,18 +51,6 @@ T = TypeVar("T")
 
 class Refused(Exception):
     """An MCP call that did nothing; the message says why (it becomes the error result)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ServerConfig:
-    """What `main.py mcp` hands the server: the run options, already validated."""
-
-    approve: ApprovalMode
-    rules: RiskRules
-    settings: LoopSettings
-    runs_dir: Path
-    monitor: int | None = None
-    secrets: tuple[str, ...] = ()
 
 
 def no_person(mode: ApprovalMode) -> Callable[[ApprovalRequest], Decision]:
@@ -86,22 +72,10 @@ def no_person(mode: ApprovalMode) -> Callable[[ApprovalRequest], Decision]:
 class Desk:
     """The desktop side: one screen, one executor, the lazily started model, the recordings."""
 
-    def __init__(
-        self,
-        config: ServerConfig,
-        make_backend: Callable[[], Backend],
-        *,
-        screen: Any = None,
-        executor: Any = None,
-        focus: Callable[[], FocusedWindow | None] | None = None,
-    ) -> None:
-        self.config = config
-        self._make_backend = make_backend
-        self._backend: Backend | None = None
-        self._screen = screen
-        self._executor = executor
-        self._focus = focus
-        self._probe: Any = None
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.config = session.config
+        self._desktop_ready = False
         # One thread for every desktop call: mss and the X connections are per thread, and a
         # client's act must not interleave with a task the agent is running.
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="deskpilot-mcp")
@@ -110,7 +84,7 @@ class Desk:
         self._call_steps = 0
         # What was typed where across act calls: a command typed by one call and submitted by
         # a later one is judged on the whole line, as in a run.
-        self._guard = RiskGuard(config.rules)
+        self._guard = RiskGuard(session.rules)
         self._run_stop: threading.Event | None = None  # the running task's stop
 
     # ------------------------------------------------------------------ plumbing
@@ -121,40 +95,33 @@ class Desk:
 
     def screen(self) -> Any:
         """The monitor's screen, opened on first use (so a missing display is a call's error)."""
-        if self._screen is None:
-            from actions.screen import DisplayError, Screen
+        from actions.private_desktop import DesktopError
+        from actions.screen import DisplayError
 
-            try:
-                self._screen = Screen(self.config.monitor)
-            except DisplayError as exc:
-                raise Refused(str(exc)) from exc
-        return self._screen
+        try:
+            screen = self.session.screen
+        except (DisplayError, DesktopError) as exc:
+            raise Refused(str(exc)) from exc
+        self._desktop_ready = True
+        return screen
 
     def executor(self) -> Any:
         """The one input executor."""
-        if self._executor is None:
-            from actions.executor import Executor
-
-            self._executor = Executor()
-        return self._executor
+        self.screen()  # the desktop opened, or Refused with why
+        return self.session.executor
 
     def focus(self) -> FocusedWindow | None:
         """The focused window (risk rules for keys and typing), None if unknown."""
-        if self._focus is None:
-            from actions.window import FocusProbe
-
-            self._probe = FocusProbe()
-            self._focus = self._probe.focused
-        return self._focus()
+        self.screen()
+        focused: FocusedWindow | None = self.session.focus()()
+        return focused
 
     def backend(self) -> Backend:
         """The model backend, started on the first task that needs it."""
-        if self._backend is None:
-            try:
-                self._backend = self._make_backend()
-            except BackendError as exc:
-                raise Refused(f"the model backend did not start: {exc}") from exc
-        return self._backend
+        try:
+            return self.session.backend
+        except BackendError as exc:
+            raise Refused(f"the model backend did not start: {exc}") from exc
 
     def close(self) -> None:
         """Finish the calls' recording and release the desktop and the model."""
@@ -175,13 +142,9 @@ class Desk:
             self._calls.finish(
                 {"status": "ended", "message": "MCP session ended", "answer": None, "steps": steps}
             )
-        if self._executor is not None:
-            self._executor.release_all()
-            self._executor.close()
-        if self._probe is not None:
-            self._probe.close()
-        if self._backend is not None:
-            self._backend.close()
+        if self._desktop_ready:
+            self.session.release()
+        self.session.close()
 
     # ------------------------------------------------------------------ recording of calls
 
@@ -189,17 +152,19 @@ class Desk:
         """The recording of this session's screenshot and act calls (one run of its own)."""
         if self._calls is None:
             cfg = self.config
+            session = self.session
             info = {
                 "task": f"MCP calls from {client}",
                 "model": None,
                 "backend": {"kind": "none", "note": "actions came from an MCP client"},
                 "approval": cfg.approve,
                 "monitor": monitor_json(self.screen().monitor),
-                "settings": cfg.settings.to_json(),
-                "risk_rules": cfg.rules.summary,
+                "settings": session.loop_settings().to_json(),
+                "risk_rules": session.rules.summary,
+                "config": cfg.recorded(),
                 "mcp": {"client": client, "kind": "calls"},
             }
-            self._calls = Recorder(cfg.runs_dir, info, redactor=Redactor(list(cfg.secrets)))
+            self._calls = Recorder(cfg.runs_path(), info, redactor=session.redactor)
         return self._calls
 
     def _step(self, client: str, tool: str) -> dict[str, Any]:
@@ -216,7 +181,7 @@ class Desk:
     def _observe(self, recorder: Recorder, record: dict[str, Any]) -> Any:
         """Capture, downscale as for the model, save the screenshot; the Observation."""
         frame = self.screen().capture()
-        obs = prepare(frame, max_pixels=self.config.settings.max_pixels)
+        obs = prepare(frame, max_pixels=self.session.loop_settings().max_pixels)
         record["screenshot"] = recorder.save_screenshot(record["index"], obs.image.png)
         record["screen"] = {
             "monitor": monitor_json(frame.monitor),
@@ -299,7 +264,7 @@ class Desk:
             "points": [list(p) for p in outcome.points],
             "action": action_arguments(action),
         }
-        settings = self.config.settings
+        settings = self.session.loop_settings()
         record["timings"]["settle_s"] = round(
             self.screen().wait_until_stable(
                 min_s=settings.settle_min_s, max_s=settings.settle_max_s, cancel=self.stop
@@ -337,45 +302,25 @@ class Desk:
                 "approval mode ask: every action needs a person's approval and nobody can be "
                 "asked over MCP stdio (start the server with --approve guarded or auto)"
             )
-        screen = self.screen()
-        backend = self.backend()
-        info = run_info(
-            task,
-            backend=backend,
-            approval=cfg.approve,
-            monitor=screen.monitor,
-            settings=cfg.settings.to_json(),
-            risk_rules=cfg.rules.summary,
-            mcp={"client": client, "kind": "run_task"},
-        )
-        recorder = Recorder(cfg.runs_dir, info, redactor=Redactor(list(cfg.secrets)))
+        self.screen()
+        self.backend()
+        try:
+            recorder = self.session.recorder(task, mcp={"client": client, "kind": "run_task"})
+        except SessionError as exc:
+            raise Refused(str(exc)) from exc
         # The run types with a guard of its own: what act calls typed before is the run's to
         # judge, and after it every line is unknown to the calls' guard.
         self._guard.lose_track()
-        executor = self.executor()
-        result = run_task(
-            task,
-            backend=backend,
-            screen=screen,
-            executor=executor,
-            decide=no_person(cfg.approve),
-            recorder=recorder,
-            settings=cfg.settings,
-            on_event=on_event,
-            stop=stop,
-            rules=cfg.rules,
-            focus=self.focus,
+        return self.session.run(
+            task, decide=no_person(cfg.approve), recorder=recorder, on_event=on_event, stop=stop
         )
-        if result.outcome in ("stopped", "error"):
-            executor.release_all()  # a stop mid-action must leave no key or button held
-        return result
 
     # ------------------------------------------------------------------ recordings
 
     def list_runs(self) -> list[dict[str, Any]]:
         """Every recording in the runs folder, newest first, as a short summary."""
         runs: list[dict[str, Any]] = []
-        folder = self.config.runs_dir
+        folder = self.config.runs_path()
         if not folder.is_dir():
             return runs
         for run_dir in sorted(folder.iterdir(), reverse=True):
@@ -404,9 +349,9 @@ class Desk:
         """A recording's folder; only plain run ids inside the runs folder."""
         if not _RUN_ID.match(run_id):
             raise Refused(f"not a run id: {run_id!r}")
-        path = self.config.runs_dir / run_id
+        path = self.config.runs_path() / run_id
         if not (path / "run.json").is_file():
-            raise Refused(f"no recording {run_id!r} in {self.config.runs_dir}")
+            raise Refused(f"no recording {run_id!r} in {self.config.runs_path()}")
         return path
 
     def read(self, run_id: str) -> dict[str, Any]:
@@ -487,7 +432,7 @@ def build_server(desk: Desk) -> Any:
     async def run_task_tool(task: str, ctx: Context) -> dict[str, Any]:
         """Let deskpilot's agent do a whole task."""
         loop = asyncio.get_running_loop()
-        total = float(desk.config.settings.max_steps)
+        total = float(desk.config.max_steps)
 
         def on_event(event: Event) -> None:
             if event.kind not in ("proposal", "invalid", "finished"):

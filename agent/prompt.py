@@ -28,6 +28,13 @@ SYSTEM_PROMPT_ABSOLUTE = SYSTEM_PROMPT.replace(
 )
 
 OMITTED = "[earlier screenshot omitted]"
+# A demonstration given as an example (`run --example RUN`) takes at most this many prompt
+# tokens: its steps as text first, then as many of its key frames as still fit.
+EXAMPLE_TOKENS = 4000
+EXAMPLE_INTRO = (
+    "Example: this is how the task, or a similar one, was done before. The screen now may "
+    "differ: look at it before you act.\n"
+)
 SCREEN_CAPTION = "\nCurrent screen:\n"
 MAX_ECHO_CHARS = 2000  # an invalid reply is echoed back this far: enough to see the mistake
 
@@ -81,6 +88,7 @@ class PromptBuilder:
         history_text: int = 4,
         text_chunk: int = 4,
         summary_steps: int = 8,
+        example: Sequence[Part] = (),
     ) -> None:
         if history_images < 1:
             raise ValueError("history_images must be at least 1 (the current screen)")
@@ -94,6 +102,8 @@ class PromptBuilder:
         self.history_text = max(history_text, history_images - 1, 0)
         self.text_chunk = max(1, text_chunk)
         self.summary_steps = max(0, summary_steps)
+        # Inside the first user message, after the task (which stays its first text).
+        self.example = tuple(example)
 
     def first_image_kept(self, observations: int) -> int:
         """Index of the oldest observation still shown as an image."""
@@ -122,10 +132,10 @@ class PromptBuilder:
         def screen(i: int) -> Part:
             return images[i] if i >= keep_from else OMITTED
 
-        msgs = [
-            ChatMessage("system", (self.system_prompt,)),
-            ChatMessage("user", (f"Task: {self.task}\n\nCurrent screen:\n", screen(0))),
-        ]
+        first: tuple[Part, ...] = (f"Task: {self.task}\n\nCurrent screen:\n", screen(0))
+        if self.example:
+            first = (f"Task: {self.task}\n\n", *self.example, "\nCurrent screen:\n", screen(0))
+        msgs = [ChatMessage("system", (self.system_prompt,)), ChatMessage("user", first)]
         summary_from, full_from = self.text_window(len(history))
         if full_from > 0:
             # Older steps as one line each, oldest dropped: the text stays bounded too.
@@ -229,3 +239,33 @@ def estimate_prompt_tokens(
             else:
                 total += text_tokens(part)
     return total
+
+
+def fit_example(
+    heading: str,
+    lines: Sequence[str],
+    frames: Sequence[tuple[str, ImagePart]],
+    budget: int = EXAMPLE_TOKENS,
+) -> tuple[Part, ...]:
+    """An example's parts within `budget` tokens: the steps' lines (cut from the end when
+    they alone are too long), then captioned key frames in order while they fit."""
+    from agent.vision import visual_tokens
+
+    text = EXAMPLE_INTRO + heading + "\n"
+    kept: list[str] = []
+    for line in lines:
+        if text_tokens(text + "\n".join([*kept, line])) > budget:
+            kept.append(f"... ({len(lines) - len(kept)} more steps not shown)")
+            break
+        kept.append(line)
+    text += "\n".join(kept) + "\n"
+    used = text_tokens(text)
+    parts: list[Part] = [text]
+    for caption, image in frames:
+        cost = text_tokens(caption) + visual_tokens(image.width, image.height)
+        cost += TOKENS_PER_IMAGE_WRAP
+        if used + cost > budget:
+            break
+        parts += [caption, image]
+        used += cost
+    return tuple(parts)

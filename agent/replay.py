@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from actions.screen import CoordinateSpace, Monitor
 from actions.types import FINAL_ACTIONS, Action, Key, Type, describe
@@ -17,6 +17,9 @@ from agent.protocol import Proposal, ProtocolError, parse_arguments, parse_compl
 from agent.recording import INTERRUPTED, Recording, load_messages, prompt_messages
 from agent.risk import SAFE, Risk, RiskGuard, RiskRules
 from agent.secrets import MARKER
+
+if TYPE_CHECKING:
+    from agent.heal import Healer
 
 # The screens are compared as grey thumbnails THUMB_WIDTH pixels wide: small enough that
 # anti-aliasing, a blinking caret or a clock's seconds barely register, large enough that a
@@ -97,15 +100,21 @@ class Gate(Protocol):
 class LiveGate:
     """A Gate over the user's risk rules and the focused window, as a live run judges."""
 
-    def __init__(self, rules: RiskRules) -> None:
+    def __init__(
+        self, rules: RiskRules, focus: Callable[[], FocusedWindow | None] | None = None
+    ) -> None:
         from actions.window import FocusProbe
 
         self.guard = RiskGuard(rules)
-        self._probe = FocusProbe()
+        # focus: the session's (where keys go on its desktop); else an X probe of our own.
+        self._probe = FocusProbe() if focus is None else None
+        self._focus = focus or (self._probe.focused if self._probe is not None else None)
         self._window_now: FocusedWindow | None = None
 
     def _window(self, action: Action) -> FocusedWindow | None:
-        return self._probe.focused() if isinstance(action, Type | Key) else None
+        if not isinstance(action, Type | Key) or self._focus is None:
+            return None
+        return self._focus()
 
     def assess(self, action: Action) -> Risk:
         """The rules' verdict with where keys go now and what was typed there before."""
@@ -117,8 +126,9 @@ class LiveGate:
         self.guard.executed(action, window=self._window_now)
 
     def close(self) -> None:
-        """Drop the X connection."""
-        self._probe.close()
+        """Drop the X connection of its own, if any."""
+        if self._probe is not None:
+            self._probe.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +140,9 @@ class Check:
     difference: float
     threshold: float
     risk: Risk = SAFE
+    # With healing (agent/heal.py): what the per-target check found, said instead of the
+    # whole-screen difference; `difference` is then 0 (as recorded or healed) or 1 (neither).
+    note: str | None = None
 
     @property
     def differs(self) -> bool:
@@ -161,11 +174,17 @@ def replay(
     log: Callable[[str], None] = lambda line: None,
     stop: threading.Event | None = None,
     gate: Gate | None = None,
+    params: Mapping[str, str] | None = None,
+    healer: Healer | None = None,
 ) -> ReplayResult:
     """Re-execute a recording's executed actions in order, checking the screen before each.
 
     With a gate, every action is judged by the same risk rules as a live run: a blocked one
     ends the replay before it runs, in every mode, and `confirm` sees each action's risk.
+    `params` fill a routine's {NAME} placeholders in typed text (agent/routine.py). With a
+    healer, each pointer action's target is checked instead of the whole screen, and
+    re-grounded by the model when it moved (agent/heal.py); `confirm` then sees a step the
+    model could not re-ground as differing, so a person decides (or the replay stops).
     """
     settings = recording.info.get("settings") or {}
     settle_min = float(settings.get("settle_min_s", 0.1))
@@ -186,6 +205,10 @@ def replay(
             why = f"decision {kind}" if kind else step.get("parse_error") or "nothing executed"
             log(f"step {index + 1}: nothing to replay ({why})")
             continue
+        if params and isinstance(action, Type):
+            from agent.routine import fill_text
+
+            action = Type(fill_text(action.text, params))
         if isinstance(action, Type) and MARKER in action.text:
             # Never type the marker into someone's password field: the secret is not recorded.
             return ReplayResult(
@@ -197,12 +220,20 @@ def replay(
         geometry = step_geometry(step)
         assert geometry is not None  # executed_action found one
         space, monitor = geometry
-        recorded = (recording.dir / step["screenshot"]).read_bytes()
-        difference = screen_difference(recorded, screen.capture().to_pil())
+        note = None
+        if healer is not None:
+            fix = healer.check_and_fix(step, action, screen.capture(), space)
+            note = fix.note.line()
+            log(f"step {index + 1}: {note}")
+            action = fix.action or action  # not re-grounded: a person decides on the recorded one
+            difference = 0.0 if fix.action is not None else 1.0
+        else:
+            recorded = (recording.dir / step["screenshot"]).read_bytes()
+            difference = screen_difference(recorded, screen.capture().to_pil())
         risk = gate.assess(action) if gate is not None else SAFE
         if risk.level == "blocked":
             return ReplayResult(False, _blocked(index, risk), executed)
-        verdict = confirm(Check(index, action, difference, threshold, risk))
+        verdict = confirm(Check(index, action, difference, threshold, risk, note))
         if verdict == "stop" or (stop is not None and stop.is_set()):
             return ReplayResult(False, f"stopped before step {index + 1}", executed)
         if verdict == "skip":

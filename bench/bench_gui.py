@@ -121,6 +121,7 @@ def child(url: str, runs: int) -> dict[str, Any]:
     from PySide6.QtCore import Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
+    from agent.config import RunConfig
     from ui.app import MainWindow
     from ui.settings import AppSettings
 
@@ -128,11 +129,13 @@ def child(url: str, runs: int) -> dict[str, Any]:
     app = QApplication.instance() or QApplication(["deskpilot-bench"])
     settings = AppSettings(
         task="bench: click, type and scroll on the empty desktop",
-        backend="openai",
-        endpoint=url,
-        approval="auto",
-        max_steps=len(run_script()) + 2,
-        runs_dir=str(tmp / "runs"),
+        run=RunConfig(
+            backend="openai",
+            endpoint=url,
+            approve="auto",
+            max_steps=len(run_script()) + 2,
+            runs_dir=str(tmp / "runs"),
+        ),
     )
     window = MainWindow(settings, tmp / "settings.toml")
     window.setGeometry(960, 80, 950, 980)

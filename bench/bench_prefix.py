@@ -133,7 +133,7 @@ def build(device: str, dtype_name: str) -> tuple[Any, Any]:
     from transformers import AutoModelForImageTextToText, Qwen3_5Config
 
     sys.path.insert(0, str(ROOT))
-    from agent.backends.worker import build_processor
+    from agent.backends.worker.processor import build_processor
     from tests.worker import tiny_qwen35
 
     tokenizer = tiny_qwen35.build_tokenizer()
@@ -166,7 +166,9 @@ def token_counts(steps: int, history_images: int) -> list[dict[str, int]]:
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from agent.backends.worker import Engine, PrefixCache, build_processor
+    from agent.backends.worker.engine import Engine
+    from agent.backends.worker.prefix_cache import PrefixCache
+    from agent.backends.worker.processor import build_processor
     from tests.worker import tiny_qwen35
 
     folder = Path(tempfile.mkdtemp(prefix="deskpilot-bench-prefix-"))
@@ -196,7 +198,7 @@ def token_counts(steps: int, history_images: int) -> list[dict[str, int]]:
 
 def engine(model: Any, processor: Any, prefix_cache: bool) -> Any:
     """An Engine around already loaded weights."""
-    from agent.backends.worker import Engine
+    from agent.backends.worker.engine import Engine
 
     e = Engine(prefix_cache=prefix_cache)
     e.model, e.processor = model, processor

@@ -64,7 +64,7 @@ def bench_one(
     """Start-to-ready, then N interleaved steps through the worker and in-process."""
     from agent.backends.base import ChatMessage, ImagePart
     from agent.backends.local import LocalBackend
-    from agent.backends.worker import Engine
+    from agent.backends.worker.engine import Engine
 
     messages = [
         ChatMessage("system", ("You operate a desktop computer. Answer with one tool call.",)),

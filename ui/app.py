@@ -17,34 +17,30 @@ from PySide6.QtCore import QObject, QPoint, QRect, QSocketNotifier, Qt, QTimer, 
 from PySide6.QtGui import QCloseEvent, QGuiApplication, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
-    QComboBox,
-    QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QLineEdit,
     QMainWindow,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
-    QSpinBox,
     QSplitter,
-    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from actions.screen import Monitor
-from actions.types import ACTION_TYPES, describe
+from actions.types import describe
 from agent import interrupts
-from agent.approval import ApprovalRequest, Breakpoints, Decision
+from agent.approval import ApprovalRequest, Decision
 from agent.textsafe import visible
 from ui.guard import Rect
 from ui.hotkey import GlobalHotkey, describe_combo
-from ui.run_controller import RunController, load_risk_rules, parse_secrets
-from ui.settings import APPROVAL_MODES, AppSettings, load_settings, save_settings
+from ui.run_controller import RunController
+from ui.run_form import RunForm
+from ui.settings import AppSettings, load_settings, save_settings
 from ui.widgets import (
     ApprovalPanel,
     ControlBar,
@@ -58,19 +54,7 @@ from ui.widgets import (
 
 # Time for the X server to unmap the window before the agent captures or acts.
 STEP_ASIDE_MS = 250
-APPROVAL_HELP = {
-    "step": "step: ask before every action",
-    "guarded": "guarded: ask only before risky actions",
-    "auto": "auto: run unattended (Stop or the hotkey end it)",
-}
 LOG_LINES = 500  # the run log keeps this many lines
-# One label per actions.private_desktop.DESKTOP_CHOICES entry (a unit test checks they match).
-DESKTOP_LABELS = {
-    "user": "mine: act on this session",
-    "private": "private: a desktop of its own (a window, or headless)",
-    "headless": "headless: a private desktop nobody sees (watch it here)",
-    "window": "window: a private desktop in an Xephyr window",
-}
 
 
 def _preload() -> None:
@@ -155,6 +139,21 @@ class StallMeter:
         self.last = now
 
 
+def _monitor_choices() -> list[tuple[str, int]]:
+    """The monitors to choose from, as the form lists them (none when no display lists them)."""
+    try:
+        from actions.screen import Screen
+
+        monitors = Screen().list_monitors()
+    except Exception:  # no display to list: the primary still works at run time
+        return []
+    out = []
+    for m in monitors:
+        mark = " (primary)" if m.primary else ""
+        out.append((f"{m.index}: {m.width}x{m.height}{mark}", m.index))
+    return out
+
+
 class MainWindow(QMainWindow):
     """deskpilot's main window."""
 
@@ -213,84 +212,17 @@ class MainWindow(QMainWindow):
         self.task = QPlainTextEdit()
         self.task.setPlaceholderText("What should deskpilot do? e.g. Open the terminal and list ~")
         self.task.setMaximumHeight(80)
-        # Never saved: only this run's Redactor sees it (recordings and exports show [REDACTED]).
-        self.secrets = QLineEdit()
-        self.secrets.setEchoMode(QLineEdit.EchoMode.Password)
-        self.secrets.setPlaceholderText("text to keep out of recordings, comma-separated")
-        self.secrets.setToolTip(
-            "Secrets for this run (passwords, keys): redacted in the recording and exports; "
-            "one per line or comma-separated; never saved"
+        # Every run option, generated from agent.config (the CLI's flags come from there too).
+        self.run_form = RunForm(monitors=_monitor_choices())
+        self.calibrate_button = QPushButton("Calibrate")
+        self.calibrate_button.setAccessibleName("Calibrate")
+        self.calibrate_button.setToolTip(
+            "Self-test: click targets near the corners and the centre of the monitor (or the "
+            "private desktop) through the agent's own mapping and measure where they land"
         )
-        self.backend_kind = QComboBox()
-        self.backend_kind.addItem("Local worker", "local")
-        self.backend_kind.addItem("OpenAI-compatible endpoint", "openai")
-        self.local_model = QLineEdit()
-        browse = QPushButton("Folder…")
-        browse.clicked.connect(self._browse_model)
-        self.device = QComboBox()
-        for d in ("auto", "cuda", "mps", "cpu"):
-            self.device.addItem(d, "" if d == "auto" else d)
-        local_box = QWidget()
-        local_form = QFormLayout(local_box)
-        row = QHBoxLayout()
-        row.addWidget(self.local_model)
-        row.addWidget(browse)
-        local_form.addRow("Model id or folder", row)
-        local_form.addRow("Device", self.device)
-        self.endpoint = QLineEdit()
-        self.endpoint_model = QLineEdit()
-        self.endpoint_model.setPlaceholderText("first model the server lists")
-        remote_box = QWidget()
-        remote_form = QFormLayout(remote_box)
-        remote_form.addRow("Endpoint (/v1)", self.endpoint)
-        remote_form.addRow("Model", self.endpoint_model)
-        self.backend_stack = QStackedWidget()
-        self.backend_stack.addWidget(local_box)
-        self.backend_stack.addWidget(remote_box)
-        self.monitor = QComboBox()
-        self._fill_monitors()
-        # Where the agent works (docs/desktops.md): the user's session or a desktop of its own.
-        self.desktop = QComboBox()
-        for choice, label in DESKTOP_LABELS.items():
-            self.desktop.addItem(label, choice)
-        self.desktop_open = QLineEdit()
-        self.desktop_open.setPlaceholderText("none; e.g. xterm")
-        self.desktop_open.setToolTip("An application to start on the private desktop first")
-        self.approval = QComboBox()
-        for mode in APPROVAL_MODES:
-            self.approval.addItem(APPROVAL_HELP[mode], mode)
-        self.max_steps = QSpinBox()
-        self.max_steps.setRange(1, 500)
-        # Breakpoints (docs/replay.md, Debugging): pause there, then step until Continue.
-        self.break_at = QLineEdit()
-        self.break_at.setPlaceholderText("none; e.g. 3,7")
-        self.break_at.setToolTip("Pause before these step numbers, then ask for every action")
-        self.break_on = QLineEdit()
-        self.break_on.setPlaceholderText("none; e.g. type,key")
-        self.break_on.setToolTip(
-            "Pause before these action kinds: " + ", ".join(sorted(ACTION_TYPES))
-        )
-        self.max_minutes = QDoubleSpinBox()
-        self.max_minutes.setRange(0, 24 * 60)
-        self.max_minutes.setDecimals(1)
-        self.max_minutes.setSpecialValueText("no limit")
-        self.max_minutes.setSuffix(" min")
-        self.max_minutes.setToolTip(
-            "End the run after this much of its own time (waiting for you excluded)"
-        )
-        self.repeat_limit = QSpinBox()
-        self.repeat_limit.setRange(2, 100)
-        self.repeat_limit.setToolTip(
-            "Pause and ask at the Nth identical action in a row on a screen that has not changed"
-        )
-        self.risk_rules = QLineEdit()
-        self.risk_rules.setPlaceholderText("default: risk.toml in the config folder")
-        self.risk_rules.setToolTip("Risk rules (TOML): what is risky and what is blocked")
-        browse_rules = QPushButton("File…")
-        browse_rules.clicked.connect(self._browse_rules)
-        rules_row = QHBoxLayout()
-        rules_row.addWidget(self.risk_rules)
-        rules_row.addWidget(browse_rules)
+        settings_scroll = QScrollArea()
+        settings_scroll.setWidgetResizable(True)
+        settings_scroll.setWidget(self.run_form)
 
         self.start_button = QPushButton("Start")
         self.pause_button = QPushButton("Pause")
@@ -323,36 +255,14 @@ class MainWindow(QMainWindow):
 
         form = QFormLayout()
         form.addRow("Task", self.task)
-        form.addRow("Secrets", self.secrets)
-        form.addRow("Backend", self.backend_kind)
-        form.addRow(self.backend_stack)
-        form.addRow("Monitor", self.monitor)
-        self.calibrate_button = QPushButton("Calibrate")
-        self.calibrate_button.setAccessibleName("Calibrate")
-        self.calibrate_button.setToolTip(
-            "Self-test: click targets near the corners and the centre of the monitor (or the "
-            "private desktop) through the agent's own mapping and measure where they land"
-        )
-        desktop_row = QHBoxLayout()
-        # In a row of its own the combo has no form label to be named by: name it the same.
-        self.desktop.setAccessibleName("Desktop")
-        desktop_row.addWidget(self.desktop, 1)
-        desktop_row.addWidget(self.calibrate_button)
-        form.addRow("Desktop", desktop_row)
-        form.addRow("Open on it", self.desktop_open)
-        form.addRow("Approval", self.approval)
-        form.addRow("Max steps", self.max_steps)
-        form.addRow("Break at steps", self.break_at)
-        form.addRow("Break on actions", self.break_on)
-        form.addRow("Time limit", self.max_minutes)
-        form.addRow("Repeat limit", self.repeat_limit)
-        form.addRow("Risk rules", rules_row)
+        self.task.setAccessibleName("Task")
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.addLayout(form)
         ll.addLayout(buttons)
         ll.addWidget(worker_box)
-        ll.addStretch(1)
+        ll.addWidget(self.calibrate_button)
+        ll.addWidget(settings_scroll, 1)
 
         self.step_label = plain_label("idle")
         # Long status lines (a backend's error) are cut, not allowed to widen the window; the
@@ -386,19 +296,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(split)
         self.resize(1200, 800)
 
-    def _fill_monitors(self) -> None:
-        self.monitor.addItem("primary", 0)
-        try:
-            from actions.screen import Screen
-
-            for m in Screen().list_monitors():
-                mark = " (primary)" if m.primary else ""
-                self.monitor.addItem(f"{m.index}: {m.width}x{m.height}{mark}", m.index)
-        except Exception as exc:  # no display to list: the primary still works at run time
-            self.monitor.setToolTip(f"cannot list monitors: {exc}")
-
     def _connect(self) -> None:
-        self.backend_kind.currentIndexChanged.connect(self.backend_stack.setCurrentIndex)
         self.start_button.clicked.connect(self.start_run)
         self.stop_button.clicked.connect(self.stop_run)
         self.pause_button.toggled.connect(self._pause)
@@ -428,43 +326,16 @@ class MainWindow(QMainWindow):
 
     def _load_into_form(self, s: AppSettings) -> None:
         self.task.setPlainText(s.task)
-        self.backend_kind.setCurrentIndex(0 if s.backend == "local" else 1)
-        self.backend_stack.setCurrentIndex(self.backend_kind.currentIndex())
-        self.local_model.setText(s.local_model)
-        self.device.setCurrentIndex(max(0, self.device.findData(s.device)))
-        self.endpoint.setText(s.endpoint)
-        self.endpoint_model.setText(s.endpoint_model)
-        self.monitor.setCurrentIndex(max(0, self.monitor.findData(s.monitor)))
-        self.approval.setCurrentIndex(max(0, self.approval.findData(s.approval)))
-        self.max_steps.setValue(s.max_steps)
-        self.break_at.setText(s.break_at)
-        self.break_on.setText(s.break_on)
-        self.max_minutes.setValue(s.max_minutes)
-        self.repeat_limit.setValue(s.repeat_limit)
-        self.risk_rules.setText(s.risk_rules)
-        self.desktop.setCurrentIndex(max(0, self.desktop.findData(s.desktop)))
-        self.desktop_open.setText(s.desktop_open)
+        self.run_form.load(s.run)
+        if s.ignored:
+            self.statusBar().showMessage("settings ignored: " + "; ".join(s.ignored))
 
     def form_settings(self) -> AppSettings:
-        """The settings as the form shows them."""
+        """The settings as the form shows them (the run options not checked yet)."""
         return dataclasses.replace(
             self.settings,
             task=self.task.toPlainText().strip(),
-            backend=self.backend_kind.currentData(),
-            local_model=self.local_model.text().strip(),
-            device=self.device.currentData(),
-            endpoint=self.endpoint.text().strip(),
-            endpoint_model=self.endpoint_model.text().strip(),
-            monitor=int(self.monitor.currentData() or 0),
-            approval=self.approval.currentData(),
-            max_steps=self.max_steps.value(),
-            break_at=self.break_at.text().strip(),
-            break_on=self.break_on.text().strip(),
-            max_minutes=float(self.max_minutes.value()),
-            repeat_limit=self.repeat_limit.value(),
-            risk_rules=self.risk_rules.text().strip(),
-            desktop=self.desktop.currentData(),
-            desktop_open=self.desktop_open.text().strip(),
+            run=self.run_form.config(self.settings.run),
         )
 
     def _save(self) -> None:
@@ -474,16 +345,6 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self.statusBar().showMessage(f"cannot save settings: {exc}")
 
-    def _browse_rules(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Risk rules", "", "TOML (*.toml)")
-        if path:
-            self.risk_rules.setText(path)
-
-    def _browse_model(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Model folder")
-        if folder:
-            self.local_model.setText(folder)
-
     # -- run control ----------------------------------------------------------------------
 
     def _set_running(self, running: bool) -> None:
@@ -492,29 +353,15 @@ class MainWindow(QMainWindow):
         self.stop_button.setEnabled(running)
         self.restart_button.setEnabled(not running)
         self.calibrate_button.setEnabled(not running)
-        for w in (
-            self.task,
-            self.backend_kind,
-            self.backend_stack,
-            self.monitor,
-            self.approval,
-            self.break_at,
-            self.break_on,
-            self.secrets,
-            self.max_minutes,
-            self.repeat_limit,
-            self.risk_rules,
-            self.desktop,
-            self.desktop_open,
-        ):
-            w.setEnabled(not running)
+        self.task.setEnabled(not running)
+        self.run_form.set_editable(not running)
         if not running:
             self.pause_button.setChecked(False)
 
     def _monitor_area(self) -> QRect:
         """The driven monitor's rectangle (Qt's screens match mss's by geometry)."""
         screens = QGuiApplication.screens()
-        wanted = self.settings.monitor
+        wanted = self.settings.run.monitor
         if wanted:
             try:
                 from actions.screen import Screen
@@ -535,22 +382,18 @@ class MainWindow(QMainWindow):
         if not task:
             self.statusBar().showMessage("Type a task first.")
             return
-        try:
-            Breakpoints.parse(self.settings.break_at, self.settings.break_on)
-        except ValueError as exc:
-            self.statusBar().showMessage(f"Breakpoints: {exc}")
-            return
-        from agent.risk import RiskConfigError
+        from agent.config import ConfigError
+        from agent.session import SessionError, load_risk_rules
 
         try:
-            rules = load_risk_rules(self.settings)
-        except RiskConfigError as exc:  # a bad rules file: say which and why, start nothing
-            message = f"risk rules: {one_line(str(exc), 300)}"
+            config = self.run_form.checked(self.settings.run)
+            load_risk_rules(config)  # a bad rules file: say which and why, start nothing
+        except (ConfigError, SessionError) as exc:
+            what = exc.for_app if isinstance(exc, ConfigError) else f"risk rules: {exc}"
+            message = one_line(what, 300)
             self.statusBar().showMessage(visible(message))
             self.step_label.setText(visible(message))
             return
-        secrets = parse_secrets(self.secrets.text())
-        settings = self.settings
         self.thinking.clear()
         self.log_view.clear()
         self.recover_bar.clear()
@@ -564,7 +407,7 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(
             STEP_ASIDE_MS,
             self,
-            lambda: self.controller.start(task, settings, rules=rules, secrets=secrets),
+            lambda: self.controller.start(task, config),
         )
 
     def stop_run(self) -> None:
@@ -581,7 +424,7 @@ class MainWindow(QMainWindow):
         """Run `deskpilot calibrate` for the chosen monitor or desktop; the verdict in the log."""
         from PySide6.QtCore import QProcess
 
-        s = self.form_settings()
+        s = self.form_settings().run
         args = ["-m", "main", "calibrate"]
         if s.monitor:
             args += ["--monitor", str(s.monitor)]
@@ -654,7 +497,7 @@ class MainWindow(QMainWindow):
         """Close the backend and load it again."""
         self._save()
         self.worker_label.setText("worker: restarting")
-        self.controller.restart_backend(self.settings)
+        self.controller.restart_backend(self.settings.run)
 
     def _enter(self) -> None:
         if self.takeover is not None and self.view.hasFocus():
@@ -680,7 +523,7 @@ class MainWindow(QMainWindow):
         self.excluded = rects
 
     def _step_aside(self) -> None:
-        if self.settings.desktop != "user":
+        if self.settings.run.desktop != "user":
             return  # the agent works on a desktop of its own: nothing here to make way for
         self.hide()
         self._update_excluded()
@@ -844,7 +687,7 @@ class MainWindow(QMainWindow):
 
     def on_recover(self, error: str) -> None:
         """Retries did not help: come back and ask Retry / Restart worker / Stop."""
-        local = self.settings.backend == "local"
+        local = self.settings.run.backend == "local"
         self.recover_bar.restart_button.setText("Restart worker" if local else "Reconnect")
         self.recover_bar.ask(error)
         self._come_back()

@@ -3,17 +3,17 @@
 The loop is handed its backend once; `CurrentBackend` forwards each request to whatever the
 controller holds now, so a restart (a new worker process, a new client) applies to the same run.
 `RecoveryPrompt` is the loop's `recover`: like GuiApprover it blocks the loop thread, never the
-GUI thread, on a queue that the GUI fills, and a stop ends the wait.
+GUI thread, on one agent.question.Question that the GUI answers, and a stop ends the wait.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from agent.backends.base import BackendError, ChatMessage, Completion, OnDelta
+from agent.question import Question
 
 Choice = Literal["retry", "restart", "stop"]
 CHOICES: tuple[Choice, ...] = ("retry", "restart", "stop")
@@ -73,7 +73,7 @@ class RecoveryPrompt:
         self._stop = stop
         self._ask = ask
         self._restart = restart
-        self._answers: queue.Queue[Choice] = queue.Queue()
+        self._question: Question[Choice] = Question(stop, lambda: "stop")
 
     def __call__(self, error: BackendError) -> bool:
         """Called on the loop thread after retries failed; blocks until the user chooses."""
@@ -95,18 +95,10 @@ class RecoveryPrompt:
             return not self._stop.is_set()
 
     def _wait(self, message: str) -> Choice:
-        while not self._answers.empty():  # an answer to an earlier question is stale
-            self._answers.get_nowait()
-        self._ask(message)
-        while True:
-            try:
-                return self._answers.get(timeout=0.05)
-            except queue.Empty:
-                if self._stop.is_set():
-                    return "stop"
+        return self._question.ask(lambda: self._ask(message))
 
     def answer(self, choice: Choice) -> None:
         """The GUI's choice (any thread)."""
         if choice not in CHOICES:
             raise ValueError(f"unknown recovery choice {choice!r}")
-        self._answers.put(choice)
+        self._question.answer(choice)

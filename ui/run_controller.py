@@ -7,13 +7,10 @@ decides. The loop gets a CurrentBackend, so Restart worker after a failure appli
 
 from __future__ import annotations
 
-import os
-import queue
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from PySide6.QtCore import QObject, Signal
@@ -28,18 +25,17 @@ from agent.approval import (
     asks_person,
     with_breakpoints,
 )
+from agent.config import RunConfig
 from agent.interrupts import StopEvent
+from agent.question import Question
 from ui.guard import GuardedExecutor, MaskedScreen, Rect
 from ui.recovery import Choice, CurrentBackend, RecoveryPrompt
-from ui.settings import AppSettings
 
 if TYPE_CHECKING:
+    from actions.desktop import Desktop
     from actions.window import PastOwnWindows
-    from agent.risk import RiskRules
 
 
-# The app's approval modes as the runner names them ("step" is the runner's "ask").
-RUNNER_MODES: dict[str, ApprovalMode] = {"step": "ask", "guarded": "guarded", "auto": "auto"}
 
 
 class GuiApprover:
@@ -52,7 +48,7 @@ class GuiApprover:
 
     def __init__(
         self,
-        mode: str,
+        mode: ApprovalMode,
         stop: threading.Event,
         ask: Callable[[ApprovalRequest], None],
         aside: Callable[[ApprovalRequest], None] | None = None,
@@ -63,7 +59,9 @@ class GuiApprover:
         self._stop = stop
         self._ask = ask
         self._aside = aside
-        self._answers: queue.Queue[Decision] = queue.Queue()
+        self._question: Question[Decision] = Question(
+            stop, lambda: Decision("stop", note="stopped while waiting for a decision")
+        )
         # The same policy as the terminal: shared, so both front ends step alike.
         self._decide = with_breakpoints(
             lambda r: self._wait(r, self.needs_user(r)),
@@ -78,7 +76,7 @@ class GuiApprover:
 
     def needs_user(self, request: ApprovalRequest) -> bool:
         """Whether this action waits for a person: Pause, or the runner's rule for the mode."""
-        return self.paused or asks_person(RUNNER_MODES[self.mode], request)
+        return self.paused or asks_person(self.mode, request)
 
     def __call__(self, request: ApprovalRequest) -> Decision:
         """Called on the loop thread; blocks it until a decision or a stop."""
@@ -89,24 +87,17 @@ class GuiApprover:
         automatic = not ask_user
         if automatic and self._aside is None:
             return Decision("approve", by=self.mode)
-        while not self._answers.empty():  # an answer to an earlier request is stale
-            self._answers.get_nowait()
         # Even an automatic approval waits for the GUI to step its window aside (resume()).
-        (self._aside if automatic and self._aside is not None else self._ask)(request)
-        while True:
-            try:
-                return self._answers.get(timeout=0.05)
-            except queue.Empty:
-                if self._stop.is_set():
-                    return Decision("stop", note="stopped while waiting for a decision")
+        post = self._aside if automatic and self._aside is not None else self._ask
+        return self._question.ask(lambda: post(request))
 
     def answer(self, decision: Decision) -> None:
         """The GUI's decision (any thread)."""
-        self._answers.put(decision)
+        self._question.answer(decision)
 
     def resume(self) -> None:
         """The GUI stepped aside: let an automatic approval through."""
-        self._answers.put(Decision("approve", by=self.mode))
+        self._question.answer(Decision("approve", by=self.mode))
 
 
 def frame_image(frame: Any) -> QImage:
@@ -130,21 +121,18 @@ def parse_secrets(text: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def load_risk_rules(settings: AppSettings) -> RiskRules:
-    """The rules for a run: the settings' file, else risk.toml in the config folder, else defaults.
-
-    Raises agent.risk.RiskConfigError with a one-line message naming the file and the problem.
-    """
-    from agent.risk import load_rules
-
-    path = settings.risk_rules.strip()
-    return load_rules(Path(os.path.expanduser(path)) if path else None)
-
-
-def _backend_key(s: AppSettings) -> tuple[str, ...]:
-    if s.backend == "openai":
-        return ("openai", s.endpoint, s.endpoint_model)
-    return ("local", s.local_model, s.device)
+def _backend_key(c: RunConfig) -> tuple[object, ...]:
+    """What makes a warm backend reusable: everything that goes into building it."""
+    return (
+        c.backend,
+        c.endpoint,
+        c.model_id,
+        c.device,
+        c.thinking,
+        c.max_tokens,
+        c.timeout,
+        c.api_key_env,
+    )
 
 
 class RunController(QObject):
@@ -166,7 +154,7 @@ class RunController(QObject):
         super().__init__()
         self.excluded = excluded
         self.backend: Any = None
-        self._backend_key: tuple[str, ...] | None = None
+        self._backend_key: tuple[object, ...] | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.stop_event = StopEvent()
@@ -184,30 +172,20 @@ class RunController(QObject):
         thread = self._thread
         if thread is None or not thread.is_alive():
             return False
-        if self._ended.is_set():
-            # `finished` is queued before the thread returns: a Start clicked in between must
-            # not be told "a run is already in progress".
-            thread.join(timeout=2.0)
-            return thread.is_alive()
-        return True
+        # `finished` is the thread's last act: once it is sent the run is over, even if the
+        # thread has not returned yet (no join here: this is asked on the GUI thread).
+        return not self._ended.is_set()
 
     def _finish(self, result: Any) -> None:
         """Report the end of a run (the run thread's last act)."""
         self._ended.set()
         self.finished.emit(result)
 
-    def start(
-        self,
-        task: str,
-        settings: AppSettings,
-        *,
-        rules: RiskRules | None = None,
-        secrets: Iterable[str] = (),
-    ) -> None:
+    def start(self, task: str, config: RunConfig, *, secrets: Iterable[str] = ()) -> None:
         """Start a run on its own thread; returns at once.
 
-        rules: None loads them from the settings (a bad file is reported through `failed`);
-        secrets: text kept out of the recording (never saved anywhere).
+        A configuration the session refuses (bad risk rules, ...) is reported through `failed`;
+        secrets: text kept out of the recording besides the configuration's (never saved).
         """
         if self.running:
             raise RuntimeError("a run is already in progress")
@@ -215,20 +193,20 @@ class RunController(QObject):
         self.recovery = RecoveryPrompt(
             self.stop_event,
             self.recover_requested.emit,
-            lambda: self._restart_for_run(settings),
+            lambda: self._restart_for_run(config),
         )
         self.approver = GuiApprover(
-            settings.approval,
+            config.approve,
             self.stop_event,
             self.approval_requested.emit,
             self.aside_requested.emit,
             # ValueError for a bad field: the window checks them before it calls start().
-            Breakpoints.parse(settings.break_at, settings.break_on),
+            Breakpoints.parse(config.break_at, config.break_on),
         )
         self._ended = threading.Event()
         self._thread = threading.Thread(
             target=self._run,
-            args=(task, settings, rules, list(secrets)),
+            args=(task, config, list(secrets)),
             name="deskpilot-run",
             daemon=True,
         )
@@ -268,7 +246,7 @@ class RunController(QObject):
             # X round trips: off the GUI thread so a stop never stalls the window.
             threading.Thread(target=_release, args=(executor,), daemon=True).start()
 
-    def restart_backend(self, settings: AppSettings) -> None:
+    def restart_backend(self, config: RunConfig) -> None:
         """Close the backend and build (and load) it again, on a thread."""
         if self.running:
             self.failed.emit("stop the run before restarting the worker")
@@ -276,7 +254,7 @@ class RunController(QObject):
         self.stop_event = StopEvent()
         self._ended = threading.Event()
         self._thread = threading.Thread(
-            target=self._restart, args=(settings,), name="deskpilot-restart", daemon=True
+            target=self._restart, args=(config,), name="deskpilot-restart", daemon=True
         )
         self._thread.start()
 
@@ -295,57 +273,42 @@ class RunController(QObject):
         if backend is not None:
             backend.close()
 
-    def _restart_for_run(self, settings: AppSettings) -> None:
+    def _restart_for_run(self, config: RunConfig) -> None:
         """Restart worker from the recovery bar: on the loop thread, mid-run; raises on failure."""
         self._close_backend()
         self.worker_state.emit("restarting the model backend")
         try:
-            self._ensure_backend(settings)
+            self._ensure_backend(config)
         except Exception as exc:
             self.worker_state.emit(f"error: {exc}")
             raise
 
-    def _restart(self, settings: AppSettings) -> None:
+    def _restart(self, config: RunConfig) -> None:
         self._close_backend()
         try:
-            self._ensure_backend(settings)
+            self._ensure_backend(config)
         except Exception as exc:
             self.worker_state.emit(f"error: {exc}")
             self.failed.emit(str(exc))
 
-    def _ensure_backend(self, settings: AppSettings) -> Any:
-        """The warm backend for these settings, built (and loaded) if needed."""
-        from agent.backends.factory import build_backend
+    def _ensure_backend(self, config: RunConfig) -> Any:
+        """The warm backend for this configuration, built (and loaded) if needed."""
+        from agent.session import open_backend
 
-        key = _backend_key(settings)
+        key = _backend_key(config)
         with self._lock:
             if self.backend is not None and self._backend_key == key:
                 return self.backend
         self._close_backend()
         self.worker_state.emit("starting the model backend")
-        backend = build_backend(
-            settings.backend,
-            endpoint=settings.endpoint,
-            model=(
-                settings.endpoint_model if settings.backend == "openai" else settings.local_model
-            )
-            or None,
-            device=settings.device or None,
-            on_progress=self.progress.emit,
-        )
-        if settings.backend == "local":
-            try:
-                backend.start(cancel=self.stop_event)
-            except BaseException:
-                backend.close()
-                raise
+        backend = open_backend(config, on_progress=self.progress.emit, cancel=self.stop_event)
         with self._lock:
             self.backend, self._backend_key = backend, key
         state = describe_backend(backend)
-        if settings.backend == "openai":
+        if config.backend == "openai":
             from agent.backends.factory import endpoint_warning
 
-            warning = endpoint_warning(settings.endpoint)
+            warning = endpoint_warning(config.endpoint)
             if warning:  # screenshots would cross the network in the clear: say so every time
                 state = f"{state}; warning: {warning}"
         self.worker_state.emit(state)
@@ -362,155 +325,94 @@ class RunController(QObject):
             self.observed.emit(event.step, frame_image(frame), frame.monitor)
         self.loop_event.emit(event)
 
-    def _run(
-        self, task: str, settings: AppSettings, rules: RiskRules | None, secrets: list[str]
-    ) -> None:
+    def _run(self, task: str, config: RunConfig, secrets: list[str]) -> None:
+        """The run, assembled by agent.session like every other way of running."""
         from actions.private_desktop import DesktopError
-        from agent.risk import RiskConfigError
-
-        assert self.approver is not None and self.recovery is not None
-        try:
-            if rules is None:
-                rules = load_risk_rules(settings)
-        except RiskConfigError as exc:
-            self.failed.emit(f"risk rules: {exc}")
-            self._finish(None)
-            return
-        try:
-            desktop = start_desktop(settings)
-        except (DesktopError, ValueError, OSError) as exc:
-            self.failed.emit(f"private desktop: {exc}")
-            self._finish(None)
-            return
-        if desktop is not None:
-            self.desktop_ready.emit(desktop.display)
-        try:
-            self._run_on(task, settings, rules, secrets, desktop)
-        finally:
-            if desktop is not None:
-                self.desktop_ready.emit("")
-                desktop.close()
-
-    def _run_on(
-        self,
-        task: str,
-        settings: AppSettings,
-        rules: RiskRules,
-        secrets: list[str],
-        desktop: Any,
-    ) -> None:
-        """The run on the user's display (desktop None) or on a private desktop."""
-        from actions.executor import Executor
-        from actions.screen import DisplayError, Screen
-        from actions.window import FocusProbe, PastOwnWindows
+        from actions.screen import DisplayError
         from agent.backends.base import BackendError
-        from agent.loop import LoopSettings, run_task
-        from agent.recording import Recorder, run_info
-        from agent.secrets import Redactor
+        from agent.session import Session, SessionError, Wrappers
 
         assert self.approver is not None and self.recovery is not None
-        display = desktop.display if desktop is not None else None
         # The control bar lives on the user's display: nothing to mask on a private one.
-        excluded = self.excluded if desktop is None else (lambda: [])
+        own = config.desktop == "user"
+        excluded = self.excluded
+        wrappers = Wrappers(
+            screen=(lambda screen: MaskedScreen(screen, excluded)) if own else (lambda s: s),
+            executor=(lambda ex: GuardedExecutor(ex, excluded)) if own else (lambda e: e),
+            focus=self._keys_past_own,
+            window_area=self._area_past_own,
+        )
         try:
-            screen = Screen(settings.monitor or None, display=display)
-            backend = self._ensure_backend(settings)
-        except (DisplayError, BackendError, ValueError, OSError) as exc:
-            hint = "" if not isinstance(exc, BackendError) else "; check the backend settings"
-            self.worker_state.emit(f"error: {exc}{hint}")
+            session = Session(
+                config,
+                secrets=secrets,
+                wrappers=wrappers,
+                on_desktop=lambda d: self.desktop_ready.emit(d.display if d is not None else ""),
+            )
+        except SessionError as exc:
             self.failed.emit(str(exc))
             self._finish(None)
             return
-        loop_settings = LoopSettings(
-            max_steps=max(1, settings.max_steps),
-            repeat_limit=max(2, settings.repeat_limit),
-            max_minutes=settings.max_minutes if settings.max_minutes > 0 else None,
-            **self.loop_overrides,
-        )
-        runs_dir = Path(settings.runs_dir) if settings.runs_dir else _default_runs_dir()
-        try:
-            recorder = Recorder(
-                runs_dir,
-                run_info(
-                    task,
-                    backend=backend,
-                    approval=settings.approval,
-                    monitor=screen.monitor,
-                    settings=loop_settings.to_json(),
-                    app=True,
-                    risk_rules=rules.summary,
-                    **desktop_info(settings, desktop),
-                ),
-                # The user's secrets; the recorder adds the API key's value and what it detects.
-                redactor=Redactor(secrets),
-            )
-        except OSError as exc:
-            self.failed.emit(f"cannot write recordings to {runs_dir}: {exc}")
-            self._finish(None)
-            return
-        executor = Executor(display=display)
-        self.executor = executor
-        focus = FocusProbe(display)
-        keys_go = self._keys_go = PastOwnWindows(focus)
         result = None
         try:
-            result = run_task(
-                task,
-                # Forwards to self.backend: Restart worker during the run swaps what it uses.
-                # (cast: its `model` is a read-only property, the protocol names an attribute)
-                backend=cast(Any, CurrentBackend(lambda: self.backend)),
-                screen=MaskedScreen(screen, excluded),
-                # Executor's ExecResult is a dataclass; the loop's protocol names a property.
-                executor=cast(Any, GuardedExecutor(executor, excluded)),
-                decide=self.approver,
-                recorder=recorder,
-                settings=loop_settings,
-                on_event=self._on_event,
-                stop=self.stop_event,
-                rules=rules,
-                focus=keys_go,
-                window_area=lambda: focus.rect(keys_go()),
-                recover=self.recovery,
-            )
-        except Exception as exc:  # a bug or broken infrastructure: show it, keep the app alive
-            # Redacted like the recording: what the run learnt is secret stays off the screen.
-            line = recorder.redactor.redact_text(f"{type(exc).__name__}: {exc}")
-            self.failed.emit(f"internal error: {line}")
+            try:
+                desktop = session.desktop
+                backend = self._ensure_backend(config)
+                session.adopt_backend(backend)
+                recorder = session.recorder(task, app=True)
+            except (DesktopError, DisplayError, BackendError, SessionError, ValueError) as exc:
+                if isinstance(exc, DesktopError):
+                    self.failed.emit(f"private desktop: {exc}")
+                else:
+                    hint = "; check the backend settings" if isinstance(exc, BackendError) else ""
+                    if not isinstance(exc, SessionError):
+                        self.worker_state.emit(f"error: {exc}{hint}")
+                    self.failed.emit(str(exc))
+                return
+            self.executor = desktop.executor
+            try:
+                result = session.run(
+                    task,
+                    decide=self.approver,
+                    recorder=recorder,
+                    on_event=self._on_event,
+                    stop=self.stop_event,
+                    recover=self.recovery,
+                    # Forwards to self.backend: Restart worker during the run swaps what it uses.
+                    backend=cast(Any, CurrentBackend(lambda: self.backend)),
+                    loop_overrides=self.loop_overrides,
+                )
+            except Exception as exc:  # a bug or broken infrastructure: show it, keep the app
+                # Redacted like the recording: what the run learnt is secret stays off screen.
+                line = recorder.redactor.redact_text(f"{type(exc).__name__}: {exc}")
+                self.failed.emit(f"internal error: {line}")
         finally:
-            if result is None or result.outcome in ("stopped", "error"):
-                _release(executor)
-            executor.close()
-            focus.close()
             self.executor = None
+            self._keys_go = None
+            session.close()
             current = self.backend
-            if settings.backend == "local" and (
+            if config.backend == "local" and (
                 current is None or getattr(current, "pid", 0) is None
             ):
                 self.worker_state.emit("error: the worker process is gone; press Restart worker")
-        self._finish(result)
+            self._finish(result)
 
+    def _keys_past_own(self, desktop: Desktop) -> Any:
+        """Where keys go, seen past the app's own windows (X11; elsewhere the desktop's word)."""
+        from actions.window import PastOwnWindows
 
-def start_desktop(settings: AppSettings) -> Any:
-    """The private desktop the settings ask for (started now), or None for the user's own."""
-    from actions.private_desktop import PrivateDesktop, choose_mode, parse_size
+        probe = getattr(desktop, "probe", None)
+        if probe is None:
+            return desktop.focused_window
+        self._keys_go = PastOwnWindows(probe)
+        return self._keys_go
 
-    mode = choose_mode(settings.desktop)
-    if mode is None:
-        return None
-    apps = [settings.desktop_open] if settings.desktop_open.strip() else []
-    # Started on the run's thread, which outlives the desktop (the parent-death signal
-    # follows the thread that started it).
-    return PrivateDesktop.start(mode, parse_size(settings.desktop_size), apps=apps)
-
-
-def desktop_info(settings: AppSettings, desktop: Any) -> dict[str, Any]:
-    """run.json's `desktop`, as the CLI writes it; nothing for the user's own desktop."""
-    from actions.private_desktop import recorded
-
-    if desktop is None:
-        return {}
-    opened = [settings.desktop_open] if settings.desktop_open.strip() else []
-    return recorded(settings.desktop, settings.desktop_size, opened)
+    def _area_past_own(self, desktop: Desktop) -> Any:
+        """Where the window keys go to is (past the app's own windows)."""
+        probe = getattr(desktop, "probe", None)
+        if probe is None:
+            return desktop.focused_area
+        return lambda: probe.rect(self._keys_go() if self._keys_go is not None else None)
 
 
 def _release(executor: Any) -> None:
@@ -519,12 +421,6 @@ def _release(executor: Any) -> None:
         executor.release_all()
     except Exception:  # best effort: nothing more can be done about a broken display here
         pass
-
-
-def _default_runs_dir() -> Path:
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("deskpilot")) / "runs"
 
 
 def describe_backend(backend: Any) -> str:

@@ -1,68 +1,36 @@
-"""The app's settings: one dataclass, stored as TOML in the user's config folder."""
+"""The app's settings: the task, the hotkey and the run configuration, stored as flat TOML."""
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-ApprovalMode = Literal["step", "guarded", "auto"]
-APPROVAL_MODES: tuple[ApprovalMode, ...] = ("step", "guarded", "auto")
+from agent.config import RunConfig
+
 DEFAULT_HOTKEY = "<ctrl>+<alt>+<shift>+x"
 
 
 @dataclass
 class AppSettings:
-    """What the main window remembers between sessions; empty strings mean "default"."""
+    """What the main window remembers between sessions: its own fields and the run options."""
 
     task: str = ""
-    backend: Literal["local", "openai"] = "local"
-    local_model: str = "Qwen/Qwen3.5-2B"
-    device: str = ""  # "" = the worker picks (cuda, mps, cpu)
-    endpoint: str = "http://127.0.0.1:8000/v1"
-    endpoint_model: str = ""  # "" = the first model the server lists
-    monitor: int = 0  # 0 = the primary monitor
-    approval: ApprovalMode = "step"
-    max_steps: int = 30
-    break_at: str = ""  # breakpoint steps, "2,5" (1-based); "" = none
-    break_on: str = ""  # breakpoint action kinds, "left_click,type"; "" = none
-    runs_dir: str = ""  # "" = platformdirs user_data_dir("deskpilot")/runs
     hotkey: str = DEFAULT_HOTKEY  # "<ctrl>+<alt>+<shift>+x" (pynput-style names)
-    max_minutes: float = 30.0  # the run's own time (waiting for you excluded); 0 = no limit
-    repeat_limit: int = 3  # ask at the Nth identical action in a row on an unchanged screen
-    risk_rules: str = ""  # "" = risk.toml in the config folder if present, else the defaults
-    desktop: str = "user"  # user, private, headless or window (actions/private_desktop.py)
-    desktop_open: str = ""  # one command started on a private desktop first; "" = none
-    desktop_size: str = "1920x1080"
+    run: RunConfig = field(default_factory=RunConfig)
+    # Lines about values in the file that were ignored (shown once in the status bar).
+    ignored: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AppSettings:
-        """Settings from parsed TOML; unknown keys and values of the wrong type are ignored."""
-        default = cls()
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name not in data:
-                continue
-            value, wanted = data[f.name], type(getattr(default, f.name))
-            if wanted is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)  # TOML writes 30 for 30.0
-            if isinstance(value, wanted) and not (wanted is not bool and isinstance(value, bool)):
-                values[f.name] = value
-        settings = cls(**values)
-        if settings.backend not in ("local", "openai"):
-            settings.backend = "local"
-        if settings.approval not in APPROVAL_MODES:
-            settings.approval = "step"
-        if not 0 <= settings.max_minutes < float("inf"):
-            settings.max_minutes = default.max_minutes
-        from actions.private_desktop import DESKTOP_CHOICES
-
-        if settings.desktop not in DESKTOP_CHOICES:
-            settings.desktop = default.desktop
-        if settings.repeat_limit < 2:  # 1 would pause every action; the CLI refuses it too
-            settings.repeat_limit = default.repeat_limit
-        return settings
+        """Settings from parsed TOML; a bad run option keeps its default and is reported."""
+        run, ignored = RunConfig.from_mapping(data)
+        values: dict[str, str] = {}
+        for name in ("task", "hotkey"):
+            if isinstance(data.get(name), str):
+                values[name] = data[name]
+        return cls(**values, run=run, ignored=tuple(ignored))
 
 
 def settings_path() -> Path:
@@ -83,11 +51,13 @@ def load_settings(path: Path | None = None) -> AppSettings:
 
 
 def _toml_value(value: object) -> str:
-    """A TOML literal for the flat values AppSettings holds (str, int, float, bool)."""
+    """A TOML literal for the flat values the settings hold (str, int, float, bool, lists)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     text = str(value)
     out = []
     for ch in text:
@@ -101,9 +71,11 @@ def _toml_value(value: object) -> str:
 
 
 def dumps(settings: AppSettings) -> str:
-    """The settings as a flat TOML document."""
-    lines = ["# deskpilot settings (written by the app)"]
-    lines += [f"{key} = {_toml_value(value)}" for key, value in asdict(settings).items()]
+    """The settings as a flat TOML document (secrets are never written)."""
+    values: dict[str, Any] = {"task": settings.task, "hotkey": settings.hotkey}
+    values.update(settings.run.to_mapping())
+    lines = ["# deskpilot settings (written by the app; every run option of `deskpilot run`)"]
+    lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -17,7 +17,7 @@ class X11Desktop:
         # display: an X server of deskpilot's own (a private desktop); None: $DISPLAY.
         self.screen = Screen(monitor, display=display)  # DisplayError without a usable display
         self.executor = Executor(display=display)
-        self._probe = FocusProbe(display)
+        self.probe = FocusProbe(display)
         # A passive key grab on the root window (actions/hotkey.py): global hotkeys work on X.
         self.hotkey = HotkeySupport(True, "X11 key grab")
 
@@ -27,13 +27,13 @@ class X11Desktop:
 
     def focused_window(self) -> FocusedWindow | None:
         """The focused window: its X id and WM_CLASS ("instance class", lower case), or None."""
-        return self._probe.focused()
+        return self.probe.focused()
 
     def focused_area(self) -> tuple[int, int, int, int] | None:
         """Where the focused window is on the root (its WM frame included), or None."""
-        return self._probe.focused_rect()
+        return self.probe.focused_rect()
 
     def close(self) -> None:
         """Restore the keymap and drop the X connections."""
-        self._probe.close()
+        self.probe.close()
         self.executor.close()

@@ -99,7 +99,16 @@ OnDelta = Callable[[Delta], None]
 
 
 class Backend(Protocol):
-    """A model that answers chat messages; blocking, streaming through on_delta, cancellable."""
+    """A model that answers chat messages; blocking, streaming through on_delta, cancellable.
+
+    The on_delta contract, the same for every backend: on_delta is called on the thread that
+    called complete() (the loop thread), in stream order, and never after complete() returns
+    or raises; a backend that reads on a helper thread hands the deltas over to it. An
+    exception raised by on_delta stops the request and propagates out of complete()
+    unchanged. Setting `cancel` (from any thread, on_delta included) stops the request
+    promptly: complete() raises Cancelled unless the answer was already whole, and on_delta
+    gets at most the delta already in hand.
+    """
 
     model: str
 

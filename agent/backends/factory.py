@@ -30,7 +30,6 @@ def build_backend(
     max_stream_s: float | None = None,
     api_key_env: str = "DESKPILOT_API_KEY",
     on_progress: OnProgress | None = None,
-    default_local_model: str = "Qwen/Qwen3.5-2B",
 ) -> Any:
     """An OpenAIBackend or a (not yet started) LocalBackend; raises BackendError or ValueError.
 
@@ -51,8 +50,9 @@ def build_backend(
             max_stream_s=max_stream_s,
         )
     from agent.backends.local import LocalBackend, default_thinking
+    from agent.config import DEFAULT_LOCAL_MODEL
 
-    name = model or default_local_model
+    name = model or DEFAULT_LOCAL_MODEL
     think = default_thinking(name) if thinking is None else thinking
     return LocalBackend(
         name,

@@ -1,4 +1,4 @@
-"""The embedded default backend: Qwen 3.5 in a warm child process (agent/backends/worker.py).
+"""The embedded default backend: Qwen 3.5 in a warm child process (agent/backends/worker/).
 
 This side never imports torch: the GUI stays light and a crash in the model cannot take it down.
 """
@@ -30,7 +30,8 @@ from agent.backends.base import (
     ImagePart,
     OnDelta,
 )
-from agent.backends.worker import (
+from agent.backends.worker_wire import (
+    PROTOCOL_VERSION,
     SAMPLING_INSTRUCT,
     SAMPLING_KEYS,
     SAMPLING_THINKING,
@@ -40,13 +41,15 @@ from agent.backends.worker import (
     encode_frame,
     one_line,
     read_frame,
+    version_mismatch,
 )
+from agent.config import DEFAULT_LOCAL_MODEL
 
 log = logging.getLogger(__name__)
 
 OnProgress = Callable[[str, float | None], None]
 
-DEFAULT_MODEL = "Qwen/Qwen3.5-2B"
+DEFAULT_MODEL = DEFAULT_LOCAL_MODEL  # declared once, in agent/config.py
 # After a cancel, how long to wait for the worker's own "cancelled" answer before giving up on
 # it (it then finishes in the background; its late events are told apart by request id).
 CANCEL_GRACE_S = 2.0
@@ -170,6 +173,8 @@ class _Worker:
         self.events: queue.Queue[Frame | None] = queue.Queue()
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=200)
         self.ready = False
+        # Set once its hello named our PROTOCOL_VERSION; nothing else is read before that.
+        self.speaks_our_protocol = False
         self.info: dict[str, Any] = {}
         self.ready_s: float | None = None
         self._send_lock = threading.Lock()
@@ -380,6 +385,7 @@ class LocalBackend:
                 worker.send(
                     {
                         "type": "load",
+                        "protocol": PROTOCOL_VERSION,
                         "model": self.model,
                         "device": self.device,
                         "dtype": self.dtype,
@@ -415,6 +421,10 @@ class LocalBackend:
             header, _ = item
             kind = header.get("type")
             last = time.monotonic()
+            if not worker.speaks_our_protocol:
+                self._check_hello(header)
+                worker.speaks_our_protocol = True
+                continue
             if kind == "progress":
                 fraction = header.get("fraction")
                 self._notify(
@@ -430,6 +440,14 @@ class LocalBackend:
                 self._drop_worker()
                 raise BackendError(one_line(str(header.get("message")), 600))
 
+    def _check_hello(self, header: Mapping[str, Any]) -> None:
+        """Refuse a worker whose first frame is not a hello naming our protocol version."""
+        said = header.get("protocol") if header.get("type") == "hello" else None
+        refused = version_mismatch(app=PROTOCOL_VERSION, worker=said)
+        if refused is not None:
+            self._drop_worker()
+            raise BackendError(refused)
+
     # ------------------------------------------------------------------ requests
 
     def request(
@@ -439,6 +457,7 @@ class LocalBackend:
         encoded, blob = encode_messages(messages)
         header = {
             "type": "generate",
+            "protocol": PROTOCOL_VERSION,
             "id": rid,
             "messages": encoded,
             "tools": [dict(t) for t in tools],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import queue
 import re
 import socket
 import threading
@@ -406,7 +407,11 @@ class OpenAIBackend:
     def _stream(
         self, body: dict[str, Any], on_delta: OnDelta | None, cancel: threading.Event | None
     ) -> Completion:
-        """Read the stream on a helper thread, so a stop or a deadline is honoured at once."""
+        """Read the stream on a helper thread, so a stop or a deadline is honoured at once.
+
+        The reader thread hands each delta to this thread through a queue: on_delta runs here,
+        on the caller's thread, as Backend promises.
+        """
         url = redact_url(self.base_url)
         start = time.monotonic()
         result = Completion(content="", tools_in_prompt=self.tools_in_prompt)
@@ -414,8 +419,8 @@ class OpenAIBackend:
         content: list[str] = []
         reasoning: list[str] = []
         failure: list[BaseException] = []
-        caller_failure: list[BaseException] = []
         done = threading.Event()
+        handoff: queue.Queue[Delta | None] = queue.Queue()  # None: the reader has finished
         stop = threading.Event()
         stream_box: list[Any] = []
         line = Line()
@@ -439,12 +444,7 @@ class OpenAIBackend:
         def emit(kind: str, text: str) -> None:
             grow(text)
             (reasoning if kind == "reasoning" else content).append(text)
-            if on_delta is not None:
-                try:
-                    on_delta(Delta("reasoning" if kind == "reasoning" else "content", text))
-                except BaseException as exc:  # the caller's own failure, handed back unchanged
-                    caller_failure.append(exc)
-                    raise
+            handoff.put(Delta("reasoning" if kind == "reasoning" else "content", text))
 
         def reader() -> None:
             with line.watch():
@@ -492,8 +492,9 @@ class OpenAIBackend:
                 failure.append(exc)
             finally:
                 done.set()
+                handoff.put(None)
 
-        def give_up(error: BackendError) -> BackendError:
+        def hang_up() -> None:
             stop.set()
             line.hang_up()  # before the headers too: the reader thread ends now, not later
             if stream_box:
@@ -501,17 +502,22 @@ class OpenAIBackend:
                     stream_box[0].close()
                 except Exception:  # closing a half-read stream may raise; it is closed anyway
                     pass
+
+        def give_up(error: BackendError) -> BackendError:
+            hang_up()
             return error
 
         thread = threading.Thread(target=reader, name="openai-stream", daemon=True)
         thread.start()
-        while not done.wait(_POLL_S):
+        while True:
             now = time.monotonic()
             if cancel is not None and cancel.is_set():
                 raise give_up(Cancelled("generation stopped"))
-            if now - start > self.max_stream_s:
+            # Deadlines bind the reader: once it is done, a slow on_delta is not a silent server.
+            reading = not done.is_set()
+            if reading and now - start > self.max_stream_s:
                 raise give_up(stream_too_long(self.max_stream_s))
-            if progress[0] is not None and now - progress[1] > self._timeout_s:
+            if reading and progress[0] is not None and now - progress[1] > self._timeout_s:
                 # Keep-alive comments or empty chunks reset the read timeout but carry nothing.
                 raise give_up(
                     BackendError(
@@ -520,10 +526,20 @@ class OpenAIBackend:
                         retryable=True,
                     )
                 )
+            try:
+                delta = handoff.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+            if delta is None:
+                break  # the reader finished and every delta it put was delivered
+            if on_delta is not None:
+                try:
+                    on_delta(delta)
+                except BaseException:  # the caller's own failure, handed back unchanged
+                    hang_up()
+                    raise
         if cancel is not None and cancel.is_set():
             raise Cancelled("generation stopped")
-        if caller_failure:
-            raise caller_failure[0]
         if failure:
             raise self.as_backend_error(failure[0]) from failure[0]
         if result.finish_reason is None:

@@ -197,7 +197,8 @@ def test_the_app_approves_edits_rejects_and_stops(
     assert steps[1]["execution"]["ok"] and steps[1]["execution"]["action"] == edited
     assert steps[2]["decision"]["note"] == note and steps[2]["execution"] is None
     info = json.loads((run_dir / "run.json").read_text())
-    assert info["outcome"]["status"] == "stopped" and info["approval"] == "step"
+    # An old settings file says "step": the run records the one word the CLI uses too.
+    assert info["outcome"]["status"] == "stopped" and info["approval"] == "ask"
 
     # The control bar is masked out of what the model saw.
     from PIL import Image

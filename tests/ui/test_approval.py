@@ -142,7 +142,7 @@ def test_step_mode_asks_for_everything_auto_for_nothing() -> None:
     stop = threading.Event()
     auto = GuiApprover("auto", stop, asked.append)
     assert auto(ApprovalRequest(0, Type("x"), "", REL)) == Decision("approve", by="auto")
-    step = GuiApprover("step", stop, asked.append)
+    step = GuiApprover("ask", stop, asked.append)
     step.answer(Decision("skip"))  # stale: dropped when the next request is asked
     threading.Timer(0.1, lambda: step.answer(Decision("approve"))).start()
     assert step(ApprovalRequest(0, LeftClick((1, 1)), "", REL)) == Decision("approve")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from PySide6.QtWidgets import QComboBox
 from pytestqt.qtbot import QtBot
 
+from agent.config import RunConfig
 from ui.app import MainWindow
 from ui.settings import AppSettings, load_settings
 
@@ -14,24 +16,28 @@ from ui.settings import AppSettings, load_settings
 def test_form_round_trip_and_worker_progress(qtbot: QtBot, tmp_path: Path) -> None:
     settings = AppSettings(
         task="open the terminal",
-        backend="openai",
-        endpoint="http://127.0.0.1:9/v1",
-        endpoint_model="m",
-        approval="guarded",
-        max_steps=7,
-        device="cpu",
-        break_at="3",
-        desktop="headless",
-        desktop_open="xterm -geometry 80x24+0+0",
+        run=RunConfig(
+            backend="openai",
+            endpoint="http://127.0.0.1:9/v1",
+            model="m",
+            approve="guarded",
+            max_steps=7,
+            device="cpu",
+            break_at="3",
+            desktop="headless",
+            open=("xterm -geometry 80x24+0+0",),
+        ),
     )
     path = tmp_path / "settings.toml"
     window = MainWindow(settings, settings_file=path, global_hotkey=False)
     qtbot.addWidget(window)
     assert window.windowTitle().startswith("deskpilot")
     assert window.form_settings() == settings
-    window.approval.setCurrentIndex(window.approval.findData("auto"))
+    approval = window.run_form.field("approve")
+    assert isinstance(approval, QComboBox)
+    approval.setCurrentIndex(approval.findData("auto"))
     window.task.setPlainText("something else")
-    window.break_on.setText("type, key")
+    window.run_form.set_value("break_on", "type, key")
 
     c = window.controller
     c.progress.emit("downloading model", 0.25)
@@ -46,19 +52,21 @@ def test_form_round_trip_and_worker_progress(qtbot: QtBot, tmp_path: Path) -> No
     window.close()  # closing saves what the form shows
     saved = load_settings(path)
     assert saved == dataclasses.replace(
-        settings, approval="auto", task="something else", break_on="type, key"
+        settings,
+        task="something else",
+        run=dataclasses.replace(settings.run, approve="auto", break_on="type, key"),
     )
 
 
-def test_every_desktop_choice_has_a_label() -> None:
-    from actions.private_desktop import DESKTOP_CHOICES
-    from ui.app import DESKTOP_LABELS
+def test_every_choice_has_a_label() -> None:
+    from agent.config import OPTIONS
 
-    assert tuple(DESKTOP_LABELS) == DESKTOP_CHOICES
+    for option in OPTIONS.values():
+        assert not option.choice_labels or len(option.choice_labels) == len(option.choices)
 
 
 def test_bad_breakpoints_do_not_start_a_run(qtbot: QtBot, tmp_path: Path) -> None:
-    settings = AppSettings(task="t", break_on="wiggle")
+    settings = AppSettings(task="t", run=RunConfig(break_on="wiggle"))
     window = MainWindow(settings, settings_file=tmp_path / "s.toml", global_hotkey=False)
     qtbot.addWidget(window)
     window.start_run()
@@ -69,14 +77,14 @@ def test_bad_breakpoints_do_not_start_a_run(qtbot: QtBot, tmp_path: Path) -> Non
 def test_restart_worker_reports_errors_and_readiness(qtbot: QtBot, tmp_path: Path) -> None:
     from tests.support.scripted_server import ScriptedServer
 
-    dead = AppSettings(backend="openai", endpoint="http://127.0.0.1:9/v1")
+    dead = AppSettings(run=RunConfig(backend="openai", endpoint="http://127.0.0.1:9/v1"))
     window = MainWindow(dead, settings_file=tmp_path / "s.toml", global_hotkey=False)
     qtbot.addWidget(window)
     window.restart_worker()
     qtbot.waitUntil(lambda: "error" in window.worker_label.text(), timeout=15000)
     server = ScriptedServer([])
     try:
-        window.endpoint.setText(server.url)
+        window.run_form.set_value("endpoint", server.url)
         qtbot.waitUntil(lambda: not window.controller.running, timeout=5000)
         window.restart_worker()
         qtbot.waitUntil(lambda: "ready" in window.worker_label.text(), timeout=15000)

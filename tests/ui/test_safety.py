@@ -14,12 +14,14 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLineEdit
 from pytestqt.qtbot import QtBot
 
 from actions.screen import CoordinateSpace, Monitor, screen_to_model
 from actions.types import LeftClick, Type
 from agent.approval import ApprovalRequest, Decision
 from agent.backends.base import BackendError, Completion
+from agent.config import RunConfig
 from agent.recording import read_steps
 from agent.risk import SAFE, Risk
 from tests.support.scripted_server import Reply, ScriptedServer, xml_call
@@ -47,9 +49,9 @@ def request(kind: str) -> ApprovalRequest:
 @pytest.mark.parametrize(
     ("mode", "kind", "asked"),
     [
-        ("step", "safe", True),
-        ("step", "risky", True),
-        ("step", "runaway", True),
+        ("ask", "safe", True),
+        ("ask", "risky", True),
+        ("ask", "runaway", True),
         ("guarded", "safe", False),
         ("guarded", "risky", True),
         ("guarded", "runaway", True),
@@ -157,15 +159,17 @@ def test_secrets_field_is_parsed_and_never_saved(qtbot: QtBot, tmp_path: Path) -
     path = tmp_path / "s.toml"
     window = MainWindow(AppSettings(task="t"), settings_file=path, global_hotkey=False)
     qtbot.addWidget(window)
-    assert window.secrets.echoMode() == window.secrets.EchoMode.Password
-    window.secrets.setText("correct-horse-battery")
-    window.max_minutes.setValue(12.5)
-    window.repeat_limit.setValue(4)
-    window.risk_rules.setText("/etc/deskpilot/risk.toml")
+    secrets = window.run_form.field("secret")
+    assert isinstance(secrets, QLineEdit)
+    assert secrets.echoMode() == QLineEdit.EchoMode.Password
+    secrets.setText("correct-horse-battery")
+    window.run_form.set_value("max_minutes", 12.5)
+    window.run_form.set_value("repeat_limit", 4)
+    window.run_form.set_value("risk_rules", "/etc/deskpilot/risk.toml")
     window.close()
     text = path.read_text(encoding="utf-8")
     assert "correct-horse-battery" not in text
-    saved = load_settings(path)
+    saved = load_settings(path).run
     assert (saved.max_minutes, saved.repeat_limit, saved.risk_rules) == (
         12.5,
         4,
@@ -176,7 +180,7 @@ def test_secrets_field_is_parsed_and_never_saved(qtbot: QtBot, tmp_path: Path) -
 def test_a_bad_risk_rules_file_does_not_start_a_run(qtbot: QtBot, tmp_path: Path) -> None:
     rules = tmp_path / "risk.toml"
     rules.write_text('blocked_text = ["rm -rf"]\nwhatever = 1\n', encoding="utf-8")
-    settings = AppSettings(task="t", risk_rules=str(rules))
+    settings = AppSettings(task="t", run=RunConfig(risk_rules=str(rules)))
     window = MainWindow(settings, settings_file=tmp_path / "s.toml", global_hotkey=False)
     qtbot.addWidget(window)
     window.start_run()
@@ -199,12 +203,11 @@ def steps_of(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def open_window(qtbot: QtBot, tmp_path: Path, **fields: Any) -> MainWindow:
+    if "approval" in fields:
+        fields["approve"] = fields.pop("approval")
     settings = AppSettings(
         task=fields.pop("task", "do the thing"),
-        backend="openai",
-        runs_dir=str(tmp_path / "runs"),
-        max_steps=6,
-        **fields,
+        run=RunConfig(backend="openai", runs_dir=str(tmp_path / "runs"), max_steps=6, **fields),
     )
     window = MainWindow(settings, settings_file=tmp_path / "settings.toml", global_hotkey=False)
     qtbot.addWidget(window)
@@ -293,7 +296,7 @@ def test_a_blocked_action_is_shown_and_never_executed(
         approval="auto",  # the most permissive mode: blocked still never runs
         risk_rules=str(rules),
     )
-    window.secrets.setText(secret)
+    window.run_form.set_value("secret", (secret,))
     asked: list[ApprovalRequest] = []
     window.controller.approval_requested.connect(asked.append)
     try:

@@ -13,6 +13,7 @@ import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from agent.config import RunConfig
 from agent.recording import read_steps
 from ui.app import MainWindow
 from ui.settings import AppSettings
@@ -36,12 +37,14 @@ def test_worker_killed_mid_generation_then_restart_worker(
     model = tiny_qwen35.build(tmp_path / "tiny", "dense")
     settings = AppSettings(
         task="save the file",
-        backend="local",
-        local_model=str(model),
-        device="cpu",
-        approval="auto",
-        max_steps=1,
-        runs_dir=str(tmp_path / "runs"),
+        run=RunConfig(
+            backend="local",
+            model=str(model),
+            device="cpu",
+            approve="auto",
+            max_steps=1,
+            runs_dir=str(tmp_path / "runs"),
+        ),
     )
     window = MainWindow(settings, settings_file=tmp_path / "s.toml", global_hotkey=False)
     qtbot.addWidget(window)

@@ -18,7 +18,7 @@ def test_crash_log_and_line_redact_the_api_key(
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
 
-    def broken(args: Any, task: str) -> int:
+    def broken(args: Any) -> int:
         raise RuntimeError(f"server said: bad key {key} for user hunter2-secret")
 
     monkeypatch.setattr(main, "command_run", broken)

@@ -122,3 +122,59 @@ def test_an_unrelated_http_500_is_not_taken_for_a_tools_refusal() -> None:
         assert backend.tools_in_prompt is False and len(server.requests) == 1
     finally:
         server.close()
+
+
+def test_on_delta_runs_on_the_thread_that_called_complete(server: ScriptedServer) -> None:
+    call = xml_call(action="left_click", coordinate=[1, 2])
+    server.script.append(Reply(call, reasoning="because"))
+    backend = OpenAIBackend(server.url)
+    callers: list[int] = []
+    seen: list[int] = []
+    answers: list[str] = []
+
+    def run() -> None:
+        callers.append(threading.get_ident())
+        done = backend.complete(MSGS, TOOLS, on_delta=lambda _d: seen.append(threading.get_ident()))
+        answers.append(done.content)
+
+    caller = threading.Thread(target=run, name="not-the-main-thread")
+    caller.start()
+    caller.join(30)
+    backend.close()
+    assert answers == [call]
+    assert len(seen) > 2  # reasoning and several content pieces
+    assert set(seen) == set(callers) and callers[0] != threading.get_ident()
+
+
+def test_cancel_set_inside_on_delta_ends_the_stream_with_no_further_delta(
+    server: ScriptedServer,
+) -> None:
+    server.script.append(Reply("y" * 50, fault="endless", fault_interval_s=0.01))
+    backend = OpenAIBackend(server.url, "m", timeout_s=30)
+    cancel = threading.Event()
+    deltas: list[Delta] = []
+
+    def on_delta(delta: Delta) -> None:
+        deltas.append(delta)
+        cancel.set()
+
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        backend.complete(MSGS, TOOLS, on_delta=on_delta, cancel=cancel)
+    assert time.monotonic() - started < 5
+    assert len(deltas) == 1
+    backend.close()
+
+
+def test_a_slow_on_delta_is_not_taken_for_a_silent_server(server: ScriptedServer) -> None:
+    server.script.append(Reply("a" * 21, chunk_chars=7))  # three pieces, sent at once
+    backend = OpenAIBackend(server.url, "m", timeout_s=0.3)
+    deltas: list[Delta] = []
+
+    def slow(delta: Delta) -> None:
+        deltas.append(delta)
+        time.sleep(0.2)  # the three together outlast the 0.3 s "no text" deadline
+
+    assert backend.complete(MSGS, TOOLS, on_delta=slow).content == "a" * 21
+    assert len(deltas) == 3
+    backend.close()

@@ -330,7 +330,7 @@ def test_in_a_crash_log(
     monkeypatch.setenv("TMPDIR", str(tmp_path / "state"))
     pieces = ["Tr0ub", "4dor", "&3x"]
 
-    def broken(args: Any, task: str) -> int:
+    def broken(args: Any) -> int:
         redactor = Redactor([*args.secret])
         args.run_redactor = redactor
         for step, piece in enumerate(pieces):

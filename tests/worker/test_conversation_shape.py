@@ -18,7 +18,7 @@ from actions.screen import CoordinateSpace
 from agent.approval import auto_approve
 from agent.backends.base import ChatMessage, Completion, OnDelta
 from agent.backends.local import encode_messages
-from agent.backends.worker import chat_turns
+from agent.backends.worker.processor import chat_turns
 from agent.loop import LoopSettings, run_task
 from agent.prompt import OMITTED, SYSTEM_PROMPT, legacy_messages
 from agent.protocol import tool_schema
@@ -210,7 +210,7 @@ def test_the_openai_wire_format_renders_the_same(tokenizer: Any, tmp_path: Path)
 def test_the_local_worker_renders_the_native_shape_with_the_checkpoints_template(
     tiny_qwen35: dict[str, Path], tmp_path: Path
 ) -> None:
-    from agent.backends.worker import build_processor
+    from agent.backends.worker.processor import build_processor
 
     backend, results = five_step_run(tmp_path)
     processor = build_processor(tiny_qwen35["dense"])

@@ -72,7 +72,7 @@ def requests(steps: int, builder: PromptBuilder) -> list[tuple[dict[str, Any], b
 
 
 def engine(folder: Path, prefix_cache: bool) -> Any:
-    from agent.backends.worker import Engine
+    from agent.backends.worker.engine import Engine
 
     e = Engine(prefix_cache=prefix_cache)
     e.load(str(folder), "cpu", "float32", warmup=False)
@@ -114,7 +114,7 @@ def test_tokens_match_a_full_prefill_token_by_token(tiny_qwen35: dict[str, Path]
 
 
 def test_the_cache_is_invalidated_where_the_prefix_changes(tiny_qwen35: dict[str, Path]) -> None:
-    from agent.backends.worker import PrefixCache
+    from agent.backends.worker.prefix_cache import PrefixCache
 
     builder = PromptBuilder("t", history_images=1)
     cached = engine(tiny_qwen35["dense"], True)

@@ -18,7 +18,8 @@ import pytest
 
 from agent.backends.base import BackendError, Cancelled, ChatMessage, Completion, Delta, ImagePart
 from agent.backends.local import LocalBackend, default_thinking
-from agent.backends.worker import ThinkSplitter, encode_frame, read_frame, split_reasoning
+from agent.backends.worker.think_split import ThinkSplitter, split_reasoning
+from agent.backends.worker_wire import encode_frame, read_frame
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -138,6 +139,28 @@ def test_step_streams_and_returns_counts(backend: LocalBackend, screenshot: Imag
         f"step: {result.prompt_tokens} prompt + {result.completion_tokens} tokens, "
         f"first token {result.first_token_s:.3f} s, total {result.total_s:.3f} s"
     )
+
+
+def test_on_delta_runs_on_the_thread_that_called_complete(
+    backend: LocalBackend, screenshot: ImagePart
+) -> None:
+    callers: list[int] = []
+    seen: list[int] = []
+    results: list[Completion] = []
+
+    def on_delta(_delta: Delta) -> None:
+        seen.append(threading.get_ident())
+
+    def run() -> None:
+        callers.append(threading.get_ident())
+        results.append(backend.complete(step_messages(screenshot), TOOLS, on_delta=on_delta))
+
+    caller = threading.Thread(target=run, name="not-the-main-thread")
+    caller.start()
+    caller.join(120)
+    assert results and results[0].completion_tokens
+    assert seen, "no streamed deltas"
+    assert set(seen) == set(callers) and callers[0] != threading.get_ident()
 
 
 def test_thinking_goes_to_reasoning(backend: LocalBackend, screenshot: ImagePart) -> None:
@@ -375,7 +398,7 @@ def test_think_splitter_handles_tags_split_across_pieces() -> None:
 
 
 def test_download_progress_becomes_events() -> None:
-    from agent.backends.worker import _DownloadProgress
+    from agent.backends.worker.hub import _DownloadProgress
 
     events: list[tuple[str, float | None]] = []
     bar = _DownloadProgress(lambda stage, fraction: events.append((stage, fraction))).tqdm_class()

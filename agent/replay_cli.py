@@ -1,4 +1,7 @@
-"""The `replay` and `export` sub-commands; main.py only registers and dispatches them."""
+"""The `replay` and `export` sub-commands' parsers, and replay --execute / --ask-again.
+
+main.py registers them; viewing and exporting (Qt) are main.py's calls into ui/.
+"""
 
 from __future__ import annotations
 
@@ -44,6 +47,19 @@ def add_replay_parsers(
         "pauses or stops (default 0.02, agent.replay.DEFAULT_THRESHOLD)",
     )
     rp.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="with --execute: a routine's parameter value, typed where {NAME} is (repeatable)",
+    )
+    rp.add_argument(
+        "--heal",
+        action="store_true",
+        help="with --execute: check each pointer action's target instead of the whole screen, "
+        "and ask the model to re-ground the steps whose target moved (docs/routines.md)",
+    )
+    rp.add_argument(
         "--force",
         action="store_true",
         help="with --approve auto: go on even when the screen differs from the recording",
@@ -74,32 +90,30 @@ def load(run_dir: Path) -> Any:
     return recording
 
 
-def run_replay_command(args: argparse.Namespace, make_backend: Callable[..., Any]) -> int:
-    """Dispatch `replay` and `export`; returns the exit status."""
+def run_replay_command(
+    args: argparse.Namespace,
+    open_backend: Callable[[argparse.Namespace], Any],
+    *,
+    view: Callable[[Any], int],
+    export: Callable[[Any, argparse.Namespace], int],
+) -> int:
+    """Dispatch `replay` and `export`; returns the exit status.
+
+    open_backend: the model backend the flags ask for (raises BackendError); view and export
+    are the front end's (a Qt window, a video encoder).
+    """
     recording = load(args.run_dir)
     if recording is None:
         return fail(f"{args.run_dir} is not a recording (no run.json)")
     if args.command == "export":
-        return command_export(recording, args)
+        return export(recording, args)
+    if (args.param or args.heal) and not args.execute:
+        return fail("--param and --heal go with --execute")
     if args.execute:
-        return command_execute(recording, args)
+        return command_execute(recording, args, open_backend)
     if args.ask_again is not None:
-        return command_ask_again(recording, args, make_backend)
-    return command_view(recording)
-
-
-def command_export(recording: Any, args: argparse.Namespace) -> int:
-    """Write the recording as mp4, gif or html."""
-    from ui.export import ExportError, export_run
-
-    try:
-        out = export_run(recording, args.fmt, args.out, show_progress=not args.quiet)
-    except ExportError as exc:
-        return fail(str(exc))
-    except OSError as exc:
-        return fail(f"cannot write {args.out}: {exc}")
-    print(f"deskpilot: wrote {out}", file=sys.stderr)
-    return EXIT_OK
+        return command_ask_again(recording, args, open_backend)
+    return view(recording)
 
 
 class TerminalCheck:
@@ -122,8 +136,10 @@ class TerminalCheck:
         """go, skip or stop for one step."""
         from actions.types import describe
 
-        pct = f"{check.difference * 100:.1f}% of the screen differs from the recording"
-        limit = f"threshold {check.threshold * 100:.1f}%"
+        pct = (
+            check.note or f"{check.difference * 100:.1f}% of the screen differs from the recording"
+        )
+        limit = "" if check.note else f"threshold {check.threshold * 100:.1f}%"
         self.out.write(f"step {check.index + 1}: {one_line(describe(check.action))} ({pct})\n")
         risky = check.risk.level != "safe"
         if risky:
@@ -134,14 +150,15 @@ class TerminalCheck:
                     self.out.write(f"  warning: {pct} > {limit}; going on (--force)\n")
                 return "go"
             self.stopped_for_difference = (
-                f"step {check.index + 1}: {pct} (> {limit}); the desktop is not where the "
-                "recording was. Stopping; use --force to replay anyway"
+                f"step {check.index + 1}: {pct}{f' (> {limit})' if limit else ''}; the desktop "
+                "is not where the recording was. Stopping; use --force to replay anyway"
             )
             return "stop"
         if self.approve == "guarded" and not risky and not check.differs:
             return "go"
         if check.differs:
-            self.out.write(f"  the screen differs from the recording: {pct} > {limit}\n")
+            why = pct if check.note else f"the screen differs from the recording: {pct} > {limit}"
+            self.out.write(f"  {why}\n")
         if self.approve == "guarded" and not self.interactive:
             why = "risky" if risky else "the screen differs from the recording"
             self.refused = (
@@ -163,61 +180,90 @@ class TerminalCheck:
             self.out.write("  please answer Enter, s or q\n")
 
 
-def command_execute(recording: Any, args: argparse.Namespace) -> int:
-    """Re-execute the recorded actions on this desktop."""
-    from actions.screen import DisplayError, Screen
+def command_execute(
+    recording: Any, args: argparse.Namespace, open_backend: Callable[[argparse.Namespace], Any]
+) -> int:
+    """Re-execute the recorded actions (a routine's with its parameters), through a session."""
+    from actions.executor import FailSafeTriggered
+    from actions.private_desktop import DesktopError
+    from actions.screen import DisplayError
+    from agent.config import ConfigError, from_args
     from agent.replay import DEFAULT_THRESHOLD, LiveGate, replay
+    from agent.routine import RoutineError, bind_params, parse_params
+    from agent.session import Session, SessionError
 
+    try:
+        params = bind_params(recording.info, parse_params(args.param))
+    except RoutineError as exc:
+        return fail(str(exc))
     if args.threshold is None:
         args.threshold = DEFAULT_THRESHOLD
     if not 0.0 <= args.threshold <= 1.0:
         return fail("--threshold is a share of the screen between 0 and 1")
     monitors = {int(s["screen"]["monitor"]["index"]) for s in recording.steps if s.get("screen")}
-    index = args.monitor if args.monitor is not None else (min(monitors) if monitors else None)
+    if args.monitor is None and monitors:
+        args.monitor = min(monitors)  # the monitor the run was recorded on
     try:
-        screen = Screen(index)
-    except DisplayError as exc:
+        session = Session(from_args(args))
+    except (ConfigError, SessionError) as exc:
         return fail(str(exc))
-    from actions.executor import Executor, FailSafeTriggered
-    from agent.risk import RiskConfigError, load_rules
-
+    healer = None
     try:
-        rules = load_rules(args.risk_rules)
-    except RiskConfigError as exc:
-        return fail(str(exc))
-    check = TerminalCheck(
-        args.approve, args.force, sys.stdin, sys.stderr, interactive=sys.stdin.isatty()
-    )
-    executor = Executor()
-    gate = LiveGate(rules)
-    try:
-        result = replay(
-            recording,
-            screen=screen,
-            executor=executor,
-            confirm=check,
-            threshold=args.threshold,
-            log=lambda line: print(one_line(line), file=sys.stderr),
-            gate=gate,
+        try:
+            screen, executor = session.screen, session.executor
+        except (DisplayError, DesktopError) as exc:
+            return fail(str(exc))
+        check = TerminalCheck(
+            session.config.approve,
+            args.force,
+            sys.stdin,
+            sys.stderr,
+            interactive=sys.stdin.isatty(),
         )
-    except FailSafeTriggered:
-        executor.release_all()
-        print("deskpilot: stopped: pyautogui fail-safe (pointer in a corner)", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:  # Ctrl-C or another ending signal (agent.interrupts)
-        executor.release_all()  # mid-action: no key or button may stay held
-        raise
+        # The same rules and the same view of where keys go as a live run on this desktop.
+        gate = LiveGate(session.rules, session.focus())
+        if args.heal:
+            from agent.heal import Healer
+
+            healer = Healer(
+                recording.dir,
+                lambda: open_backend(args),  # only when a step needs the model
+                task=str(recording.info.get("task") or ""),
+                max_pixels=session.config.max_pixels,
+            )
+        try:
+            result = replay(
+                recording,
+                screen=screen,
+                executor=executor,
+                confirm=check,
+                threshold=args.threshold,
+                log=lambda line: print(one_line(line), file=sys.stderr),
+                gate=gate,
+                params=params,
+                healer=healer,
+            )
+        except FailSafeTriggered:
+            session.release()
+            print("deskpilot: stopped: pyautogui fail-safe (pointer in a corner)", file=sys.stderr)
+            return EXIT_FAILED
+        except KeyboardInterrupt:  # Ctrl-C or another ending signal (agent.interrupts)
+            session.release()  # mid-action: no key or button may stay held
+            raise
     finally:
-        executor.close()
-        gate.close()
+        if healer is not None:
+            healer.close()
+        session.close()
+    if healer is not None:
+        print(f"deskpilot: healing: {healer.summary()}", file=sys.stderr)
     message = check.refused or check.stopped_for_difference or result.message
     done = "done" if result.ok else "stopped"
     print(f"deskpilot: replay {done}: {one_line(message)}", file=sys.stderr)
-    return result.exit_code
+    return int(result.exit_code)
 
 
 def command_ask_again(
-    recording: Any, args: argparse.Namespace, make_backend: Callable[..., Any]
+    recording: Any, args: argparse.Namespace, open_backend: Callable[[argparse.Namespace], Any]
 ) -> int:
     """Send one recorded step to the current backend and print both proposals."""
     from agent.backends.base import BackendError
@@ -231,7 +277,10 @@ def command_ask_again(
         args.endpoint = backend_info.get("endpoint")  # the recorded server, credentials stripped
     if args.model is None:
         args.model = recording.info.get("model")  # ask the model that made the recording
-    backend = make_backend(args)
+    try:
+        backend = open_backend(args)
+    except BackendError as exc:
+        return fail(str(exc))
     try:
         again = ask_again(recording, index, backend, task=args.task)
     except ValueError as exc:
@@ -273,20 +322,3 @@ def side_by_side(step: dict[str, Any], again: Any, recorded: Any) -> str:
     same = (recorded is not None) and recorded == prop.action
     rows.append("same action" if same else "different")
     return "\n".join(rows)
-
-
-def command_view(recording: Any) -> int:
-    """Open the replay viewer window."""
-    import os
-
-    if sys.platform.startswith("linux") and not (
-        os.environ.get("DISPLAY")
-        or os.environ.get("WAYLAND_DISPLAY")
-        or os.environ.get("QT_QPA_PLATFORM")
-    ):
-        return fail("no display for the viewer: set DISPLAY, or use `deskpilot export`")
-    try:
-        from ui.debugger import run_viewer
-    except ImportError:
-        return fail("the replay viewer is not available in this build")
-    return int(run_viewer(recording))

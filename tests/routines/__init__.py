@@ -1,0 +1,1 @@
+"""Demonstrations, routines and healing: real Xvfb, real apps, real input (issue 17)."""
