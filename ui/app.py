@@ -1,10 +1,14 @@
-"""The desktop app: task entry, backend and approval settings, live view, approval, control."""
+"""The desktop app: the live screen, the steps, the approval card; settings and runs a click away.
+
+MainWindow lays the window out and wires its parts: ui/settings_dialog.py (every run option),
+ui/run_view.py (the one place loop events are rendered), ui/choreography.py (when the window
+makes way for the agent), ui/progress.py (step, time, the model's activity) and
+ui/library.py (recorded runs). Tests observe it from tests/support, never from in here.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import signal
 import socket
 import sys
@@ -13,48 +17,68 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QPoint, QRect, QSocketNotifier, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QGuiApplication, QImage, QKeySequence, QShortcut
+from PySide6.QtCore import (
+    QByteArray,
+    QObject,
+    QRect,
+    QSettings,
+    QSocketNotifier,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
-    QFormLayout,
-    QGroupBox,
     QHBoxLayout,
+    QLabel,
     QMainWindow,
+    QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSizePolicy,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from actions.screen import Monitor
-from actions.types import describe
 from agent import interrupts
 from agent.approval import ApprovalRequest, Decision
 from agent.textsafe import visible
-from ui.guard import Rect
+from ui.app_text import app_words
+from ui.choreography import Choreography
 from ui.hotkey import GlobalHotkey, describe_combo
+from ui.progress import RunProgress
 from ui.run_controller import RunController
 from ui.run_form import RunForm
+from ui.run_view import RunPresenter
 from ui.settings import AppSettings, load_settings, save_settings
+from ui.settings_dialog import SettingsDialog
 from ui.widgets import (
     ApprovalPanel,
     ControlBar,
     LiveView,
     RecoverBar,
+    fit_window,
     one_line,
     plain_label,
-    plain_tip,
     risk_text,
 )
 
-# Time for the X server to unmap the window before the agent captures or acts.
-STEP_ASIDE_MS = 250
-LOG_LINES = 500  # the run log keeps this many lines
+# What the Help menu lists: every shortcut of the main window.
+SHORTCUTS = (
+    ("Ctrl+Enter", "Start the task"),
+    ("Enter", "Approve the waiting action (in the note: Reject with the note)"),
+    ("Esc", "Stop the run"),
+    ("Ctrl+,", "Settings"),
+    ("Ctrl+R", "Runs: the recorded runs"),
+    ("Tab / Shift+Tab", "Move between fields"),
+    ("F1", "This list"),
+)
+WINDOW_SIZE = (1280, 800)  # the first start's size, never larger than the screen
 
 
 def _preload() -> None:
@@ -154,6 +178,44 @@ def _monitor_choices() -> list[tuple[str, int]]:
     return out
 
 
+def _button(text: str, tip: str) -> QPushButton:
+    """A button whose accessible name is its label, with a tooltip."""
+    button = QPushButton(text)
+    button.setAccessibleName(text)
+    button.setToolTip(tip)
+    return button
+
+
+class ModelStatus(QWidget):
+    """The model backend's state: loading progress, ready, or what went wrong; Restart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.label = plain_label("Model: starts with the first run")
+        self.label.setAccessibleName("Model status")
+        self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.progress = QProgressBar()
+        self.progress.setAccessibleName("Model loading")
+        self.progress.setRange(0, 1000)
+        self.progress.setMaximumWidth(160)
+        self.progress.setVisible(False)
+        self.restart = _button(
+            "Restart worker", "Close the model backend and start it again (no run may be going)"
+        )
+        self.restart.setEnabled(False)  # nothing to restart before a first run started one
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.restart)
+
+    def for_backend(self, kind: str) -> None:
+        """A local worker restarts; an endpoint is reconnected."""
+        text = "Restart worker" if kind == "local" else "Reconnect"
+        self.restart.setText(text)
+        self.restart.setAccessibleName(text)
+
+
 class MainWindow(QMainWindow):
     """deskpilot's main window."""
 
@@ -168,8 +230,11 @@ class MainWindow(QMainWindow):
         self.settings_file = settings_file
         self.settings = settings or load_settings(settings_file)
         self.setWindowTitle("deskpilot")
-        self.excluded: list[Rect] = []
-        self.controller = RunController(excluded=lambda: list(self.excluded))
+        self.bar = ControlBar(describe_combo(self.settings.hotkey))
+        self.choreography = Choreography(
+            self, self.bar, lambda: self.settings.run.desktop == "user"
+        )
+        self.controller = RunController(excluded=lambda: list(self.choreography.excluded))
         # Taking over a private desktop (ui/takeover.py): its X display while one runs.
         self.private_display = ""
         self.takeover: Any = None
@@ -179,16 +244,27 @@ class MainWindow(QMainWindow):
             lambda: self.takeover.refresh() if self.takeover is not None else None
         )
         self.view = LiveView()
+        self.view.setAccessibleName("Screen")
         self.panel = ApprovalPanel(self.view)
-        self.bar = ControlBar(describe_combo(self.settings.hotkey))
+        self.progress = RunProgress()
+        self.presenter = RunPresenter(self.view, self.progress)
+        self.step_label = self.presenter.step_label
+        self.log_view = self.presenter.log_view
+        self.thinking = self.presenter.thinking
+        self.timeline = self.presenter.timeline
+        self.breakpoints: set[int] = set()
+        self.timeline.breakpoints = self.breakpoints
+        self.settings_dialog = SettingsDialog(_monitor_choices(), self)
+        self.run_form: RunForm = self.settings_dialog.form
+        self.calibrate_button = self.settings_dialog.calibrate_button
+        self.model_status = ModelStatus()
+        self.worker_label = self.model_status.label
+        self.worker_progress = self.model_status.progress
+        self.restart_button = self.model_status.restart
+        self.library: Any = None
         self.stall = StallMeter()
-        self.step_t0 = 0.0
-        self.first_token_s: float | None = None
-        self.streaming_kind = ""
-        self._proposed: dict[int, str] = {}  # step -> the proposed action, described
-        self.test_log = os.environ.get("DESKPILOT_UI_LOG")
-        self.test_shots = os.environ.get("DESKPILOT_UI_SHOTS")
         self._build()
+        self._menus()
         self._load_into_form(self.settings)
         self._connect()
         self._set_running(False)
@@ -205,105 +281,123 @@ class MainWindow(QMainWindow):
             )
         else:
             self.statusBar().showMessage(f"{self.hotkey.error}; use Stop or Esc")
+        self._restore_geometry()
 
     # -- layout ---------------------------------------------------------------------------
 
     def _build(self) -> None:
         self.task = QPlainTextEdit()
         self.task.setPlaceholderText("What should deskpilot do? e.g. Open the terminal and list ~")
-        self.task.setMaximumHeight(80)
-        # Every run option, generated from agent.config (the CLI's flags come from there too).
-        self.run_form = RunForm(monitors=_monitor_choices())
-        self.calibrate_button = QPushButton("Calibrate")
-        self.calibrate_button.setAccessibleName("Calibrate")
-        self.calibrate_button.setToolTip(
-            "Self-test: click targets near the corners and the centre of the monitor (or the "
-            "private desktop) through the agent's own mapping and measure where they land"
-        )
-        settings_scroll = QScrollArea()
-        settings_scroll.setWidgetResizable(True)
-        settings_scroll.setWidget(self.run_form)
-
-        self.start_button = QPushButton("Start")
-        self.pause_button = QPushButton("Pause")
+        self.task.setAccessibleName("Task")
+        self.task.setToolTip("The task, in your words; Ctrl+Enter starts it")
+        self.task.setTabChangesFocus(True)  # Tab moves on; the task is one paragraph
+        self.task.setFixedHeight(56)
+        task_label = QLabel("&Task")
+        task_label.setBuddy(self.task)
+        self.start_button = _button("Start", "Start the task (Ctrl+Enter)")
+        self.pause_button = _button("Pause", "Hold the run at its next action until you approve it")
         self.pause_button.setCheckable(True)
-        self.pause_button.setToolTip("Hold the run at its next action until you approve it")
-        self.stop_button = QPushButton("Stop")
-        self.takeover_button = QPushButton("Take over")
+        self.stop_button = _button("Stop", "End the run now; nothing more runs (Esc)")
+        self.takeover_button = _button(
+            "Take over",
+            "Pause the agent and work on its private desktop yourself: clicks, the wheel and "
+            "keys on the screenshot go there (Esc still stops the run)",
+        )
         self.takeover_button.setCheckable(True)
         self.takeover_button.setEnabled(False)
-        self.takeover_button.setToolTip(
-            "Pause the agent and work on its private desktop yourself: clicks, the wheel and "
-            "keys on the screenshot go there (Esc still stops the run)"
+        self.settings_button = _button(
+            "Settings", "Every run option: model, approval, limits (Ctrl+,)"
         )
-        buttons = QHBoxLayout()
-        for b in (self.start_button, self.pause_button, self.stop_button, self.takeover_button):
-            b.setAccessibleName(b.text())
-            buttons.addWidget(b)
-
-        self.worker_label = plain_label("worker: not started (it starts with the first run)")
-        self.worker_label.setWordWrap(True)
-        self.worker_progress = QProgressBar()
-        self.worker_progress.setRange(0, 1000)
-        self.worker_progress.setVisible(False)
-        self.restart_button = QPushButton("Restart worker")
-        worker_box = QGroupBox("Model worker")
-        wl = QVBoxLayout(worker_box)
-        wl.addWidget(self.worker_label)
-        wl.addWidget(self.worker_progress)
-        wl.addWidget(self.restart_button)
-
-        form = QFormLayout()
-        form.addRow("Task", self.task)
-        self.task.setAccessibleName("Task")
+        self.runs_button = _button("Runs", "The recorded runs: open, step through, export (Ctrl+R)")
+        top = QHBoxLayout()
+        top.addWidget(task_label)
+        top.addWidget(self.task, 1)
+        for b in (
+            self.start_button,
+            self.pause_button,
+            self.stop_button,
+            self.takeover_button,
+            self.settings_button,
+            self.runs_button,
+        ):
+            top.addWidget(b)
+        status_row = QHBoxLayout()
+        status_row.addWidget(self.progress, 3)
+        status_row.addWidget(self.model_status, 2)
+        self.step_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.recover_bar = RecoverBar()
         left = QWidget()
         ll = QVBoxLayout(left)
-        ll.addLayout(form)
-        ll.addLayout(buttons)
-        ll.addWidget(worker_box)
-        ll.addWidget(self.calibrate_button)
-        ll.addWidget(settings_scroll, 1)
-
-        self.step_label = plain_label("idle")
-        # Long status lines (a backend's error) are cut, not allowed to widen the window; the
-        # whole line is in the tooltip and the run log.
-        self.step_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.thinking = QPlainTextEdit()
-        self.thinking.setReadOnly(True)
-        self.thinking.setPlaceholderText("The model's thinking and answer stream here.")
-        self.thinking.setMaximumHeight(140)
-        # One line per notable event: risky, blocked and refused actions, backend faults.
-        self.log_view = QPlainTextEdit()
-        self.log_view.setReadOnly(True)
-        self.log_view.setMaximumBlockCount(LOG_LINES)
-        self.log_view.setMaximumHeight(90)
-        self.log_view.setPlaceholderText("Run log: blocked, refused and risky actions, faults.")
-        self.recover_bar = RecoverBar()
-        right = QWidget()
-        rl = QVBoxLayout(right)
-        rl.addWidget(self.step_label)
-        rl.addWidget(self.view, 1)
-        rl.addWidget(self.thinking)
-        rl.addWidget(self.log_view)
-        rl.addWidget(self.recover_bar)
-        rl.addWidget(self.panel)
-
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(self.view, 1)  # the live screen: the largest thing in the window
+        ll.addWidget(self.recover_bar)
+        ll.addWidget(self.panel)
+        self.details = QTabWidget()
+        self.details.addTab(self.thinking, "Thinking")
+        self.details.addTab(self.log_view, "Run log")
+        self.details.setAccessibleName("Thinking and run log")
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.timeline)
+        right.addWidget(self.details)
+        right.setStretchFactor(0, 3)
+        right.setStretchFactor(1, 2)
+        right.setChildrenCollapsible(True)  # the thinking folds away by dragging it down
         split = QSplitter()
         split.addWidget(left)
         split.addWidget(right)
-        split.setStretchFactor(1, 1)
-        split.setSizes([330, 800])
-        self.setCentralWidget(split)
-        self.resize(1200, 800)
+        split.setStretchFactor(0, 1)
+        split.setSizes([900, 360])
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(6, 6, 6, 0)
+        layout.addLayout(top)
+        layout.addLayout(status_row)
+        layout.addWidget(self.step_label)
+        layout.addWidget(split, 1)
+        self.setCentralWidget(central)
+
+    def _menus(self) -> None:
+        run = self.menuBar().addMenu("&Run")
+        self.start_action = self._action(run, "Start", "Ctrl+Return", self.start_run)
+        self._action(run, "Stop", "Esc", self.stop_run, shortcut_here=False)
+        run.addSeparator()
+        self._action(run, "Settings…", "Ctrl+,", self.show_settings)
+        self._action(run, "Runs…", "Ctrl+R", self.show_runs)
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "Keyboard shortcuts", "F1", self.show_shortcuts)
+        self._action(help_menu, "About deskpilot", "", self.show_about)
+
+    def _action(
+        self,
+        menu: Any,
+        text: str,
+        keys: str,
+        slot: Callable[[], Any],
+        *,
+        shortcut_here: bool = True,
+    ) -> QAction:
+        action = QAction(text, self)
+        if keys and shortcut_here:
+            action.setShortcut(QKeySequence(keys))
+        elif keys:
+            action.setText(f"{text}\t{keys}")  # shown; the window's own shortcut handles it
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
 
     def _connect(self) -> None:
         self.start_button.clicked.connect(self.start_run)
         self.stop_button.clicked.connect(self.stop_run)
         self.pause_button.toggled.connect(self._pause)
         self.restart_button.clicked.connect(self.restart_worker)
+        self.settings_button.clicked.connect(self.show_settings)
+        self.runs_button.clicked.connect(self.show_runs)
         self.bar.stop_clicked.connect(self.stop_run)
         self.panel.decided.connect(self.on_decided)
         self.recover_bar.chosen.connect(self.on_recover_chosen)
+        self.presenter.status.connect(self.bar.set_status)
+        self.progress.changed.connect(self._progress_to_bar)
+        self.timeline.breakpoints_changed.connect(self._breakpoints_changed)
         c = self.controller
         c.loop_event.connect(self.on_event)
         c.observed.connect(self.on_observed)
@@ -317,9 +411,9 @@ class MainWindow(QMainWindow):
         c.desktop_ready.connect(self.on_desktop_ready)
         self.takeover_button.toggled.connect(self._take_over)
         self.calibrate_button.clicked.connect(self.calibrate)
-        enter = QShortcut(QKeySequence(Qt.Key.Key_Return), self)
-        enter.activated.connect(self._enter)
-        QShortcut(QKeySequence(Qt.Key.Key_Enter), self).activated.connect(self._enter)
+        QShortcut(QKeySequence("Ctrl+Enter"), self).activated.connect(self.start_run)
+        for key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            QShortcut(QKeySequence(key), self).activated.connect(self._enter)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self).activated.connect(self.stop_run)
 
     # -- settings -------------------------------------------------------------------------
@@ -327,6 +421,10 @@ class MainWindow(QMainWindow):
     def _load_into_form(self, s: AppSettings) -> None:
         self.task.setPlainText(s.task)
         self.run_form.load(s.run)
+        self.model_status.for_backend(s.run.backend)
+        self.breakpoints.update(
+            int(p) for p in s.run.break_at.split(",") if p.strip().isdigit() and int(p) > 0
+        )
         if s.ignored:
             self.statusBar().showMessage("settings ignored: " + "; ".join(s.ignored))
 
@@ -340,18 +438,87 @@ class MainWindow(QMainWindow):
 
     def _save(self) -> None:
         self.settings = self.form_settings()
+        self.model_status.for_backend(self.settings.run.backend)
         try:
             save_settings(self.settings, self.settings_file)
         except OSError as exc:
             self.statusBar().showMessage(f"cannot save settings: {exc}")
 
+    def _breakpoints_changed(self, steps: object) -> None:
+        """Breakpoints set in a timeline apply to the next run (Settings: Break at steps)."""
+        text = ",".join(str(n) for n in sorted(self.breakpoints))
+        self.run_form.set_value("break_at", text)
+        where = f"before step {text}" if text else "none"
+        self.statusBar().showMessage(f"Breakpoints for the next run: {where}")
+
+    def show_settings(self) -> None:
+        """Open the Settings dialog (every run option)."""
+        self.settings_dialog.show()
+        self.settings_dialog.raise_()
+        self.settings_dialog.activateWindow()
+
+    def show_runs(self) -> None:
+        """Open the runs library on the configured runs folder."""
+        from ui.debugger import recorded_backend
+        from ui.library import RunsLibrary
+
+        self._save()
+        if self.library is None:
+            base = self.settings.run
+            self.library = RunsLibrary(
+                base.runs_path(),
+                backend_factory=lambda rec: recorded_backend(rec, self.settings.run),
+                breakpoints=self.breakpoints,
+                on_breakpoints=self._breakpoints_changed,
+            )
+        else:
+            self.library.refresh()
+        self.library.show()
+        self.library.raise_()
+        self.library.activateWindow()
+
+    def show_shortcuts(self) -> None:
+        """The Help menu's list of shortcuts."""
+        kill = describe_combo(self.settings.hotkey)
+        rows = [*SHORTCUTS, (kill, "Stop the run from anywhere (the global kill switch)")]
+        box = QMessageBox(self)
+        box.setWindowTitle("Keyboard shortcuts")
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.setText("\n".join(f"{keys}\t{what}" for keys, what in rows))
+        box.exec()
+
+    def show_about(self) -> None:
+        """What deskpilot is, in one box."""
+        QMessageBox.about(
+            self,
+            "About deskpilot",
+            "deskpilot: a desktop agent that asks before it acts, records every step, "
+            "and lets you replay, debug and export what it did.",
+        )
+
+    # -- window size and place --------------------------------------------------------------
+
+    def _restore_geometry(self) -> None:
+        """Last session's size and place, if they still fit a screen; else a size that fits."""
+        saved = QSettings("deskpilot", "app").value("main_window/geometry")
+        if isinstance(saved, QByteArray | bytes) and self.restoreGeometry(QByteArray(saved)):
+            screen = self.screen() or QGuiApplication.primaryScreen()
+            area = screen.availableGeometry() if screen is not None else None
+            if area is not None and area.contains(self.frameGeometry().adjusted(0, 0, -1, -1)):
+                return
+        fit_window(self, *WINDOW_SIZE)
+
+    def _save_geometry(self) -> None:
+        QSettings("deskpilot", "app").setValue("main_window/geometry", self.saveGeometry())
+
     # -- run control ----------------------------------------------------------------------
 
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
+        self.start_action.setEnabled(not running)
         self.pause_button.setEnabled(running)
         self.stop_button.setEnabled(running)
-        self.restart_button.setEnabled(not running)
+        self.restart_button.setEnabled(not running and self.controller.backend is not None)
         self.calibrate_button.setEnabled(not running)
         self.task.setEnabled(not running)
         self.run_form.set_editable(not running)
@@ -380,7 +547,8 @@ class MainWindow(QMainWindow):
         self._save()
         task = self.settings.task
         if not task:
-            self.statusBar().showMessage("Type a task first.")
+            self._say("Type a task first.")
+            self.task.setFocus()
             return
         from agent.config import ConfigError
         from agent.session import SessionError, load_risk_rules
@@ -390,25 +558,20 @@ class MainWindow(QMainWindow):
             load_risk_rules(config)  # a bad rules file: say which and why, start nothing
         except (ConfigError, SessionError) as exc:
             what = exc.for_app if isinstance(exc, ConfigError) else f"risk rules: {exc}"
-            message = one_line(what, 300)
-            self.statusBar().showMessage(visible(message))
-            self.step_label.setText(visible(message))
+            self._say(app_words(what, backend=self.settings.run.backend, limit=300))
             return
-        self.thinking.clear()
-        self.log_view.clear()
+        # Each run starts clean: no step, screenshot, thinking or message of the last one stays.
+        self.presenter.reset(config.max_steps)
+        self.panel.clear()
         self.recover_bar.clear()
-        self._proposed = {}
+        self.statusBar().clearMessage()
         self._set_running(True)
         self.bar.place(self._monitor_area())
         self.bar.set_status("starting")
         self.bar.show()
         self.stall.start()
-        self._step_aside()
-        QTimer.singleShot(
-            STEP_ASIDE_MS,
-            self,
-            lambda: self.controller.start(task, config),
-        )
+        wait = self.choreography.step_aside()
+        QTimer.singleShot(wait, self, lambda: self.controller.start(task, config))
 
     def stop_run(self) -> None:
         """The kill switch (Stop, Esc, the hotkey): cancel generation and release input."""
@@ -418,7 +581,16 @@ class MainWindow(QMainWindow):
         self.panel.clear()
         self.recover_bar.clear()
         self.bar.set_status("stopping…")
-        self.step_label.setText("stopping…")
+        self.presenter.set_status("stopping…")
+
+    def _say(self, text: str) -> None:
+        """A message in the status line and the status bar."""
+        self.presenter.set_status(text)
+        self.statusBar().showMessage(visible(text))
+
+    def _progress_to_bar(self, line: str) -> None:
+        if self.controller.running:
+            self.bar.set_status(line)
 
     def calibrate(self) -> None:
         """Run `deskpilot calibrate` for the chosen monitor or desktop; the verdict in the log."""
@@ -433,22 +605,27 @@ class MainWindow(QMainWindow):
         process = QProcess(self)
         process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
         self.calibrate_button.setEnabled(False)
-        self._status("calibrating: targets appear and are clicked; hands off the mouse")
+        self.presenter.set_status(
+            "calibrating: targets appear and are clicked; hands off the mouse"
+        )
 
         def done(code: int, _status: object) -> None:
             output = bytes(process.readAllStandardOutput().data()).decode("utf-8", "replace")
             for line in output.splitlines():
                 if line.strip():
-                    self.add_log(f"calibrate: {line.strip()}")
+                    self.presenter.add_log(f"calibrate: {line.strip()}")
             lines = [x for x in output.splitlines() if x.strip()]
             verdict = lines[-1].strip() if lines else f"calibrate exited with status {code}"
-            self._status(verdict)
+            self.presenter.set_status(verdict)
             self.calibrate_button.setEnabled(not self.controller.running)
-            self._log_test("calibrated", code=code, verdict=verdict)
+            self.calibrated.emit(code, verdict)
             process.deleteLater()
 
         process.finished.connect(done)
         process.start(sys.executable, args)
+
+    calibrated = Signal(int, str)  # exit status, verdict line (for whoever watches)
+    took_over = Signal(bool)  # taking over the private desktop began (True) or ended
 
     def on_desktop_ready(self, display: str) -> None:
         """A private desktop started (its X display) or ended ("")."""
@@ -466,12 +643,14 @@ class MainWindow(QMainWindow):
                 self.pause_button.setChecked(True)  # the agent waits at its next action
             takeover = self.takeover = TakeOver(self.private_display)
             takeover.frame.connect(self.view.set_frame)
-            takeover.failed.connect(self._status)
+            takeover.failed.connect(self.presenter.set_status)
             self.view.set_forward(lambda action: takeover.send(action, self._private_monitor()))
             self.takeover_timer.start()
             takeover.refresh()
-            self._status("taking over: your clicks and keys on the screenshot go to its desktop")
-            self._log_test("takeover", on=True)
+            self.presenter.set_status(
+                "taking over: your clicks and keys on the screenshot go to its desktop"
+            )
+            self.took_over.emit(True)
             return
         self.takeover_timer.stop()
         self.view.set_forward(None)
@@ -480,8 +659,8 @@ class MainWindow(QMainWindow):
             takeover.close()
             if self.pause_button.isChecked():
                 self.pause_button.setChecked(False)
-            self._status("the agent goes on from here")
-        self._log_test("takeover", on=False)
+            self.presenter.set_status("the agent goes on from here")
+        self.took_over.emit(False)
 
     def _private_monitor(self) -> Monitor:
         """The private desktop's monitor, as the view shows it."""
@@ -490,13 +669,16 @@ class MainWindow(QMainWindow):
 
     def _pause(self, paused: bool) -> None:
         self.controller.set_paused(paused)
-        self.pause_button.setText("Resume" if paused else "Pause")
+        text = "Resume" if paused else "Pause"
+        self.pause_button.setText(text)
+        self.pause_button.setAccessibleName(text)
         self.bar.set_status("paused: the next action waits for you" if paused else "resumed")
 
     def restart_worker(self) -> None:
         """Close the backend and load it again."""
         self._save()
-        self.worker_label.setText("worker: restarting")
+        self.worker_label.setText("Model: restarting")
+        self.restart_button.setEnabled(False)
         self.controller.restart_backend(self.settings.run)
 
     def _enter(self) -> None:
@@ -512,169 +694,42 @@ class MainWindow(QMainWindow):
         elif not self.panel.text_edit.hasFocus():
             self.panel.approve()
 
-    # -- stepping aside -------------------------------------------------------------------
-
-    def _update_excluded(self) -> None:
-        """Rectangles the agent must neither see nor act on: the bar, and this window if shown."""
-        rects = [self.bar.global_rect()] if self.bar.isVisible() else []
-        if self.isVisible():
-            g = self.frameGeometry()
-            rects.append((g.x(), g.y(), g.width(), g.height()))
-        self.excluded = rects
-
-    def _step_aside(self) -> None:
-        if self.settings.run.desktop != "user":
-            return  # the agent works on a desktop of its own: nothing here to make way for
-        self.hide()
-        self._update_excluded()
-
-    def _come_back(self) -> None:
-        self.showNormal()
-        self.raise_()
-        self.activateWindow()
-
     # -- controller signals ---------------------------------------------------------------
 
     def on_event(self, event: Any) -> None:
-        """Show one loop event."""
-        kind, data = event.kind, event.data
-        if kind == "step_started":
-            self.step_t0 = time.monotonic()
-            self.first_token_s = None
-            self.streaming_kind = ""
-            self.thinking.clear()
-            self._status(f"step {event.step + 1}: looking at the screen")
-        elif kind == "delta":
-            if self.first_token_s is None:
-                self.first_token_s = time.monotonic() - self.step_t0
-                self._status(f"step {event.step + 1}: the model is thinking")
-            if data["kind"] != self.streaming_kind:
-                if self.streaming_kind:
-                    self.thinking.appendPlainText("")
-                self.thinking.appendPlainText("thinking:" if data["kind"] == "reasoning" else "")
-                self.streaming_kind = data["kind"]
-            cursor = self.thinking.textCursor()
-            cursor.movePosition(cursor.MoveOperation.End)
-            # Thinking streams in pieces; each is shown with its controls made visible.
-            cursor.insertText(visible(data["text"]))
-            self.thinking.setTextCursor(cursor)
-        elif kind == "proposal":
-            prop = data["proposal"]
-            took = time.monotonic() - self.step_t0
-            first = f", first token {self.first_token_s:.2f} s" if self.first_token_s else ""
-            what = describe(prop.action) if prop.action is not None else "invalid output"
-            warn = risk_text(data.get("risk"))
-            self._status(
-                f"step {event.step + 1}: {what}{f' ({warn})' if warn else ''}"
-                f" (model {took:.1f} s{first})"
-            )
-            if prop.action is not None:
-                self._proposed[event.step] = one_line(what, 100)
-                self.view.set_action(prop.action, data["space"], editable=False)
-        elif kind == "invalid":
-            self._status(f"step {event.step + 1}: invalid output, nothing executed")
-            self.thinking.appendPlainText(f"\n[invalid output: {visible(str(data['error']))}]")
-            self.add_log(f"step {event.step + 1}: invalid output, nothing executed")
-        elif kind == "decision":
-            self._on_decision(event.step, data["decision"], data.get("risk"))
-        elif kind == "backend_error":
-            self._on_backend_error(event.step, data)
-        elif kind == "stale":
-            line = f"step {event.step + 1}: screen changed before execution, not executed"
-            self._status(f"{line}; asking the model again")
-            self.add_log(f"{line} — {one_line(data['reason'])}")
-        elif kind == "executed" and not data["ok"]:
-            self._status(f"step {event.step + 1}: execution failed: {data['error']}")
-            self.add_log(f"step {event.step + 1}: execution failed: {one_line(data['error'])}")
-
-    def _on_decision(self, step: int, decision: Decision, risk: Any) -> None:
-        """Status and one log line; blocked and refused actions always say why."""
-        n, what = step + 1, self._proposed.get(step, "the action")
-        note = one_line(decision.note or "")
-        if decision.by == "rules":
-            line = f"step {n}: BLOCKED, not executed: {what} — {note}"
-            self._status(f"step {n}: blocked by your rules, not executed: {note}")
-        elif decision.kind in ("skip", "reject") and decision.by != "user":
-            line = f"step {n}: refused, not executed: {what} — {note or decision.by}"
-            self._status(f"step {n}: refused: {note or decision.by}")
-        elif decision.kind in ("skip", "reject"):
-            verb = "skipped" if decision.kind == "skip" else "rejected"
-            line = f"step {n}: {verb} by you, not executed: {what}"
-            line += f" — note: {note}" if note else ""
-            self._status(f"step {n}: {verb}")
-        elif decision.kind == "stop":
-            line = f"step {n}: stopped before {what}" + (f" — {note}" if note else "")
-            self._status(f"step {n}: stop")
-        else:
-            self._status(f"step {n}: {decision.kind}")
-            warn = risk_text(risk)
-            if not warn:
-                return  # safe and approved: the status line is enough
-            by = "by you" if decision.by == "user" else f"by {decision.by}"
-            line = f"step {n}: {decision.kind}d {by}: {what} ({warn})"
-        self.add_log(line)
-
-    def _on_backend_error(self, step: int, data: dict[str, Any]) -> None:
-        """A model request failed: say so, and when it is retried."""
-        error = one_line(str(data.get("error", "")), 200)
-        again = data.get("retry_in_s")
-        if again is not None:
-            text = f"model backend: {error}; retrying in {again:g} s"
-        else:
-            text = f"model backend: {error}; retries did not help"
-        self._status(text)
-        self.statusBar().showMessage(visible(text))
-        self.add_log(f"step {step + 1}: {text}")
-
-    def add_log(self, line: str) -> None:
-        """One line in the run log (with the time)."""
-        self.log_view.appendPlainText(f"{time.strftime('%H:%M:%S')} {visible(line)}")
-
-    def _status(self, text: str) -> None:
-        self.step_label.setText(visible(text))
-        self.step_label.setToolTip(plain_tip(text))
-        self.bar.set_status(text)
+        """Show one loop event (ui/run_view.py renders them all)."""
+        self.presenter.on_event(event)
 
     def on_observed(self, step: int, image: QImage, monitor: Monitor) -> None:
-        """A new screenshot: show it; the window may come back while the model thinks."""
+        """A new screenshot; in ask mode the window comes back while the model thinks."""
         self.view.set_frame(image, monitor)
-        if self.controller.running and not self.controller.stop_event.is_set():
-            self._come_back()
-            self._update_excluded()
+        self.presenter.on_observed(step, image)
+        running = self.controller.running and not self.controller.stop_event.is_set()
+        if running and self.settings.run.approve == "ask":
+            self.choreography.come_back(activate=False)
 
     def on_approval(self, request: ApprovalRequest) -> None:
-        """An action waits for the user."""
+        """An action waits for the user: the card is filled and the window takes the focus."""
         self.panel.set_request(request)
-        self._come_back()
+        self.choreography.come_back(activate=True)
         self.approve_focus()
         where = f" (breakpoint: {request.breakpoint})" if request.breakpoint else ""
         why = risk_text(request.risk)
         if request.attention:
             why = f"{why}; paused: {request.attention}" if why else f"paused: {request.attention}"
-        self._status(
+        self.presenter.set_status(
             f"step {request.step + 1}: waiting for your decision{where}{f' — {why}' if why else ''}"
         )
-        if why:
-            what = one_line(describe(request.action), 100)
-            self.add_log(f"step {request.step + 1}: waiting for you: {what} — {why}")
-        self._log_test(
-            "approval",
-            step=request.step,
-            action=describe(request.action),
-            risk=request.risk.level,
-            reason=request.risk.reason,
-        )
-        if self.test_shots:
-            QTimer.singleShot(300, self, lambda: self._save_shots(request.step))
+        self.presenter.waiting(request.step, request.action, why)
 
     def approve_focus(self) -> None:
         """Keyboard focus on Approve so Enter works at once."""
         self.panel.approve_button.setFocus()
 
     def on_aside(self, request: ApprovalRequest) -> None:
-        """A policy-approved action: step aside, then let it run."""
-        self._step_aside()
-        QTimer.singleShot(STEP_ASIDE_MS, self, self.controller.resume)
+        """A policy-approved action: out of the way (if shown), then let it run."""
+        wait = self.choreography.step_aside()
+        QTimer.singleShot(wait, self, self.controller.resume)
 
     def on_decided(self, decision: Decision) -> None:
         """The user decided: step aside before anything executes, then hand it over."""
@@ -682,27 +737,27 @@ class MainWindow(QMainWindow):
             self.controller.decide(decision)
             self.stop_run()
             return
-        self._step_aside()
-        QTimer.singleShot(STEP_ASIDE_MS, self, lambda: self.controller.decide(decision))
+        wait = self.choreography.step_aside()
+        QTimer.singleShot(wait, self, lambda: self.controller.decide(decision))
 
     def on_recover(self, error: str) -> None:
         """Retries did not help: come back and ask Retry / Restart worker / Stop."""
         local = self.settings.run.backend == "local"
         self.recover_bar.restart_button.setText("Restart worker" if local else "Reconnect")
-        self.recover_bar.ask(error)
-        self._come_back()
-        self._status("model backend failed: Retry, Restart worker or Stop")
-        self._log_test("recover", error=error)
+        self.recover_bar.ask(app_words(error, backend=self.settings.run.backend, limit=300))
+        self.choreography.come_back(activate=True)
+        again = "Restart worker" if local else "Reconnect"
+        self.presenter.set_status(f"the model failed: Retry, {again} or Stop")
 
     def on_recover_chosen(self, choice: str) -> None:
         """Hand the choice to the waiting loop thread."""
         text = {
-            "retry": "retrying the model request",
+            "retry": "asking the model again",
             "restart": "restarting the model backend, then retrying",
             "stop": "ending the run after the backend failure",
         }[choice]
-        self.add_log(text)
-        self._status(text)
+        self.presenter.add_log(text)
+        self.presenter.set_status(text)
         self.controller.recover_choice(choice)  # type: ignore[arg-type]
 
     def on_progress(self, stage: str, fraction: object) -> None:
@@ -713,108 +768,59 @@ class MainWindow(QMainWindow):
             self.worker_progress.setValue(int(fraction * 1000))
         else:
             self.worker_progress.setRange(0, 0)  # busy indicator: the stage has no fraction
-        self.worker_label.setText(f"worker: {visible(stage)}")
+        self.worker_label.setText(f"Model: {visible(stage)}")
         self.bar.set_status(f"model: {stage}")
 
     def on_worker_state(self, text: str) -> None:
-        """Worker state: ready (device, memory) or an error with what to do."""
+        """The backend's state: ready (device, memory) or an error with what to do."""
         if text.startswith("ready") or text.startswith("error"):
             self.worker_progress.setVisible(False)
-        self.worker_label.setText(f"worker: {visible(text)}")
+        shown = app_words(text, backend=self.settings.run.backend, limit=300)
+        self.worker_label.setText(f"Model: {visible(shown)}")
+        self.worker_label.setToolTip(visible(shown))
+        self.restart_button.setEnabled(
+            not self.controller.running and self.controller.backend is not None
+        )
 
     def on_failed(self, message: str) -> None:
-        """A run could not start or broke."""
-        shown = visible(message)
-        self.statusBar().showMessage(shown)
-        self.step_label.setText(shown)
+        """A run could not start or broke: the reason in the app's words."""
+        shown = app_words(message, backend=self.settings.run.backend, limit=400)
+        self._say(shown)
         if not message.startswith(("internal error", "risk rules:")):
-            self.worker_label.setText(f"worker: error: {shown}")
+            self.worker_label.setText(f"Model: error: {visible(shown)}")
 
     def on_finished(self, result: Any) -> None:
-        """The run ended: come back, show how."""
+        """The run ended: come back (without taking the focus), show how."""
         self.stall.stop()
         self.bar.hide()
         self.panel.clear()
         self.recover_bar.clear()
         self._set_running(False)
-        self._come_back()
-        self._update_excluded()
+        self.choreography.come_back(activate=False)
         if result is not None:
             text = f"finished: {result.outcome}: {result.message}"
             if result.answer:
                 text += f" — answer: {result.answer}"
-            self.step_label.setText(visible(text))
+            self.progress.finish(f"finished: {result.outcome}")
+            self.presenter.set_status(text)
             self.statusBar().showMessage(visible(f"{text} (recording in {result.run_dir})"))
-            self.add_log(one_line(text, 300))
-        self._log_test(
-            "finished",
-            outcome=None if result is None else result.outcome,
-            run_dir=None if result is None else result.run_dir,
-            stall_max_ms=round(self.stall.max_gap_ms, 1),
-        )
-
-    # -- test hooks (DESKPILOT_UI_LOG / DESKPILOT_UI_SHOTS) -------------------------------
-
-    def widget_rects(self) -> dict[str, list[int]]:
-        """Global rectangles of the controls and of the drawn screenshot (for tests)."""
-        out: dict[str, list[int]] = {}
-        named: dict[str, QWidget] = {
-            "start": self.start_button,
-            "stop": self.stop_button,
-            "takeover": self.takeover_button,
-            "calibrate": self.calibrate_button,
-            "approve": self.panel.approve_button,
-            "skip": self.panel.skip_button,
-            "reject": self.panel.reject_button,
-            "panel_stop": self.panel.stop_button,
-            "note": self.panel.note,
-            "text_edit": self.panel.text_edit,
-            "view": self.view,
-            "retry": self.recover_bar.retry_button,
-            "restart_worker": self.recover_bar.restart_button,
-            "recover_stop": self.recover_bar.stop_button,
-        }
-        for name, w in named.items():
-            p = w.mapToGlobal(QPoint(0, 0))
-            out[name] = [p.x(), p.y(), w.width(), w.height()]
-        t = self.view.target_rect()
-        p = self.view.mapToGlobal(QPoint(0, 0))
-        out["picture"] = [p.x() + t.x(), p.y() + t.y(), t.width(), t.height()]  # type: ignore[list-item]
-        out["bar"] = list(self.bar.global_rect())
-        return out
-
-    def _log_test(self, event: str, **fields: Any) -> None:
-        if not self.test_log:
-            return
-        record = {"event": event, **fields, "rects": self.widget_rects(), "t": time.time()}
-        with open(self.test_log, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-
-    def _save_shots(self, step: int) -> None:
-        assert self.test_shots
-        folder = Path(self.test_shots)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.grab().save(str(folder / f"window-step{step + 1}.png"))
-        if self.bar.isVisible():
-            self.bar.grab().save(str(folder / "control-bar.png"))
-        self._log_test("shots", step=step)
-
-    def showEvent(self, event: Any) -> None:  # noqa: N802
-        """Log readiness once shown (test hook)."""
-        super().showEvent(event)
-        if not getattr(self, "_ready_logged", False):
-            self._ready_logged = True
-            QTimer.singleShot(
-                200, self, lambda: self._log_test("ready", hotkey_error=self.hotkey.error)
-            )
+            self.presenter.add_log(one_line(text, 300))
+        else:
+            self.progress.finish("did not start")
+        if self.library is not None:
+            self.library.refresh()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
-        """Save the settings, stop the run and the worker."""
+        """Save the settings and the window's place, stop the run and the worker."""
         if not self.controller.running:
             self._save()
+        self._save_geometry()
         self.hotkey.stop()
         self.controller.shutdown()
         self.bar.close()
+        self.settings_dialog.close()
+        if self.library is not None:
+            self.library.close()
         super().closeEvent(event)
 
 
@@ -859,6 +865,11 @@ def run_app(argv: list[str] | None = None) -> int:
     """Start the Qt app; returns its exit status (1 when a signal ended it)."""
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
     window = MainWindow()
+    return run_window(app, window)
+
+
+def run_window(app: Any, window: MainWindow) -> int:
+    """Show the window and run the event loop; an ending signal stops the run, then quits."""
     ended_by: list[str] = []
 
     def end(reason: str) -> None:
@@ -870,10 +881,6 @@ def run_app(argv: list[str] | None = None) -> int:
         app.quit()
 
     bridge = SignalBridge(end)
-    geometry = os.environ.get("DESKPILOT_UI_GEOMETRY")  # tests place the window; users' WM does
-    if geometry:
-        x, y, w, h = (int(v) for v in geometry.split(","))
-        window.setGeometry(x, y, w, h)
     window.show()
     # A signal while the window was being built already ran `end`: quit() needs a running loop.
     status = 1 if ended_by else int(app.exec())

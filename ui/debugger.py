@@ -11,6 +11,7 @@ import json
 import sys
 import threading
 from collections.abc import Callable, MutableSet
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from actions.types import Action
 from agent.backends.base import Backend
+from agent.config import RunConfig
 from agent.recording import Recording, prompt_messages
 from agent.replay import recorded_action, step_geometry
 from agent.textsafe import one_line, visible
@@ -42,20 +44,24 @@ from ui.widgets import LiveView, fit_window, plain_label
 BackendFactory = Callable[[Recording], Backend]
 
 
-def recorded_backend(recording: Recording) -> Backend:
-    """A backend like the one that made the recording: its endpoint and model, or its worker."""
-    from agent.backends.factory import build_backend
+def recorded_backend(recording: Recording, base: RunConfig | None = None) -> Backend:
+    """A backend like the one that made the recording: its server and model, or its worker.
 
+    `base` gives everything else (the API key's variable, timeouts, the device): the app's
+    settings, or the defaults.
+    """
+    from agent.session import open_backend
+
+    config = base or RunConfig()
     info = recording.info.get("backend") or {}
-    model = str(recording.info.get("model") or "") or None
+    model = str(recording.info.get("model") or "")
     if info.get("kind") == "openai":
-        return build_backend(
-            "openai",
-            endpoint=str(info.get("endpoint") or ""),
-            model=model,
-            api_key_env=str(info.get("api_key_env") or "DESKPILOT_API_KEY"),
-        )
-    return build_backend("local", model=model, device=str(info.get("device") or "") or None)
+        config = replace(config, backend="openai", endpoint=str(info.get("endpoint") or ""))
+        if info.get("api_key_env"):
+            config = replace(config, api_key_env=str(info["api_key_env"]))
+    else:
+        config = replace(config, backend="local")
+    return open_backend(replace(config, model=model or config.model))
 
 
 def _json(value: object) -> str:

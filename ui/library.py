@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-from collections.abc import MutableSet
+from collections.abc import Callable, MutableSet
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, Qt, QUrl, Signal
@@ -217,9 +217,11 @@ class RunsLibrary(QMainWindow):
         *,
         backend_factory: BackendFactory | None = recorded_backend,
         breakpoints: MutableSet[int] | None = None,
+        on_breakpoints: Callable[[frozenset[int]], None] | None = None,
     ) -> None:
         super().__init__()
         self.runs_dir = Path(runs_dir)
+        self.on_breakpoints = on_breakpoints
         self.backend_factory = backend_factory
         self.breakpoints = breakpoints
         self.runs: list[RunSummary] = []
@@ -413,6 +415,8 @@ class RunsLibrary(QMainWindow):
             recording, breakpoints=self.breakpoints, backend_factory=self.backend_factory
         )
         debugger.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+        if self.on_breakpoints is not None:
+            debugger.timeline.breakpoints_changed.connect(self.on_breakpoints)
         debugger.destroyed.connect(lambda *_: self._forget(debugger))
         self.debuggers.append(debugger)
         debugger.show()

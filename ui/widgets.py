@@ -122,6 +122,13 @@ class LiveView(QWidget):
         self._scaled = None
         self.update()
 
+    def clear(self) -> None:
+        """No screenshot: a new run starts from an empty view."""
+        self.image, self.monitor, self.action, self.editable = None, None, None, False
+        self._scaled = None
+        self.banner = ""
+        self.update()
+
     def set_action(self, action: Action | None, space: CoordinateSpace, editable: bool) -> None:
         """Draw this action; editable lets a click or drag move its point."""
         self.action, self.space, self.editable = action, space, editable
@@ -341,29 +348,49 @@ class ApprovalPanel(QWidget):
         self.text_edit.setPlaceholderText("text or keys to send")
         self.note = QLineEdit()
         self.note.setPlaceholderText("note for the model (sent with Reject)")
-        self.approve_button = QPushButton("Approve (Enter)")
+        self.client_label = plain_label()  # which MCP client asks, when one does
+        self.client_label.setAccessibleName("Asked by")
+        self.approve_button = QPushButton("Approve")
+        self.approve_button.setToolTip("Run this action, as edited if you edited it (Enter)")
+        self.edit_button = QPushButton("Edit")
+        self.edit_button.setToolTip(
+            "Change the action before it runs: its text or keys below, or its point by "
+            "clicking or dragging on the screenshot; then Approve"
+        )
         self.continue_button = QPushButton("Continue")
         self.continue_button.setToolTip(
             "At a breakpoint: approve this action and stop stepping (back to the approval mode)"
         )
         self.skip_button = QPushButton("Skip")
+        self.skip_button.setToolTip("Do not run this action; the model is told and goes on")
         self.reject_button = QPushButton("Reject")
-        self.stop_button = QPushButton("Stop (Esc)")
+        self.reject_button.setToolTip(
+            "Refuse this action; the note (if any) goes back to the model (Enter in the note)"
+        )
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("End the run here; nothing more runs (Esc)")
         self.reset_button = QPushButton("Undo edit")
+        self.reset_button.setToolTip("Back to the action the model proposed")
         self.approve_button.setDefault(True)
+        self.text_edit.setAccessibleName("Text or keys")
+        self.text_edit.setTabChangesFocus(True)
+        self.note.setAccessibleName("Note")
         buttons = QHBoxLayout()
         for b in (
             self.approve_button,
+            self.edit_button,
             self.continue_button,
             self.reset_button,
             self.skip_button,
             self.reject_button,
             self.stop_button,
         ):
+            b.setAccessibleName(b.text())
             buttons.addWidget(b)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.title)
+        layout.addWidget(self.client_label)
         layout.addWidget(self.risk_label)
         layout.addWidget(self.attention_label)
         layout.addWidget(self.hint)
@@ -371,6 +398,7 @@ class ApprovalPanel(QWidget):
         layout.addWidget(self.note)
         layout.addLayout(buttons)
         self.approve_button.clicked.connect(self.approve)
+        self.edit_button.clicked.connect(self.edit)
         self.continue_button.clicked.connect(self.continue_run)
         self.skip_button.clicked.connect(self.skip)
         self.reject_button.clicked.connect(self.reject)
@@ -404,6 +432,9 @@ class ApprovalPanel(QWidget):
         )
         self.note.clear()
         self._refresh_title()
+        client = getattr(request, "client", None)  # MCP requests name their client
+        self.client_label.setText(f"Asked by {one_line(str(client), 120)}" if client else "")
+        self.client_label.setVisible(bool(client))
         risk = risk_text(request.risk)
         self.risk_label.setText(risk)
         self.risk_label.setStyleSheet(RISK_STYLE.get(request.risk.level, ""))
@@ -422,6 +453,7 @@ class ApprovalPanel(QWidget):
         """No action waiting: disable the controls."""
         self.request = None
         self.title.setText("No action waiting.")
+        self.client_label.setVisible(False)
         self.hint.setText("")
         self.risk_label.setText("")
         self.risk_label.setVisible(False)
@@ -439,6 +471,7 @@ class ApprovalPanel(QWidget):
     def _controls(self) -> list[QWidget]:
         return [
             self.approve_button,
+            self.edit_button,
             self.skip_button,
             self.reject_button,
             self.stop_button,
@@ -492,6 +525,17 @@ class ApprovalPanel(QWidget):
             self._emit(Decision("edit", action=current, resume=resume))
         else:
             self._emit(Decision("approve", resume=resume))
+
+    def edit(self) -> None:
+        """Start editing: the text field for text and keys, else the point on the screenshot."""
+        if self.request is None:
+            return
+        if self.text_edit.isVisible():
+            self.text_edit.setFocus()
+            self.text_edit.selectAll()
+        else:
+            self.view.setFocus()
+            self.hint.setText("Click or drag on the screenshot to move the point, then Approve.")
 
     def continue_run(self) -> None:
         """At a breakpoint: approve (with any edit) and leave stepping mode."""

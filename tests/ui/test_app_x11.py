@@ -2,8 +2,9 @@
 
 The app runs in a subprocess (QT_QPA_PLATFORM=xcb; this process's Qt stays offscreen) and is
 operated only through real X input (xdotool): approve one action, edit one by clicking on the
-screenshot, reject one with a note, then stop with Esc. DESKPILOT_UI_LOG makes the app log its
-widgets' screen rectangles and its state; DESKPILOT_UI_SHOTS makes it grab its window.
+screenshot, reject one with a note, then stop with Esc. tests/support/app_hooks.py runs it and
+logs its widgets' screen rectangles and its state (DESKPILOT_UI_LOG) and grabs its window
+(DESKPILOT_UI_SHOTS); the app's own code has no test hooks.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def centre(rect: list[float]) -> tuple[float, float]:
 def start_app(
     display: str, tmp_path: Path, settings_toml: str
 ) -> tuple[subprocess.Popen[bytes], AppLog]:
-    """`python main.py` (no sub-command: the app) on the display, with the test hooks on."""
+    """The app (as `python main.py` starts it) on the display, watched by support/app_hooks."""
     config = tmp_path / "config"
     (config / "deskpilot").mkdir(parents=True)
     (config / "deskpilot" / "settings.toml").write_text(settings_toml, encoding="utf-8")
@@ -101,7 +102,11 @@ def start_app(
     env.pop("WAYLAND_DISPLAY", None)
     with err.open("wb") as err_fh:
         proc = subprocess.Popen(
-            [sys.executable, "main.py"], cwd=ROOT, env=env, stdout=err_fh, stderr=err_fh
+            [sys.executable, "-m", "tests.support.app_hooks"],
+            cwd=ROOT,
+            env=env,
+            stdout=err_fh,
+            stderr=err_fh,
         )
     return proc, AppLog(log, proc, err)
 

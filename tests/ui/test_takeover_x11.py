@@ -70,7 +70,9 @@ def test_the_calibrate_button_self_tests_the_mapping(xdisplay: str, tmp_path: Pa
     )
     try:
         ready = app.wait("ready")
-        click(xdisplay, *centre(ready["rects"]["calibrate"]))
+        click(xdisplay, *centre(ready["rects"]["settings"]))  # Calibrate is in Settings
+        shown = app.wait("settings")
+        click(xdisplay, *centre(shown["rects"]["calibrate"]))
         done = app.wait("calibrated", timeout_s=90)
     finally:
         end_app(proc)
