@@ -701,11 +701,15 @@ class MainWindow(QMainWindow):
         self.presenter.on_event(event)
 
     def on_observed(self, step: int, image: QImage, monitor: Monitor) -> None:
-        """A new screenshot; in ask mode the window comes back while the model thinks."""
+        """A new screenshot; unless unattended, the window comes back while the model thinks.
+
+        In auto mode it stays out of the way from the first step to the last (the control bar
+        shows the progress): nothing is mapped, unmapped or focused between steps.
+        """
         self.view.set_frame(image, monitor)
         self.presenter.on_observed(step, image)
         running = self.controller.running and not self.controller.stop_event.is_set()
-        if running and self.settings.run.approve == "ask":
+        if running and self.settings.run.approve != "auto":
             self.choreography.come_back(activate=False)
 
     def on_approval(self, request: ApprovalRequest) -> None:

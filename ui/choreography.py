@@ -2,9 +2,9 @@
 
 On the user's own desktop the window hides before anything is captured or executed, so the
 model never sees it and no click lands on it. It comes back only when someone is needed (an
-approval, a failure, the end of the run), or, in ask mode, while the model thinks; it never
-takes the keyboard focus unless a decision waits. Unattended steps therefore leave it hidden
-from the first step to the last: nothing maps, unmaps or grabs the focus between them.
+approval, a failure, the end of the run) or, unless the run is unattended, while the model
+thinks; it never takes the keyboard focus unless a decision waits. In auto mode it stays hidden
+from the first step to the last: nothing maps, unmaps or grabs the focus between steps.
 """
 
 from __future__ import annotations
