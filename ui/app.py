@@ -796,11 +796,11 @@ class MainWindow(QMainWindow):
     def on_finished(self, result: Any) -> None:
         """The run ended: come back (without taking the focus), show how."""
         self.stall.stop()
-        self.bar.hide()
         self.panel.clear()
         self.recover_bar.clear()
         self._set_running(False)
         self.choreography.come_back(activate=False)
+        self.bar.hide()
         if result is not None:
             text = f"finished: {result.outcome}: {result.message}"
             if result.answer:

@@ -47,6 +47,11 @@ class Choreography:
         """Show the window as it was (maximised stays maximised); focus only when asked."""
         if not self.window.isVisible():
             self.window.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating, not activate)
+            handle = self.window.windowHandle()
+            if handle is not None:
+                # The xcb plugin reads the attribute from its window only when that is created;
+                # this window was created at the first show, so it is told again (Qt's name).
+                handle.setProperty("_q_showWithoutActivating", not activate)
             if self.maximized:
                 self.window.showMaximized()
             else:

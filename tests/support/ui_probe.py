@@ -1,11 +1,13 @@
 """Runs a deskpilot window for a real-X test and logs what a screen reader would find there.
 
-`python -m tests.support.ui_probe library RUNS_DIR --log LOG` opens the runs library (xcb, on
-$DISPLAY). Every 100 ms, when anything changed, one JSON line is appended to LOG: each visible
-top-level window (title, frame on the screen) and each visible widget with an accessible name
-(name as Qt's accessibility layer reports it, role, class, visible text, global rectangle,
-enabled, checked), plus the drawn picture of each live view and the breakpoints set. Tests
-find controls by accessible name and click them with real X input; nothing in ui/ knows.
+`python -m tests.support.ui_probe library RUNS_DIR --log LOG` opens the runs library, and
+`python -m tests.support.ui_probe app --log LOG` the main window (xcb, on $DISPLAY). Every
+100 ms, when anything changed, one JSON line is appended to LOG: each visible top-level window
+(title, frame on the screen) and each visible widget with an accessible name (name as Qt's
+accessibility layer reports it, the name set in code, role, class, visible text, global
+rectangle, enabled, focus, checked), plus the drawn picture of each live view, the
+breakpoints set and, for the app, how often its window was shown, hidden and activated.
+Tests find controls by name and click them with real X input; nothing in ui/ knows.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QPoint, QTimer
+from PySide6.QtCore import QEvent, QObject, QPoint, QTimer
 from PySide6.QtGui import QAccessible
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -160,21 +162,62 @@ class Logger:
             fh.write(json.dumps({"t": time.time(), **json.loads(data)}) + "\n")
 
 
+class WindowEvents(QObject):
+    """Counts a window's show, hide and activation events (does it flicker, take the focus?)."""
+
+    def __init__(self, window: QWidget) -> None:
+        super().__init__(window)
+        self.counts = {"show": 0, "hide": 0, "activate": 0}
+        window.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        """Count, never consume."""
+        kind = {
+            QEvent.Type.Show: "show",
+            QEvent.Type.Hide: "hide",
+            QEvent.Type.WindowActivate: "activate",
+        }.get(event.type())
+        if kind is not None:
+            self.counts[kind] += 1
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Open the window asked for and log it until the app quits."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("window", choices=["library"])
-    parser.add_argument("runs_dir", type=Path)
+    parser.add_argument("window", choices=["library", "app"])
+    parser.add_argument("runs_dir", type=Path, nargs="?")
     parser.add_argument("--log", type=Path, required=True)
     args = parser.parse_args(argv)
     app = QApplication(sys.argv[:1])
-    from ui.library import RunsLibrary
+    if args.window == "library":
+        from ui.library import RunsLibrary
 
-    breakpoints: set[int] = set()
-    window = RunsLibrary(args.runs_dir, breakpoints=breakpoints)
-    window.show()
-    logger = Logger(args.log, lambda: {"breakpoints": sorted(breakpoints)})
-    status = int(app.exec())
+        breakpoints: set[int] = set()
+        window = RunsLibrary(args.runs_dir, breakpoints=breakpoints)
+        window.show()
+        logger = Logger(args.log, lambda: {"breakpoints": sorted(breakpoints)})
+        status = int(app.exec())
+        logger.timer.stop()
+        return status
+    from ui.app import MainWindow, run_window
+
+    main_window = MainWindow()
+    events = WindowEvents(main_window)
+    finished: list[str] = []
+    main_window.controller.finished.connect(
+        lambda result: finished.append(result.outcome if result is not None else "none")
+    )
+    logger = Logger(
+        args.log,
+        lambda: {
+            "main": dict(events.counts),
+            "running": main_window.controller.running,
+            "finished": list(finished),
+            "breakpoints": sorted(main_window.breakpoints),
+        },
+    )
+    status = run_window(app, main_window)
     logger.timer.stop()
     return status
 

@@ -34,11 +34,20 @@ DOC_IMAGES = ROOT / "docs" / "images"
 class Probe:
     """The library process and its accessibility log (tests/support/ui_probe.py)."""
 
-    def __init__(self, desktop: PrivateDesktop, runs: Path, tmp: Path) -> None:
+    def __init__(
+        self,
+        desktop: PrivateDesktop,
+        runs: Path,
+        tmp: Path,
+        window: str = "library",
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.desktop = desktop
         self.log = tmp / "ui.jsonl"
-        self.err = tmp / "library.err"
+        self.err = tmp / f"{window}.err"
+        extra = env or {}
         env = desktop.env()
+        env.update(extra)
         env.update(
             QT_QPA_PLATFORM="xcb",
             QT_ACCESSIBILITY="1",
@@ -49,7 +58,8 @@ class Probe:
         )
         with self.err.open("wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.support.ui_probe", "library", str(runs)]
+                [sys.executable, "-m", "tests.support.ui_probe", window]
+                + ([str(runs)] if window == "library" else [])
                 + ["--log", str(self.log)],
                 cwd=ROOT,
                 env=env,
@@ -60,7 +70,7 @@ class Probe:
     def last(self) -> dict[str, Any]:
         """The latest snapshot of the windows."""
         if self.proc.poll() is not None:
-            raise AssertionError(f"the library exited: {self.err.read_text()[-3000:]}")
+            raise AssertionError(f"the window exited: {self.err.read_text()[-3000:]}")
         if not self.log.exists():
             return {"windows": []}
         lines = self.log.read_text(encoding="utf-8").splitlines()
