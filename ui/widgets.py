@@ -29,12 +29,13 @@ from PySide6.QtWidgets import (
 )
 
 from actions.screen import CoordinateSpace, Monitor
-from actions.types import Action, Key, LeftClickDrag, Type, describe
+from actions.types import Action, Key, LeftClickDrag, Type
 from agent.approval import ApprovalRequest, Decision
 from agent.risk import Risk
 from agent.textsafe import one_line as _one_line
 from agent.textsafe import visible
 from ui.overlay import action_point, model_to_view, paint_action, view_to_model
+from ui.step_text import action_words
 
 GRAB_RADIUS = 16.0  # how close to a drag's start a press must be to move the start
 
@@ -497,11 +498,11 @@ class ApprovalPanel(QWidget):
         if self.request is None:
             return
         current = self.current_action()
-        text = f"Step {self.request.step + 1}: {one_line(describe(self.request.action), 500)}"
+        text = f"Step {self.request.step + 1}: {one_line(action_words(self.request.action), 500)}"
         if self.request.breakpoint is not None:
             text += f"  (breakpoint: {self.request.breakpoint})"
         if current is not None and current != self.request.action:
-            text += f"\nedited to: {one_line(describe(current), 500)}"
+            text += f"\nedited to: {one_line(action_words(current), 500)}"
         self.title.setText(text)
 
     def _on_edited(self, action: object) -> None:
