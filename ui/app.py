@@ -500,7 +500,7 @@ class MainWindow(QMainWindow):
 
     def _restore_geometry(self) -> None:
         """Last session's size and place, if they still fit a screen; else a size that fits."""
-        saved = QSettings("deskpilot", "app").value("main_window/geometry")
+        saved = self._window_settings().value("main_window/geometry")
         if isinstance(saved, QByteArray | bytes) and self.restoreGeometry(QByteArray(saved)):
             screen = self.screen() or QGuiApplication.primaryScreen()
             area = screen.availableGeometry() if screen is not None else None
@@ -508,8 +508,15 @@ class MainWindow(QMainWindow):
                 return
         fit_window(self, *WINDOW_SIZE)
 
+    def _window_settings(self) -> QSettings:
+        """Where the window's size and place are kept: window.ini beside settings.toml."""
+        from ui.settings import settings_path
+
+        path = (self.settings_file or settings_path()).with_name("window.ini")
+        return QSettings(str(path), QSettings.Format.IniFormat)
+
     def _save_geometry(self) -> None:
-        QSettings("deskpilot", "app").setValue("main_window/geometry", self.saveGeometry())
+        self._window_settings().setValue("main_window/geometry", self.saveGeometry())
 
     # -- run control ----------------------------------------------------------------------
 
