@@ -465,10 +465,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "mcp":
             return command_mcp(args)
         if args.command in ("demo", "routine"):
-            from agent.config import RunConfig
             from agent.demo_cli import run_demo_command
 
-            return run_demo_command(args, RunConfig().runs_path)
+            return run_demo_command(args)
         if args.command in ("replay", "export"):
             from agent.replay_cli import run_replay_command
 
