@@ -11,6 +11,7 @@ __all__ = [
     "MODIFIERS",
     "X_KEYSYMS",
     "KeyNameError",
+    "chord_text",
     "is_modifier",
     "normalize_chord",
     "normalize_key",
@@ -447,6 +448,11 @@ def split_chord(text: str) -> tuple[str, ...]:
     for part in split_plus(text):
         result.extend(_split_soft(part))
     return tuple(result)
+
+
+def chord_text(keys: Iterable[str]) -> str:
+    """A chord as one "ctrl+shift+t" string (what split_plus splits back)."""
+    return "+".join(keys)
 
 
 def split_plus(text: str) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from actions.errors import ArgumentError
-from actions.keys import KeyNameError, normalize_chord, split_plus
+from actions.keys import KeyNameError, chord_text, normalize_chord, split_plus
 
 if TYPE_CHECKING:  # actions.screen imports Point from here (through actions.types)
     from actions.screen import CoordinateSpace
@@ -155,7 +155,7 @@ def _keys(value: object, what: str, space: CoordinateSpace) -> tuple[str, ...]:
         normalize_chord(keys)
     except KeyNameError:
         # KeyNameError names the key in repr form: say it again, shown by the caller.
-        raise ArgumentError("unknown key in {}", "+".join(keys)) from None
+        raise ArgumentError("unknown key in {}", chord_text(keys)) from None
     return tuple(keys)
 
 
