@@ -40,6 +40,7 @@ __all__ = [
     "ActionSpec",
     "Answer",
     "ArgumentError",
+    "Button",
     "DoubleClick",
     "HScroll",
     "Key",
