@@ -29,11 +29,10 @@ TOOL_NAME = "computer_use"
 MAX_OUTPUT_CHARS = 4_000_000
 MAX_ERROR_CHARS = 199
 
-ACTION_NAMES: tuple[str, ...] = tuple(ACTION_TYPES)
-
 
 def _parameter_uses() -> dict[str, list[tuple[ActionSpec, Param]]]:
-    """Each parameter name (in order of first use) with the actions that take it."""
+    """Each parameter name (in order of first use) with the actions that take it (the tool's
+    parameters, from the action declarations in actions.types)."""
     uses: dict[str, list[tuple[ActionSpec, Param]]] = {}
     for cls in ACTION_TYPES.values():
         for param in cls.spec.params:
@@ -44,10 +43,10 @@ def _parameter_uses() -> dict[str, list[tuple[ActionSpec, Param]]]:
     return uses
 
 
-# The tool's parameters, each with the actions that take it (from actions.types).
-_USES = _parameter_uses()
 # Parameters the Qwen 3.5 template writes verbatim (schema type "string"); all others are JSON.
-STRING_PARAMS = frozenset({"action"} | {n for n, uses in _USES.items() if uses[0][1].verbatim})
+STRING_PARAMS = frozenset(
+    {"action"} | {name for name, uses in _parameter_uses().items() if uses[0][1].verbatim}
+)
 
 _TOOL_CALL_OPEN = "<tool_call>"
 _TOOL_CALL_CLOSE = "</tool_call>"
@@ -142,9 +141,9 @@ def tool_schema(space: CoordinateSpace) -> dict[str, object]:
         f"* `{cls.spec.name}`: {cls.spec.doc}" for cls in ACTION_TYPES.values()
     )
     properties: dict[str, object] = {
-        "action": {"description": actions_doc, "enum": list(ACTION_NAMES), "type": "string"}
+        "action": {"description": actions_doc, "enum": list(ACTION_TYPES), "type": "string"}
     }
-    for name, uses in _USES.items():
+    for name, uses in _parameter_uses().items():
         param = uses[0][1]
         about = param.about.replace(CONVENTION, convention)
         # A copy: a caller may change the schema it gets, never the declaration.
