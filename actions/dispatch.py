@@ -290,6 +290,12 @@ class ActionExecutor:
         """Model point to the screen pixel the device acts at."""
         return self.device.aim(*model_to_screen(point, space, monitor))
 
+    def _move_then_pause(self, x: int, y: int, gate: Gate) -> None:
+        """Put the pointer where the action acts, and let the app see it there first."""
+        with gate.burst():
+            self.device.move(x, y)
+        gate.pause()
+
     def _click(
         self,
         point: Point,
@@ -300,9 +306,7 @@ class ActionExecutor:
         gate: Gate,
     ) -> tuple[str, tuple[Pixel, ...]]:
         x, y = self._map(point, space, monitor)
-        with gate.burst():
-            self.device.move(x, y)
-        gate.pause()
+        self._move_then_pause(x, y, gate)
         for n in range(clicks):
             if n:
                 gate.pause(self.click_interval_s)
@@ -324,9 +328,7 @@ class ActionExecutor:
         ex, ey = self._map(end, space, monitor)
         if start is not None:
             sx, sy = self._map(start, space, monitor)
-            with gate.burst():
-                self.device.move(sx, sy)
-            gate.pause()
+            self._move_then_pause(sx, sy, gate)
         else:
             where = self.device.position()
             if where is None:
@@ -374,9 +376,7 @@ class ActionExecutor:
         points: tuple[Pixel, ...] = ()
         if point is not None:
             x, y = self._map(point, space, monitor)
-            with gate.burst():
-                self.device.move(x, y)
-            gate.pause()
+            self._move_then_pause(x, y, gate)
             points = ((x, y),)
         amount = int(clicks)
         with gate.burst():

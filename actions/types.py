@@ -93,7 +93,11 @@ class _Declared:
     name: ClassVar[str]
 
 
-_CLICK = "the click actions"
+def _click(name: str, doc: str, button: Button, clicks: int) -> ActionSpec:
+    """A click action: a button pressed `clicks` times at one point."""
+    return ActionSpec(
+        name, doc, (COORDINATE,), button=button, clicks=clicks, group="the click actions"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,14 +140,7 @@ class LeftClick(_Declared):
     """Click the left button at a point."""
 
     coordinate: Point
-    spec = ActionSpec(
-        "left_click",
-        "Click the left mouse button at `coordinate`.",
-        (COORDINATE,),
-        button="left",
-        clicks=1,
-        group=_CLICK,
-    )
+    spec = _click("left_click", "Click the left mouse button at `coordinate`.", "left", 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,14 +163,7 @@ class RightClick(_Declared):
     """Click the right button at a point."""
 
     coordinate: Point
-    spec = ActionSpec(
-        "right_click",
-        "Click the right mouse button at `coordinate`.",
-        (COORDINATE,),
-        button="right",
-        clicks=1,
-        group=_CLICK,
-    )
+    spec = _click("right_click", "Click the right mouse button at `coordinate`.", "right", 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,14 +171,7 @@ class MiddleClick(_Declared):
     """Click the middle button at a point."""
 
     coordinate: Point
-    spec = ActionSpec(
-        "middle_click",
-        "Click the middle mouse button at `coordinate`.",
-        (COORDINATE,),
-        button="middle",
-        clicks=1,
-        group=_CLICK,
-    )
+    spec = _click("middle_click", "Click the middle mouse button at `coordinate`.", "middle", 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,14 +179,7 @@ class DoubleClick(_Declared):
     """Double-click the left button at a point."""
 
     coordinate: Point
-    spec = ActionSpec(
-        "double_click",
-        "Double-click the left mouse button at `coordinate`.",
-        (COORDINATE,),
-        button="left",
-        clicks=2,
-        group=_CLICK,
-    )
+    spec = _click("double_click", "Double-click the left mouse button at `coordinate`.", "left", 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,13 +187,11 @@ class TripleClick(_Declared):
     """Triple-click the left button at a point."""
 
     coordinate: Point
-    spec = ActionSpec(
+    spec = _click(
         "triple_click",
         "Triple-click the left mouse button at `coordinate` (selects a line or paragraph).",
-        (COORDINATE,),
-        button="left",
-        clicks=3,
-        group=_CLICK,
+        "left",
+        3,
     )
 
 
