@@ -27,6 +27,7 @@ from actions.params import (
     TYPED_TEXT,
     Param,
     Point,
+    kind,
 )
 
 if TYPE_CHECKING:  # actions.screen imports Point from here
@@ -349,8 +350,6 @@ def action_from_json(arguments: Mapping[str, object], space: CoordinateSpace) ->
         raise ArgumentError("missing parameter 'action'")
     raw = given.pop("action")
     if not isinstance(raw, str):
-        from actions.params import kind
-
         raise ArgumentError(f"action must be a string, not {kind(raw)}")
     name = raw.strip()
     cls = ACTION_TYPES.get(name)
