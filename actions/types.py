@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias, get_args
 
 from actions.errors import ArgumentError
 from actions.params import (
@@ -257,6 +257,7 @@ class Answer(_Declared):
     )
 
 
+# Every action: a new one is declared above, listed here and given its `case` in actions.dispatch.
 Action: TypeAlias = (
     Key
     | Type
@@ -298,23 +299,8 @@ def _declare(*classes: type[Action]) -> dict[str, type[Action]]:
     return table
 
 
-# Every action, in the order the tool schema lists them.
-ACTION_TYPES: dict[str, type[Action]] = _declare(
-    Key,
-    Type,
-    MouseMove,
-    LeftClick,
-    LeftClickDrag,
-    RightClick,
-    MiddleClick,
-    DoubleClick,
-    TripleClick,
-    Scroll,
-    HScroll,
-    Wait,
-    Terminate,
-    Answer,
-)
+# Every action by name, in the order of the Action union (the order the tool schema lists them).
+ACTION_TYPES: dict[str, type[Action]] = _declare(*get_args(Action))
 
 # Actions at one point and nothing else (move and the clicks).
 POINTER_ACTIONS: tuple[type[Action], ...] = tuple(
