@@ -75,8 +75,7 @@ class ExecResult:
 
 
 class Gate:
-    """One action's way out: input goes in bursts under the executor's lock, each one only if
-    the action was not cancelled and the device's fail-safe did not trip."""
+    """One action's way to the device: bursts under the lock, while not cancelled or tripped."""
 
     def __init__(
         self, lock: threading.RLock, cancel: threading.Event | None, device: Device

@@ -31,8 +31,7 @@ MAX_ERROR_CHARS = 199
 
 
 def _parameter_uses() -> dict[str, list[tuple[ActionSpec, Param]]]:
-    """Each parameter name (in order of first use) with the actions that take it (the tool's
-    parameters, from the action declarations in actions.types)."""
+    """Each tool parameter (in order of first use) with the declared actions that take it."""
     uses: dict[str, list[tuple[ActionSpec, Param]]] = {}
     for cls in ACTION_TYPES.values():
         for param in cls.spec.params:
