@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from actions.executor import ExecResult
 from actions.screen import CoordinateSpace, Frame, Monitor, model_to_screen, screen_to_image
-from actions.types import Action, LeftClickDrag
+from actions.types import Action, action_points
 
 Rect = tuple[int, int, int, int]  # global screen x, y, width, height
 MASK_RGB = (128, 128, 128)
@@ -73,12 +73,7 @@ class GuardedExecutor:
 
     def refusal(self, action: Action, space: CoordinateSpace, monitor: Monitor) -> str | None:
         """Why the action may not run, or None."""
-        points = [getattr(action, "coordinate", None)]
-        if isinstance(action, LeftClickDrag):
-            points.append(action.start_coordinate)
-        for point in points:
-            if point is None:
-                continue
+        for point in action_points(action):
             screen = model_to_screen(point, space, monitor)
             if any(_inside(screen, rect) for rect in self._excluded()):
                 return (

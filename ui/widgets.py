@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from actions.keys import KeyNameError, chord_text, split_plus
 from actions.screen import CoordinateSpace, Monitor
 from actions.types import Action, Key, LeftClickDrag, Type, describe
 from agent.approval import ApprovalRequest, Decision
@@ -362,7 +363,7 @@ class ApprovalPanel(QWidget):
         if isinstance(action, Type):
             self.text_edit.setPlainText(visible(action.text))
         elif isinstance(action, Key):
-            self.text_edit.setPlainText(visible("+".join(action.keys)))
+            self.text_edit.setPlainText(visible(chord_text(action.keys)))
         self.hint.setText(
             "Edit: click or drag on the screenshot to move the point."
             if action_point(action) is not None or hasattr(action, "coordinate")
@@ -421,8 +422,11 @@ class ApprovalPanel(QWidget):
         typed = self.text_edit.toPlainText()
         if isinstance(action, Type) and typed != visible(action.text):
             action = Type(typed)
-        elif isinstance(action, Key) and typed != visible("+".join(action.keys)):
-            keys = tuple(k.strip() for k in typed.split("+") if k.strip())
+        elif isinstance(action, Key) and typed != visible(chord_text(action.keys)):
+            try:
+                keys = split_plus(typed) if typed.strip() else ()
+            except KeyNameError:
+                keys = (typed.strip(),)  # not a chord: validating the edit says why
             action = Key(keys) if keys else action
         return action
 

@@ -1,12 +1,26 @@
-"""The Wayland desktops' action dispatch (actions.desktop.inputs) over a recording Input."""
+"""The one action dispatch (actions.dispatch) over a recording Input (actions.desktop.inputs)."""
 
 from __future__ import annotations
 
 import threading
 
-from actions.desktop.inputs import TEXT_PIECE, InputExecutor
+import pytest
+
+from actions.desktop.inputs import TEXT_PIECE, InputDevice, InputExecutor
+from actions.dispatch import ActionExecutor, FailSafeTriggered
+from actions.executor import Executor
 from actions.screen import CoordinateSpace, Monitor
-from actions.types import HScroll, Key, LeftClickDrag, RightClick, Scroll, Type
+from actions.types import (
+    HScroll,
+    Key,
+    LeftClick,
+    LeftClickDrag,
+    MouseMove,
+    RightClick,
+    Scroll,
+    Type,
+    Wait,
+)
 
 REL = CoordinateSpace.relative()
 # A second output right of a 1920-wide first one, at scale 2: logical 1280x720.
@@ -97,3 +111,46 @@ def test_a_cancelled_drag_lets_go_of_the_button() -> None:
     assert not result.ok and result.detail == "left_click_drag cancelled"
     assert inputs.calls[-1] == ("button", "left", False)
     assert ex.release_all() == ["left"]
+
+
+def test_every_desktop_runs_the_one_dispatch() -> None:
+    # The X11 host and the Wayland inputs are devices of actions.dispatch; neither has a
+    # dispatch of its own to drift from it.
+    for cls in (Executor, InputExecutor):
+        assert issubclass(cls, ActionExecutor)
+        assert not {"_run", "execute", "_click", "_drag", "_scroll"} & set(vars(cls))
+
+
+def test_a_drag_without_start_begins_where_the_pointer_was_put() -> None:
+    inputs = Recording()
+    ex = InputExecutor(inputs, drag_duration_s=0.04)
+    unknown = ex.execute(LeftClickDrag((500, 500)), space=REL, monitor=SECOND)
+    assert not unknown.ok and "the pointer is unknown" in (unknown.error or "")
+    assert inputs.calls == []
+    assert ex.execute(MouseMove((0, 0)), space=REL, monitor=SECOND).ok
+    result = ex.execute(LeftClickDrag((500, 500)), space=REL, monitor=SECOND)
+    assert result.ok and result.points == ((1920, 0), (2560, 360))
+    assert inputs.calls[-2:] == [("move", 2560, 360), ("button", "left", False)]
+
+
+class TrippingDevice(InputDevice):
+    """An InputDevice whose fail-safe trips once the pointer has moved."""
+
+    def check(self) -> None:
+        if any(call[0] == "move" for call in self.inputs.calls):  # type: ignore[attr-defined]
+            raise FailSafeTriggered("fail-safe")
+
+
+def test_a_tripped_fail_safe_stops_the_run_and_lets_go() -> None:
+    inputs = Recording()
+    ex = ActionExecutor(TrippingDevice(inputs))
+    with pytest.raises(FailSafeTriggered):
+        ex.execute(LeftClick((10, 10)), space=REL, monitor=SECOND)
+    assert inputs.calls == [("move", 1932, 7), ("release",)]  # no click after the move
+
+
+def test_a_wait_ends_at_a_stop_on_every_desktop() -> None:
+    stop = threading.Event()
+    threading.Timer(0.05, stop.set).start()
+    result = InputExecutor(Recording()).execute(Wait(5.0), space=REL, monitor=SECOND, cancel=stop)
+    assert not result.ok and (result.error or "").startswith("wait cancelled after 0.")
