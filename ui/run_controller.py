@@ -28,6 +28,7 @@ from agent.approval import (
     asks_person,
     with_breakpoints,
 )
+from agent.events import Event, ScreenObserved, ScreenStale
 from agent.interrupts import StopEvent
 from ui.guard import GuardedExecutor, MaskedScreen, Rect
 from ui.recovery import Choice, CurrentBackend, RecoveryPrompt
@@ -88,7 +89,7 @@ class GuiApprover:
         """Ask the GUI (or, when automatic, wait for it to step aside) and wait for the answer."""
         automatic = not ask_user
         if automatic and self._aside is None:
-            return Decision("approve", by=self.mode)
+            return Decision("approve", by=RUNNER_MODES[self.mode])
         while not self._answers.empty():  # an answer to an earlier request is stale
             self._answers.get_nowait()
         # Even an automatic approval waits for the GUI to step its window aside (resume()).
@@ -106,7 +107,7 @@ class GuiApprover:
 
     def resume(self) -> None:
         """The GUI stepped aside: let an automatic approval through."""
-        self._answers.put(Decision("approve", by=self.mode))
+        self._answers.put(Decision("approve", by=RUNNER_MODES[self.mode]))
 
 
 def frame_image(frame: Any) -> QImage:
@@ -150,7 +151,7 @@ def _backend_key(s: AppSettings) -> tuple[str, ...]:
 class RunController(QObject):
     """Owns the backend and the run thread; everything it reports arrives as a signal."""
 
-    loop_event = Signal(object)  # agent.loop.Event
+    loop_event = Signal(object)  # agent.events.Event
     observed = Signal(int, QImage, object)  # step, screenshot, Monitor
     approval_requested = Signal(object)  # ApprovalRequest
     aside_requested = Signal(object)  # ApprovalRequest approved by policy; call resume()
@@ -351,15 +352,14 @@ class RunController(QObject):
         self.worker_state.emit(state)
         return backend
 
-    def _on_event(self, event: Any) -> None:
-        if event.kind == "observation" and self._keys_go is not None:
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, ScreenObserved) and self._keys_go is not None:
             # Before the window comes back: where keys go while the app is out of the way.
             self._keys_go.remember()
         # A stale action's live screen is shown too: the person sees it before anything runs.
-        frame = event.data.get("frame") if event.kind in ("observation", "stale") else None
-        if frame is not None:
+        if isinstance(event, ScreenObserved | ScreenStale):
             # Converted here, on the loop thread, so the GUI thread only draws.
-            self.observed.emit(event.step, frame_image(frame), frame.monitor)
+            self.observed.emit(event.step, frame_image(event.frame), event.frame.monitor)
         self.loop_event.emit(event)
 
     def _run(
