@@ -98,8 +98,12 @@ def _opt_str(value: Any) -> str | None:
 
 
 def _args(value: Any) -> ActionArgs | None:
-    """Recorded action arguments (a copy), or None."""
-    return dict(value) if isinstance(value, Mapping) else None
+    """Recorded action arguments (a copy), or None; TypeError when they are not an object."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise TypeError(f"action arguments must be an object, not {type(value).__name__}")
+    return dict(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,13 +264,15 @@ class ExecutionRecord:
     def from_json(cls, data: Mapping[str, Any]) -> ExecutionRecord:
         """As read back."""
         points = data.get("points")
+        if points is not None and not isinstance(points, list):
+            raise TypeError("points must be a list")
         executed = data.get("executed")
         return cls(
             bool(data.get("ok")),
             _opt_str(data.get("error")),
             None if executed is None else bool(executed),
             _opt_str(data.get("detail")),
-            None if not isinstance(points, list) else tuple(_size(p) for p in points),
+            None if points is None else tuple(_size(p) for p in points),
             _args(data.get("action")),
         )
 
@@ -356,11 +362,9 @@ class McpRecord:
 
 def _risk_from_json(data: Mapping[str, Any]) -> Risk:
     level = data.get("level")
-    return Risk(
-        cast(Level, level if level in ("safe", "risky", "blocked") else "safe"),
-        str(data.get("reason", "")),
-        str(data.get("rule", "")),
-    )
+    if level not in ("safe", "risky", "blocked"):
+        raise ValueError(f"unknown risk level {level!r}")
+    return Risk(cast(Level, level), str(data.get("reason", "")), str(data.get("rule", "")))
 
 
 # Every key a record of this version writes, in the order it writes them.
@@ -491,6 +495,13 @@ class StepRecord:
             extra[key] = value
             return []
 
+        def args(key: str) -> ActionArgs | None:
+            try:
+                return _args(data.get(key))
+            except TypeError:
+                extra[key] = data[key]
+                return None
+
         index = data.get("index")
         conversation = data.get("conversation")
         return cls(
@@ -505,7 +516,7 @@ class StepRecord:
             thinking=str(data.get("thinking") or ""),
             raw_output=str(data.get("raw_output") or ""),
             tool_calls=parts("tool_calls", tool_call_from_json),
-            action=_args(data.get("action")),
+            action=args("action"),
             parse_error=_opt_str(data.get("parse_error")),
             decision=part("decision", DecisionRecord.from_json),
             execution=part("execution", ExecutionRecord.from_json),
@@ -520,7 +531,7 @@ class StepRecord:
             risk=part("risk", _risk_from_json),
             runaway=part("runaway", RunawayRecord.from_json),
             freshness=part("freshness", FreshnessRecord.from_json),
-            to_run=_args(data.get("to_run")),
+            to_run=args("to_run"),
             redacted=[str(r) for r in data.get("redacted") or ()],
             interrupted=bool(data.get("interrupted")),
             extra=extra,
