@@ -1,8 +1,9 @@
 """The step record: the one definition of a line of steps.jsonl, and of its JSON form.
 
 The loop and the MCP server fill a StepRecord; the recorder writes `to_json()`; replay, export,
-the viewer and the MCP resources read `from_json()`. Keys keep their order, so lines written
-today are byte for byte those of format 3 before the record was typed.
+the viewer and the MCP screenshot resource read `from_json()`. Keys keep their order: the
+loop writes the very bytes it wrote before the record was typed (MCP call steps now write their
+0-1000 space as the loop does, 1000.0 where they wrote 1000).
 """
 
 from __future__ import annotations
