@@ -15,6 +15,7 @@ from agent.backends.base import Backend, ChatMessage, Completion, ImagePart
 from agent.loop import ExecutorLike, ScreenLike
 from agent.protocol import Proposal, ProtocolError, parse_arguments, parse_completion, tool_schema
 from agent.recording import INTERRUPTED, Recording, load_messages, prompt_messages
+from agent.records import StepRecord
 from agent.risk import SAFE, Risk, RiskGuard, RiskRules
 from agent.secrets import MARKER
 
@@ -44,40 +45,27 @@ def screen_difference(recorded_png: bytes, live: Any) -> float:
     return float(np.mean(np.abs(a - b) > PIXEL_TOLERANCE))
 
 
-def step_geometry(step: dict[str, Any]) -> tuple[CoordinateSpace, Monitor] | None:
+def step_geometry(step: StepRecord) -> tuple[CoordinateSpace, Monitor] | None:
     """The coordinate space and monitor a step was recorded with; None if it saw no screen."""
-    screen = step.get("screen")
-    if not screen:
+    if step.screen is None:
         return None
-    c, m = screen["coords"], screen["monitor"]
-    space = CoordinateSpace(c["kind"], float(c["width"]), float(c["height"]))
-    monitor = Monitor(
-        int(m["index"]),
-        int(m["left"]),
-        int(m["top"]),
-        int(m["width"]),
-        int(m["height"]),
-        float(m.get("scale", 1.0)),
-    )
-    return space, monitor
+    return step.screen.coords, step.screen.monitor
 
 
-def executed_action(step: dict[str, Any]) -> Action | None:
+def executed_action(step: StepRecord) -> Action | None:
     """The action a step really executed (after any edit), or None if nothing ran."""
-    execution = step.get("execution")
-    geometry = step_geometry(step)
-    if not execution or not execution.get("action") or geometry is None:
+    execution = step.execution
+    if execution is None or not execution.action or step.screen is None:
         return None
-    return parse_arguments(execution["action"], geometry[0])
+    return parse_arguments(execution.action, step.screen.coords)
 
 
-def recorded_action(step: dict[str, Any]) -> Action | None:
+def recorded_action(step: StepRecord) -> Action | None:
     """The action the model proposed at a step, or None (invalid output, no step)."""
-    geometry = step_geometry(step)
-    if not step.get("action") or geometry is None:
+    if not step.action or step.screen is None:
         return None
     try:
-        return parse_arguments(step["action"], geometry[0])
+        return parse_arguments(step.action, step.screen.coords)
     except ProtocolError:
         return None
 
@@ -190,19 +178,19 @@ def replay(
     settle_min = float(settings.get("settle_min_s", 0.1))
     settle_max = float(settings.get("settle_max_s", 2.0))
     executed = 0
-    for step in recording.steps:
-        index = int(step["index"])
+    for step in recording.records:
+        index = step.index
         try:
             action = executed_action(step)
         except ProtocolError as exc:
             return ReplayResult(False, f"step {index + 1}: unreadable action: {exc}", executed)
-        if step.get("interrupted"):
+        if step.interrupted:
             # The recorded process ended while this ran: unknown how much of it happened.
             log(f"step {index + 1}: {INTERRUPTED}; not replayed")
             continue
         if action is None or isinstance(action, FINAL_ACTIONS):
-            kind = (step.get("decision") or {}).get("kind")
-            why = f"decision {kind}" if kind else step.get("parse_error") or "nothing executed"
+            kind = step.decision.kind if step.decision is not None else None
+            why = f"decision {kind}" if kind else step.parse_error or "nothing executed"
             log(f"step {index + 1}: nothing to replay ({why})")
             continue
         if params and isinstance(action, Type):
@@ -228,7 +216,7 @@ def replay(
             action = fix.action or action  # not re-grounded: a person decides on the recorded one
             difference = 0.0 if fix.action is not None else 1.0
         else:
-            recorded = (recording.dir / step["screenshot"]).read_bytes()
+            recorded = (recording.dir / str(step.screenshot)).read_bytes()
             difference = screen_difference(recorded, screen.capture().to_pil())
         risk = gate.assess(action) if gate is not None else SAFE
         if risk.level == "blocked":
@@ -278,7 +266,7 @@ class AskAgain:
     """A recorded step's proposal next to what the current backend proposes for it now."""
 
     index: int
-    recorded: dict[str, Any]
+    recorded: StepRecord
     proposal: Proposal
     completion: Completion
     messages: list[ChatMessage]
@@ -315,7 +303,7 @@ def ask_again(
     cancel: threading.Event | None = None,
 ) -> AskAgain:
     """Send a recorded step's prompt to a backend again; executes nothing."""
-    steps = {int(s["index"]): s for s in recording.steps}
+    steps = {s.index: s for s in recording.records}
     if index not in steps:
         raise ValueError(f"the recording has no step {index + 1} (it has {len(steps)})")
     step = steps[index]

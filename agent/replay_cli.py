@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from agent.textsafe import one_line, visible
 
 if TYPE_CHECKING:
+    from agent.records import StepRecord
     from agent.replay import Verdict
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -294,7 +295,7 @@ def command_ask_again(
     return EXIT_OK
 
 
-def side_by_side(step: dict[str, Any], again: Any, recorded: Any) -> str:
+def side_by_side(step: StepRecord, again: Any, recorded: Any) -> str:
     """The recorded proposal and the new one in two columns."""
     import textwrap
 
@@ -311,7 +312,7 @@ def side_by_side(step: dict[str, Any], again: Any, recorded: Any) -> str:
             wrapped += textwrap.wrap(line, 48) or [""]
         return wrapped
 
-    left = column(recorded, step.get("parse_error"), str(step.get("thinking") or ""))
+    left = column(recorded, step.parse_error, step.thinking)
     prop = again.proposal
     right = column(prop.action, prop.error, prop.thinking)
     rows = [f"step {again.index + 1}", f"{'recorded':<50}| {'asked again now'}", "-" * 100]

@@ -175,18 +175,20 @@ class StopRig:
         finally:
             dpy.close()
 
-    def _trigger(self, state: str) -> tuple[str, float]:
-        """The loop event that says the state is reached, and how long to wait after it."""
+    def _trigger(self, state: str) -> tuple[type | None, float]:
+        """The loop event class that says the state is reached, and how long to wait after it."""
+        from agent.events import ActionExecuted, DecisionMade, ScreenObserved, TextStreamed
+
         u = self._rng.uniform
         return {
-            "idle": ("", u(0.0, 0.05)),  # the blocking decide itself says so
-            "prefill": ("observation", u(0.05, 0.3)),
-            "generating": ("delta", u(0.0, 0.1)),
+            "idle": (None, u(0.0, 0.05)),  # the blocking decide itself says so
+            "prefill": (ScreenObserved, u(0.05, 0.3)),
+            "generating": (TextStreamed, u(0.0, 0.1)),
             # After the decision the freshness check runs first (5-15 ms, more under load).
-            "typing": ("decision", u(0.1, 0.5)),
-            "drag": ("decision", u(0.1, 0.8)),
-            "wait": ("decision", u(0.05, 0.5)),
-            "settle": ("executed", u(0.0, 0.04)),
+            "typing": (DecisionMade, u(0.1, 0.5)),
+            "drag": (DecisionMade, u(0.1, 0.8)),
+            "wait": (DecisionMade, u(0.05, 0.5)),
+            "settle": (ActionExecuted, u(0.0, 0.04)),
         }[state]
 
     def trial(self, state: str, *, release: bool = True) -> StopSample:
@@ -196,7 +198,8 @@ class StopRig:
         otherwise only set the event, and release after the run returned (the CLI).
         """
         from agent.approval import ApprovalRequest, Decision, auto_approve
-        from agent.loop import Event, LoopSettings, run_task
+        from agent.events import Event, StepStarted
+        from agent.loop import LoopSettings, run_task
         from agent.recording import Recorder, read_run
         from tests.x11 import held_input
 
@@ -207,9 +210,9 @@ class StopRig:
         started: list[int] = []
 
         def on_event(event: Event) -> None:
-            if event.kind == "step_started":
+            if isinstance(event, StepStarted):
                 started.append(event.step)
-            if event.kind == kind:
+            if kind is not None and isinstance(event, kind):
                 trigger.set()
 
         def blocked(request: ApprovalRequest) -> Decision:

@@ -35,6 +35,17 @@ from actions.screen import Monitor
 from actions.types import describe
 from agent import interrupts
 from agent.approval import ApprovalRequest, Decision
+from agent.events import (
+    ActionExecuted,
+    ActionProposed,
+    BackendFailed,
+    DecisionMade,
+    Event,
+    OutputInvalid,
+    ScreenStale,
+    StepStarted,
+    TextStreamed,
+)
 from agent.textsafe import visible
 from ui.guard import Rect
 from ui.hotkey import GlobalHotkey, describe_combo
@@ -535,57 +546,56 @@ class MainWindow(QMainWindow):
 
     # -- controller signals ---------------------------------------------------------------
 
-    def on_event(self, event: Any) -> None:
+    def on_event(self, event: Event) -> None:
         """Show one loop event."""
-        kind, data = event.kind, event.data
-        if kind == "step_started":
-            self.step_t0 = time.monotonic()
-            self.first_token_s = None
-            self.streaming_kind = ""
-            self.thinking.clear()
-            self._status(f"step {event.step + 1}: looking at the screen")
-        elif kind == "delta":
-            if self.first_token_s is None:
-                self.first_token_s = time.monotonic() - self.step_t0
-                self._status(f"step {event.step + 1}: the model is thinking")
-            if data["kind"] != self.streaming_kind:
-                if self.streaming_kind:
-                    self.thinking.appendPlainText("")
-                self.thinking.appendPlainText("thinking:" if data["kind"] == "reasoning" else "")
-                self.streaming_kind = data["kind"]
-            cursor = self.thinking.textCursor()
-            cursor.movePosition(cursor.MoveOperation.End)
-            # Thinking streams in pieces; each is shown with its controls made visible.
-            cursor.insertText(visible(data["text"]))
-            self.thinking.setTextCursor(cursor)
-        elif kind == "proposal":
-            prop = data["proposal"]
-            took = time.monotonic() - self.step_t0
-            first = f", first token {self.first_token_s:.2f} s" if self.first_token_s else ""
-            what = describe(prop.action) if prop.action is not None else "invalid output"
-            warn = risk_text(data.get("risk"))
-            self._status(
-                f"step {event.step + 1}: {what}{f' ({warn})' if warn else ''}"
-                f" (model {took:.1f} s{first})"
-            )
-            if prop.action is not None:
-                self._proposed[event.step] = one_line(what, 100)
-                self.view.set_action(prop.action, data["space"], editable=False)
-        elif kind == "invalid":
-            self._status(f"step {event.step + 1}: invalid output, nothing executed")
-            self.thinking.appendPlainText(f"\n[invalid output: {visible(str(data['error']))}]")
-            self.add_log(f"step {event.step + 1}: invalid output, nothing executed")
-        elif kind == "decision":
-            self._on_decision(event.step, data["decision"], data.get("risk"))
-        elif kind == "backend_error":
-            self._on_backend_error(event.step, data)
-        elif kind == "stale":
-            line = f"step {event.step + 1}: screen changed before execution, not executed"
-            self._status(f"{line}; asking the model again")
-            self.add_log(f"{line} — {one_line(data['reason'])}")
-        elif kind == "executed" and not data["ok"]:
-            self._status(f"step {event.step + 1}: execution failed: {data['error']}")
-            self.add_log(f"step {event.step + 1}: execution failed: {one_line(data['error'])}")
+        match event:
+            case StepStarted(step=step):
+                self.step_t0 = time.monotonic()
+                self.first_token_s = None
+                self.streaming_kind = ""
+                self.thinking.clear()
+                self._status(f"step {step + 1}: looking at the screen")
+            case TextStreamed(step=step, kind=kind, text=text):
+                if self.first_token_s is None:
+                    self.first_token_s = time.monotonic() - self.step_t0
+                    self._status(f"step {step + 1}: the model is thinking")
+                if kind != self.streaming_kind:
+                    if self.streaming_kind:
+                        self.thinking.appendPlainText("")
+                    self.thinking.appendPlainText("thinking:" if kind == "reasoning" else "")
+                    self.streaming_kind = kind
+                cursor = self.thinking.textCursor()
+                cursor.movePosition(cursor.MoveOperation.End)
+                # Thinking streams in pieces; each is shown with its controls made visible.
+                cursor.insertText(visible(text))
+                self.thinking.setTextCursor(cursor)
+            case ActionProposed(step=step, proposal=prop, space=space, risk=risk):
+                took = time.monotonic() - self.step_t0
+                first = f", first token {self.first_token_s:.2f} s" if self.first_token_s else ""
+                what = describe(prop.action) if prop.action is not None else "invalid output"
+                warn = risk_text(risk)
+                self._status(
+                    f"step {step + 1}: {what}{f' ({warn})' if warn else ''}"
+                    f" (model {took:.1f} s{first})"
+                )
+                if prop.action is not None:
+                    self._proposed[step] = one_line(what, 100)
+                    self.view.set_action(prop.action, space, editable=False)
+            case OutputInvalid(step=step, error=error):
+                self._status(f"step {step + 1}: invalid output, nothing executed")
+                self.thinking.appendPlainText(f"\n[invalid output: {visible(error)}]")
+                self.add_log(f"step {step + 1}: invalid output, nothing executed")
+            case DecisionMade(step=step, decision=decision, risk=risk):
+                self._on_decision(step, decision, risk)
+            case BackendFailed():
+                self._on_backend_error(event)
+            case ScreenStale(step=step, reason=reason):
+                line = f"step {step + 1}: screen changed before execution, not executed"
+                self._status(f"{line}; asking the model again")
+                self.add_log(f"{line} — {one_line(reason)}")
+            case ActionExecuted(step=step, ok=False, error=error):
+                self._status(f"step {step + 1}: execution failed: {error}")
+                self.add_log(f"step {step + 1}: execution failed: {one_line(str(error))}")
 
     def _on_decision(self, step: int, decision: Decision, risk: Any) -> None:
         """Status and one log line; blocked and refused actions always say why."""
@@ -614,17 +624,17 @@ class MainWindow(QMainWindow):
             line = f"step {n}: {decision.kind}d {by}: {what} ({warn})"
         self.add_log(line)
 
-    def _on_backend_error(self, step: int, data: dict[str, Any]) -> None:
+    def _on_backend_error(self, event: BackendFailed) -> None:
         """A model request failed: say so, and when it is retried."""
-        error = one_line(str(data.get("error", "")), 200)
-        again = data.get("retry_in_s")
+        error = one_line(event.error, 200)
+        again = event.retry_in_s
         if again is not None:
             text = f"model backend: {error}; retrying in {again:g} s"
         else:
             text = f"model backend: {error}; retries did not help"
         self._status(text)
         self.statusBar().showMessage(visible(text))
-        self.add_log(f"step {step + 1}: {text}")
+        self.add_log(f"step {event.step + 1}: {text}")
 
     def add_log(self, line: str) -> None:
         """One line in the run log (with the time)."""

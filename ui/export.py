@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeVar
 from actions.screen import CoordinateSpace, Monitor, model_to_screen, screen_to_image
 from actions.types import Action, describe
 from agent.recording import INTERRUPTED, Recording, prompt_messages
+from agent.records import StepRecord, tool_call_json
 from agent.replay import step_geometry as step_space_monitor
 from agent.textsafe import one_line, visible
 
@@ -39,13 +40,12 @@ class ExportError(RuntimeError):
 # --------------------------------------------------------------------------- step helpers
 
 
-def shown_action(step: dict[str, Any]) -> Action | None:
+def shown_action(step: StepRecord) -> Action | None:
     """The action to draw for a step: what was executed, else what the model proposed."""
     from agent.protocol import ProtocolError, parse_arguments
 
     found = step_space_monitor(step)
-    execution = step.get("execution") or {}
-    args = execution.get("action") or step.get("action")
+    args = (step.execution.action if step.execution is not None else None) or step.action
     if found is None or not args:
         return None
     try:
@@ -54,31 +54,31 @@ def shown_action(step: dict[str, Any]) -> Action | None:
         return None  # a hand-edited or foreign recording: show no overlay rather than fail
 
 
-def frame_seconds(step: dict[str, Any]) -> float:
+def frame_seconds(step: StepRecord) -> float:
     """How long a step's frame is shown: its real duration within MIN_FRAME_S..MAX_FRAME_S."""
-    total = (step.get("timings") or {}).get("total_s")
+    total = step.timings.get("total_s")
     seconds = float(total) if isinstance(total, int | float) else MIN_FRAME_S
     return min(max(seconds, MIN_FRAME_S), MAX_FRAME_S)
 
 
-def video_frame_count(step: dict[str, Any]) -> int:
+def video_frame_count(step: StepRecord) -> int:
     """Frames a step occupies in the MP4 at VIDEO_FPS."""
     return max(1, round(frame_seconds(step) * VIDEO_FPS))
 
 
-def caption_lines(step: dict[str, Any], total: int) -> tuple[str, str]:
+def caption_lines(step: StepRecord, total: int) -> tuple[str, str]:
     """Two caption lines: step, action, decision and time; then thinking or the error."""
     action = shown_action(step)
     what = describe(action) if action is not None else "no valid action"
-    decision = step.get("decision") or {}
-    how = f" [{decision.get('kind')}]" if decision.get("kind") not in (None, "approve") else ""
-    secs = (step.get("timings") or {}).get("total_s")
+    kind = step.decision.kind if step.decision is not None else None
+    how = f" [{kind}]" if kind not in (None, "approve") else ""
+    secs = step.timings.get("total_s")
     took = f"  {secs:.1f} s" if isinstance(secs, int | float) else ""
-    first = f"step {int(step.get('index', 0)) + 1}/{total}: {what}{how}{took}"
-    problem = step.get("parse_error") or step.get("error")
-    if step.get("interrupted"):  # its last line is "executing": the process died mid-action
+    first = f"step {step.index + 1}/{total}: {what}{how}{took}"
+    problem = step.parse_error or step.error
+    if step.interrupted:  # its last line is "executing": the process died mid-action
         problem = f"{INTERRUPTED}{f' ({problem})' if problem else ''}"
-    second = f"! {problem}" if problem else str(step.get("thinking") or "")
+    second = f"! {problem}" if problem else step.thinking
     # Model text, drawn into frames and shown in the viewer: controls made visible.
     return one_line(first, 200), one_line(second, THINKING_EXCERPT)
 
@@ -152,7 +152,7 @@ def overlay_painter() -> Callable[..., None]:
 
 
 def render_step(
-    recording: Recording, step: dict[str, Any], size: tuple[int, int], *, caption: bool = True
+    recording: Recording, step: StepRecord, size: tuple[int, int], *, caption: bool = True
 ) -> Any:
     """A QImage of size: the step's screenshot (fitted) with its overlay and caption."""
     from PySide6.QtCore import QRectF, Qt
@@ -167,8 +167,8 @@ def render_step(
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         shot_h = height - (CAPTION_HEIGHT if caption else 0)
         shot = QImage()
-        if step.get("screenshot"):
-            shot.load(str(recording.dir / step["screenshot"]))
+        if step.screenshot:
+            shot.load(str(recording.dir / step.screenshot))
         if not shot.isNull() and shot_h > 0:
             scale = min(width / shot.width(), shot_h / shot.height())
             w, h = shot.width() * scale, shot.height() * scale
@@ -210,9 +210,9 @@ def frame_size(recording: Recording) -> tuple[int, int]:
     from PySide6.QtGui import QImageReader
 
     w, h = 1280, 720
-    for step in recording.steps:
-        if step.get("screenshot"):
-            found = QImageReader(str(recording.dir / step["screenshot"])).size()
+    for step in recording.records:
+        if step.screenshot:
+            found = QImageReader(str(recording.dir / step.screenshot)).size()
             if found.isValid():
                 w, h = found.width(), found.height()
                 break
@@ -270,10 +270,10 @@ def progress(items: list[T], desc: str) -> Iterator[T]:
 
 def export_run(recording: Recording, fmt: Format, out: Path, *, show_progress: bool = True) -> Path:
     """Write the recording to out in the given format; returns out."""
-    if not recording.steps:
+    if not recording.records:
         raise ExportError("the recording has no complete step to export")
-    steps = list(recording.steps)
-    items: Iterable[dict[str, Any]] = progress(steps, f"export {fmt}") if show_progress else steps
+    steps = list(recording.records)
+    items: Iterable[StepRecord] = progress(steps, f"export {fmt}") if show_progress else steps
     out = Path(out)
     tmp = out.with_name(f".{out.name}.tmp")  # a crash leaves no half file under the real name
     try:
@@ -305,7 +305,7 @@ def _video_codec() -> str:
     raise ExportError("PyAV has no H.264 or MPEG-4 encoder")
 
 
-def _write_mp4(recording: Recording, steps: Iterable[dict[str, Any]], out: Path) -> None:
+def _write_mp4(recording: Recording, steps: Iterable[StepRecord], out: Path) -> None:
     """Constant-rate MP4: each step's frame repeated for its (clamped) duration."""
     import av
 
@@ -327,7 +327,7 @@ def _write_mp4(recording: Recording, steps: Iterable[dict[str, Any]], out: Path)
             container.mux(packet)
 
 
-def _write_gif(recording: Recording, steps: Iterable[dict[str, Any]], out: Path) -> None:
+def _write_gif(recording: Recording, steps: Iterable[StepRecord], out: Path) -> None:
     """Animated GIF, one frame per step, each lasting the step's (clamped) duration."""
     from PIL import Image
 
@@ -384,7 +384,7 @@ def _data_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def render_html(recording: Recording, steps: Iterable[dict[str, Any]]) -> str:
+def render_html(recording: Recording, steps: Iterable[StepRecord]) -> str:
     """One self-contained page: every step with its overlaid screenshot and everything recorded."""
     info = recording.info
     outcome = info.get("outcome") or {}
@@ -402,7 +402,7 @@ def render_html(recording: Recording, steps: Iterable[dict[str, Any]]) -> str:
     ]
     if outcome.get("answer") is not None:
         parts.append(f"<p>Answer: {_esc(outcome['answer'])}</p>")
-    parts.append(_redacted_html(info))
+    parts.append(_redacted_html(info.get("redacted")))
     for warning in recording.warnings:
         parts.append(f"<p class='err'>warning: {_esc(warning)}</p>")
     parts.append("</header>")
@@ -412,34 +412,34 @@ def render_html(recording: Recording, steps: Iterable[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
-def _step_html(recording: Recording, step: dict[str, Any]) -> str:
+def _step_html(recording: Recording, step: StepRecord) -> str:
     """One step's section."""
-    index = int(step.get("index", 0))
+    index = step.index
     action = shown_action(step)
     title = describe(action) if action is not None else "no valid action"
     out = [f"<section id='step-{index}'><h2>Step {index + 1}: {_esc(title)}</h2>"]
-    if step.get("screenshot"):
-        image = render_step(recording, step, _html_size(recording, step), caption=False)
+    if step.screenshot:
+        image = render_step(recording, step, _html_size(recording, step.screenshot), caption=False)
         out.append(f"<img alt='step {index + 1} screenshot' src='{_data_url(qimage_png(image))}'>")
-    out.append(_redacted_html(step))
-    if step.get("interrupted"):
+    out.append(_redacted_html(step.redacted))
+    if step.interrupted:
         out.append(f"<p class='err'>{_esc(INTERRUPTED)}</p>")
-    for key, label in (("parse_error", "Parse error"), ("error", "Error")):
-        if step.get(key):
-            out.append(f"<p class='err'>{label}: {_esc(step[key])}</p>")
-    if step.get("thinking"):
-        out.append(f"<details><summary>Thinking</summary>{_pre(step['thinking'])}</details>")
-    out.append(f"<details><summary>Raw output</summary>{_pre(step.get('raw_output', ''))}")
-    if step.get("tool_calls"):
-        out.append(_pre(step["tool_calls"]))
+    for problem, label in ((step.parse_error, "Parse error"), (step.error, "Error")):
+        if problem:
+            out.append(f"<p class='err'>{label}: {_esc(problem)}</p>")
+    if step.thinking:
+        out.append(f"<details><summary>Thinking</summary>{_pre(step.thinking)}</details>")
+    out.append(f"<details><summary>Raw output</summary>{_pre(step.raw_output)}")
+    if step.tool_calls:
+        out.append(_pre([tool_call_json(c) for c in step.tool_calls]))
     out.append("</details>")
-    rows = [
-        ("proposed action", step.get("action")),
-        ("decision", step.get("decision")),
-        ("execution", step.get("execution")),
-        ("result", step.get("result")),
-        ("tokens", step.get("tokens")),
-        ("timings", step.get("timings")),
+    rows: list[tuple[str, object]] = [
+        ("proposed action", step.action),
+        ("decision", None if step.decision is None else step.decision.to_json()),
+        ("execution", None if step.execution is None else step.execution.to_json()),
+        ("result", step.result),
+        ("tokens", step.tokens),
+        ("timings", step.timings),
     ]
     out.append("<table>")
     for name, value in rows:
@@ -465,17 +465,16 @@ def _step_html(recording: Recording, step: dict[str, Any]) -> str:
     return "".join(out)
 
 
-def _redacted_html(data: dict[str, Any]) -> str:
+def _redacted_html(reasons: object) -> str:
     """Why text shows as [REDACTED] (the recorder stores reasons, never the text)."""
-    reasons = data.get("redacted")
     if not isinstance(reasons, list) or not reasons:
         return ""
     return f"<p class='meta'>Redacted: {_esc('; '.join(str(r) for r in reasons))}</p>"
 
 
-def _html_size(recording: Recording, step: dict[str, Any]) -> tuple[int, int]:
+def _html_size(recording: Recording, screenshot: str) -> tuple[int, int]:
     """The screenshot's own size (HTML keeps full resolution)."""
     from PySide6.QtGui import QImageReader
 
-    found = QImageReader(str(recording.dir / step["screenshot"])).size()
+    found = QImageReader(str(recording.dir / screenshot)).size()
     return (found.width(), found.height()) if found.isValid() else (1280, 720)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QKeySequence, QPixmap, QShortcut
@@ -24,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from agent.recording import Recording
+from agent.records import StepRecord
 from agent.textsafe import one_line, visible
 from ui.export import caption_lines, render_step
 from ui.widgets import plain_tip
@@ -61,8 +61,8 @@ class ReplayView(QMainWindow):
         split.addWidget(right)
         split.setStretchFactor(1, 3)
         self.setCentralWidget(split)
-        total = len(recording.steps)
-        for step in recording.steps:
+        total = len(recording.records)
+        for step in recording.records:
             first, second = caption_lines(step, total)
             item = QListWidgetItem(first)
             item.setToolTip(plain_tip(second))
@@ -90,37 +90,37 @@ class ReplayView(QMainWindow):
     def filter(self, text: str) -> None:
         """Hide steps whose recorded text does not contain the search text."""
         needle = text.strip().lower()
-        for row, step in enumerate(self.recording.steps):
+        for row, step in enumerate(self.recording.records):
             # The prompt repeats earlier steps: searching it would match every later step.
-            own = {k: v for k, v in step.items() if k != "prompt"}
+            own = {k: v for k, v in step.to_json().items() if k != "prompt"}
             haystack = json.dumps(own, ensure_ascii=False).lower()
             self.timeline.item(row).setHidden(bool(needle) and needle not in haystack)
 
     def show_step(self, row: int) -> None:
         """Show one step: the screenshot with its overlay, then every recorded field."""
-        if not 0 <= row < len(self.recording.steps):
+        if not 0 <= row < len(self.recording.records):
             return
-        step = self.recording.steps[row]
+        step = self.recording.records[row]
         self.current_image = render_step(self.recording, step, self.image_size(step))
         self.image.setPixmap(QPixmap.fromImage(self.current_image))
+        recorded = step.to_json()  # shown as recorded
         parts = []
         for key in ("parse_error", "error", "action", "decision", "execution", "result"):
-            if step.get(key) is not None:
-                parts.append(f"{key}: {json.dumps(step[key], ensure_ascii=False)}")
-        parts.append(f"tokens: {json.dumps(step.get('tokens'))}")
-        parts.append(f"timings: {json.dumps(step.get('timings'))}")
-        parts.append("\n--- thinking ---\n" + str(step.get("thinking") or ""))
-        parts.append("\n--- raw output ---\n" + str(step.get("raw_output") or ""))
+            if recorded[key] is not None:
+                parts.append(f"{key}: {json.dumps(recorded[key], ensure_ascii=False)}")
+        parts.append(f"tokens: {json.dumps(step.tokens)}")
+        parts.append(f"timings: {json.dumps(step.timings)}")
+        parts.append("\n--- thinking ---\n" + step.thinking)
+        parts.append("\n--- raw output ---\n" + step.raw_output)
         # Plain text widget: model output is shown as text, never interpreted as rich text.
         self.details.setPlainText(visible("\n".join(parts)))
 
-    def image_size(self, step: dict[str, Any]) -> tuple[int, int]:
+    def image_size(self, step: StepRecord) -> tuple[int, int]:
         """The step's screenshot size plus the caption band (the export's frame)."""
         from ui.export import CAPTION_HEIGHT
 
-        screen = step.get("screen") or {}
-        w, h = screen.get("image_size") or (1280, 720)
-        return int(w), int(h) + CAPTION_HEIGHT
+        w, h = step.screen.image_size if step.screen is not None else (1280, 720)
+        return w, h + CAPTION_HEIGHT
 
 
 def run_viewer(recording: Recording) -> int:

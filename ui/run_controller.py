@@ -26,6 +26,7 @@ from agent.approval import (
     with_breakpoints,
 )
 from agent.config import RunConfig
+from agent.events import Event, ScreenObserved, ScreenStale
 from agent.interrupts import StopEvent
 from agent.question import Question
 from ui.guard import GuardedExecutor, MaskedScreen, Rect
@@ -138,7 +139,7 @@ def _backend_key(c: RunConfig) -> tuple[object, ...]:
 class RunController(QObject):
     """Owns the backend and the run thread; everything it reports arrives as a signal."""
 
-    loop_event = Signal(object)  # agent.loop.Event
+    loop_event = Signal(object)  # agent.events.Event
     observed = Signal(int, QImage, object)  # step, screenshot, Monitor
     approval_requested = Signal(object)  # ApprovalRequest
     aside_requested = Signal(object)  # ApprovalRequest approved by policy; call resume()
@@ -314,15 +315,14 @@ class RunController(QObject):
         self.worker_state.emit(state)
         return backend
 
-    def _on_event(self, event: Any) -> None:
-        if event.kind == "observation" and self._keys_go is not None:
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, ScreenObserved) and self._keys_go is not None:
             # Before the window comes back: where keys go while the app is out of the way.
             self._keys_go.remember()
         # A stale action's live screen is shown too: the person sees it before anything runs.
-        frame = event.data.get("frame") if event.kind in ("observation", "stale") else None
-        if frame is not None:
+        if isinstance(event, ScreenObserved | ScreenStale):
             # Converted here, on the loop thread, so the GUI thread only draws.
-            self.observed.emit(event.step, frame_image(frame), frame.monitor)
+            self.observed.emit(event.step, frame_image(event.frame), event.frame.monitor)
         self.loop_event.emit(event)
 
     def _run(self, task: str, config: RunConfig, secrets: list[str]) -> None:

@@ -168,8 +168,8 @@ def test_a_step_cut_off_mid_action_is_shown_and_never_replayed(
     (cut / "steps.jsonl").write_bytes(b"\n".join(lines[: last + 1]) + b"\n")
     run = read_run(cut)
     assert [s.get("interrupted", False) for s in run.steps] == [False, False, True]
-    assert caption_lines(run.steps[2], 3)[1] == f"! {INTERRUPTED}"
-    assert INTERRUPTED in render_html(run, run.steps)
+    assert caption_lines(run.records[2], 3)[1] == f"! {INTERRUPTED}"
+    assert INTERRUPTED in render_html(run, run.records)
     screen = FakeScreen()
     executor = FakeExecutor(screen)
     logs: list[str] = []

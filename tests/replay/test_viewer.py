@@ -27,7 +27,7 @@ def test_viewer_steps_searches_and_draws_the_overlay_at_the_mapped_point(
     qtbot.mouseClick(view.prev_button, Qt.MouseButton.LeftButton)
     assert view.timeline.currentRow() == 0
     # Step 1 clicked (500, 500): the overlay is drawn where the one mapping puts it.
-    geometry = step_geometry(run.steps[0])
+    geometry = step_geometry(run.records[0])
     assert geometry is not None
     point = model_to_view(
         (500.0, 500.0),

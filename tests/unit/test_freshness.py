@@ -30,7 +30,8 @@ from actions.types import (
 )
 from agent.approval import ApprovalRequest, Decision, auto_approve, policy
 from agent.backends.base import ChatMessage, Completion, OnDelta
-from agent.loop import Event, LoopSettings, run_task
+from agent.events import Event, ScreenStale
+from agent.loop import LoopSettings, run_task
 from agent.recording import Recorder, read_run
 from tests.support.fakes import RecordingExecutor
 from tests.support.scripted_server import xml_call
@@ -239,8 +240,8 @@ def test_a_stale_action_is_recorded_not_executed_and_asked_again(tmp_path: Path)
     assert (run_dir / first["freshness"]["screenshot"]).is_file()  # the live picture
     assert (run_dir / first["screenshot"]).is_file()  # the decision's picture
     # The viewer got the live screen before anything ran, then the model was asked again.
-    stale_events = [e for e in events if e.kind == "stale"]
-    assert len(stale_events) == 1 and stale_events[0].data["frame"] is not None
+    stale_events = [e for e in events if isinstance(e, ScreenStale)]
+    assert len(stale_events) == 1 and stale_events[0].frame is not None
     assert "screen changed before execution" in "\n".join(m.text() for m in backend.prompts[1])
     assert steps[1]["freshness"]["stale"] is False
     assert executor.done == [LeftClick((500.0, 500.0))]  # only the second, fresh click ran
@@ -252,7 +253,7 @@ def test_a_ticking_clock_never_holds_an_action_back(tmp_path: Path) -> None:
     )
     assert result.outcome == "success"
     assert len(executor.done) == 5
-    assert not [e for e in events if e.kind == "stale"]
+    assert not [e for e in events if isinstance(e, ScreenStale)]
 
 
 def test_after_the_limit_in_a_row_nobody_to_ask_stops_with_the_reason(tmp_path: Path) -> None:
@@ -306,5 +307,5 @@ def test_a_change_gone_once_the_screen_settles_does_not_hold_back(tmp_path: Path
     result, executor, events, run_dir, _ = run(tmp_path, PassingScreen(1), auto_approve)
     assert result.outcome == "success"
     assert len(executor.done) == 2
-    assert not [e for e in events if e.kind == "stale"]
+    assert not [e for e in events if isinstance(e, ScreenStale)]
     assert read_run(run_dir).steps[0]["freshness"]["stale"] is False
