@@ -583,14 +583,24 @@ def add_mcp_parser(sub: Any) -> None:
         "mode every action is; blocked actions never run.",
     )
     add_run_options(mcp)
+    mcp.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="serve streamable HTTP on this loopback address (127.0.0.1:PORT or [::1]:PORT) "
+        "instead of stdio; other addresses are refused",
+    )
     mcp.set_defaults(approve="guarded")
 
 
 def command_mcp(args: argparse.Namespace) -> int:
     """Serve deskpilot's tools over MCP stdio until the client disconnects."""
-    from agent.mcp_server import Desk, ServerConfig, serve
+    from agent.mcp_server import Desk, ServerConfig, loopback_address, serve
     from agent.secrets import secrets_from_env
 
+    try:
+        listen = loopback_address(args.listen) if args.listen else None
+    except ValueError as exc:
+        fail(str(exc))
     settings, rules, _ = run_setup(args)
     warn_if_remote(args.endpoint)
     if (args.backend or ("openai" if args.endpoint else "local")) == "openai" and not args.endpoint:
@@ -603,12 +613,13 @@ def command_mcp(args: argparse.Namespace) -> int:
         monitor=args.monitor,
         secrets=(*args.secret, *secrets_from_env(args.secret_env)),
     )
+    where = f"http://{args.listen}/mcp" if listen else "stdio"
     print(
-        f"deskpilot: MCP server on stdio (approval {args.approve}; recordings in "
+        f"deskpilot: MCP server on {where} (approval {args.approve}; recordings in "
         f"{config.runs_dir}); the model starts on the first run_task",
         file=sys.stderr,
     )
-    serve(Desk(config, lambda: backend_from_args(args)))
+    serve(Desk(config, lambda: backend_from_args(args)), listen)
     return EXIT_OK
 
 
