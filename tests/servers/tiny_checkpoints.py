@@ -42,13 +42,12 @@ def build_random(out: Path) -> Path:
 def generation_prompt_ends(tokenizer: Any) -> set[int]:
     """The last token of the template's generation prompt, thinking on and off."""
     chat = [{"role": "user", "content": "x"}]
-    ends = set()
+    ends: set[int] = set()
     for thinking in (True, False):
-        ids = tokenizer.apply_chat_template(
-            chat, add_generation_prompt=True, tokenize=True, enable_thinking=thinking
+        text = tokenizer.apply_chat_template(
+            chat, add_generation_prompt=True, tokenize=False, enable_thinking=thinking
         )
-        ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
-        ends.add(int(ids[-1]))
+        ends.add(int(tokenizer.encode(text, add_special_tokens=False)[-1]))
     return ends
 
 
@@ -64,12 +63,13 @@ def build_caller(out: Path) -> Path:
     model = AutoModelForImageTextToText.from_pretrained(out)
     model.resize_token_embeddings(len(tokenizer))
     ids = tokenizer.convert_tokens_to_ids
+    (body,) = tokenizer.encode(CALL_BODY, add_special_tokens=False)  # one added token
     # Each link of the chain is one axis of the hidden state: a token holding axis k is
     # followed by the token whose unembedding row is MARGIN on axis k.
     links = [
         (generation_prompt_ends(tokenizer), ids("<tool_call>")),
-        ({ids("<tool_call>")}, tokenizer.encode(CALL_BODY, add_special_tokens=False)[0]),
-        ({tokenizer.encode(CALL_BODY, add_special_tokens=False)[0]}, ids("</tool_call>")),
+        ({ids("<tool_call>")}, body),
+        ({body}, ids("</tool_call>")),
         ({ids("</tool_call>")}, ids("<|im_end|>")),
     ]
     language = model.model.language_model
