@@ -578,9 +578,9 @@ def add_mcp_parser(sub: Any) -> None:
     mcp = sub.add_parser(
         "mcp",
         help="serve screenshot, act and run_task to MCP clients over stdio (docs/mcp.md)",
-        description="An MCP server on stdin/stdout (no network port). Nobody can be asked "
-        "over stdio: in guarded mode (the default here) risky actions are refused, in ask "
-        "mode every action is; blocked actions never run.",
+        description="An MCP server on stdin/stdout (no network port unless --listen asks for "
+        "one on loopback). Nobody can be asked over MCP: in guarded mode (the default here) "
+        "risky actions are refused, in ask mode every action is; blocked actions never run.",
     )
     add_run_options(mcp)
     mcp.add_argument(

@@ -3,8 +3,8 @@
 Clients talk over stdio (the SDK's transport; no network port), or, when asked for, streamable
 HTTP on a loopback address only. Nobody sits at a terminal (stdio is the MCP channel), so an
 action that needs a person (every action in ask mode, a risky one in guarded mode) is refused
-with an error result saying why, and blocked actions never run. All
-desktop work runs on one thread, so calls never interleave: an act waits for a running task.
+with an error result saying why, and blocked actions never run. All desktop work runs on one
+thread, so calls never interleave: an act waits for a running task.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def no_person(mode: ApprovalMode) -> Callable[[ApprovalRequest], Decision]:
             "reject",
             by="ask",
             note="approval mode ask: every action needs a person's approval and nobody can "
-            "be asked over MCP stdio (start the server with --approve guarded or auto)",
+            "be asked over MCP (start the server with --approve guarded or auto)",
         )
 
     return refuse
