@@ -336,19 +336,29 @@ def add_mcp_parser(sub: Any) -> None:
     mcp = sub.add_parser(
         "mcp",
         help="serve screenshot, act and run_task to MCP clients over stdio (docs/mcp.md)",
-        description="An MCP server on stdin/stdout (no network port). Nobody can be asked "
-        "over stdio: in guarded mode (the default here) risky actions are refused, in ask "
-        "mode every action is; blocked actions never run.",
+        description="An MCP server on stdin/stdout (no network port unless --listen asks for "
+        "one on loopback). Nobody can be asked over MCP: in guarded mode (the default here) "
+        "risky actions are refused, in ask mode every action is; blocked actions never run.",
     )
     add_run_options(mcp)
+    mcp.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="serve streamable HTTP on this loopback address (127.0.0.1:PORT or [::1]:PORT) "
+        "instead of stdio; other addresses are refused",
+    )
     mcp.set_defaults(approve="guarded")
 
 
 def command_mcp(args: argparse.Namespace) -> int:
     """Serve deskpilot's tools over MCP stdio until the client disconnects."""
-    from agent.mcp_server import Desk, serve
+    from agent.mcp_server import Desk, loopback_address, serve
     from agent.session import Session, SessionError
 
+    try:
+        listen = loopback_address(args.listen) if args.listen else None
+    except ValueError as exc:
+        fail(str(exc))
     config = run_config(args)
     try:
         session = Session(config, on_progress=LoadProgress(config.model_id or ""))
@@ -357,12 +367,13 @@ def command_mcp(args: argparse.Namespace) -> int:
     warning = session.endpoint_warning()
     if warning:
         print(f"deskpilot: warning: {visible(warning)}", file=sys.stderr)
+    where = f"http://{args.listen}/mcp" if listen else "stdio"
     print(
-        f"deskpilot: MCP server on stdio (approval {config.approve}; recordings in "
+        f"deskpilot: MCP server on {where} (approval {config.approve}; recordings in "
         f"{config.runs_path()}); the model starts on the first run_task",
         file=sys.stderr,
     )
-    serve(Desk(session))
+    serve(Desk(session), listen)
     return EXIT_OK
 
 

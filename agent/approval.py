@@ -56,6 +56,9 @@ class ApprovalRequest:
     # Set when the run should pause whatever the mode (the same action repeated on a screen
     # that does not change): one line saying why.
     attention: str | None = None
+    # The MCP client that sent this action (its name and version as it introduced itself;
+    # client-written text, shown through agent/textsafe.py); None for the run's own model.
+    client: str | None = None
 
 
 Decide = Callable[[ApprovalRequest], Decision]
@@ -221,6 +224,8 @@ class TerminalApprover:
         # The action and its reasons quote model text: shown with every control made visible.
         shown = one_line(describe(request.action))
         self.out.write(f"step {request.step + 1}: {shown}{where}\n")
+        if request.client is not None:
+            self.out.write(f"  asked by MCP client: {one_line(request.client, 80)}\n")
         if request.risk.level != "safe":
             self.out.write(f"  {request.risk.level}: {one_line(request.risk.reason)}\n")
         if request.attention is not None:

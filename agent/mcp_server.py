@@ -1,14 +1,16 @@
 """deskpilot as an MCP server: screenshot, act and run_task tools; recordings as resources.
 
-Clients talk over stdio (the SDK's transport; no network port). Nobody sits at a terminal: stdio
-is the MCP channel, so an action that needs a person (every action in ask mode, a risky one in
-guarded mode) is refused with an error result saying why, and blocked actions never run. All
-desktop work runs on one thread, so calls never interleave: an act waits for a running task.
+Clients talk over stdio (the SDK's transport; no network port), or, when asked for, streamable
+HTTP on a loopback address only. Nobody sits at a terminal (stdio is the MCP channel), so an
+action that needs a person (every action in ask mode, a risky one in guarded mode) is refused
+with an error result saying why, and blocked actions never run. All desktop work runs on one
+thread, so calls never interleave: an act waits for a running task.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import re
 import sys
@@ -23,6 +25,7 @@ from typing import Any, TypeVar
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.server.mcpserver.utilities.types import Image
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import ToolAnnotations
 
 from actions.screen import CoordinateSpace
@@ -49,6 +52,7 @@ from agent.vision import prepare
 
 SERVER_NAME = "deskpilot"
 RUNS_URI = "deskpilot://runs"
+CLIENT_NAME_LIMIT = 200
 _RUN_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,80}$")
 T = TypeVar("T")
 
@@ -67,7 +71,7 @@ def no_person(mode: ApprovalMode) -> Callable[[ApprovalRequest], Decision]:
             "reject",
             by="ask",
             note="approval mode ask: every action needs a person's approval and nobody can "
-            "be asked over MCP stdio (start the server with --approve guarded or auto)",
+            "be asked over MCP (start the server with --approve guarded or auto)",
         )
 
     return refuse
@@ -234,7 +238,7 @@ class Desk:
             decision = Decision("reject", by="rules", note=risk.reason)
             record.decision = DecisionRecord.of(decision, client=client)
             raise refuse(f"blocked by the risk rules: {risk.reason}")
-        request = ApprovalRequest(self._call_steps, action, "", space, risk=risk)
+        request = ApprovalRequest(self._call_steps, action, "", space, risk=risk, client=client)
         decision = no_person(self.config.approve)(request)
         record.decision = DecisionRecord.of(decision, client=client)
         if decision.kind != "approve":
@@ -524,17 +528,77 @@ def build_server(desk: Desk) -> Any:
 
 
 def client_name(ctx: Any) -> str:
-    """The MCP client's name and version as it introduced itself ("unknown client" if not)."""
+    """The MCP client's name and version as it introduced itself ("unknown client" if not).
+
+    Client-written text, kept as written (cut to CLIENT_NAME_LIMIT) for recordings; displays
+    show it through agent/textsafe.py.
+    """
     try:
         info = ctx.session.client_params.client_info
-        return f"{info.name} {info.version}".strip() if info.version else str(info.name)
+        name = f"{info.name} {info.version}".strip() if info.version else str(info.name)
     except AttributeError:
         return "unknown client"
+    return name[:CLIENT_NAME_LIMIT] if name.strip() else "unknown client"
 
 
-def serve(desk: Desk) -> None:
-    """Serve over stdio until the client closes the connection."""
+def loopback_address(text: str) -> tuple[str, int]:
+    """HOST:PORT for --listen, only on a loopback address; ValueError says what is wrong.
+
+    Screenshots and input go to whoever connects, so the port is never reachable from another
+    machine: 127.0.0.0/8, [::1] or localhost (taken as 127.0.0.1), never a name or 0.0.0.0.
+    """
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(
+            f"--listen wants HOST:PORT on a loopback address, e.g. 127.0.0.1:8765; not {text!r}"
+        )
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if host == "localhost":
+        host = "127.0.0.1"  # not resolved: a hosts file could point the name elsewhere
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(
+            f"--listen {text}: deskpilot listens only on a loopback address (127.0.0.1, [::1]), "
+            "never on one other machines can reach: it hands out screenshots and input"
+        )
+    return host, int(port_text)
+
+
+def http_security(host: str, port: int) -> TransportSecuritySettings:
+    """Host and Origin checks: only requests addressed to this loopback port, no web pages.
+
+    A web page the user visits can send requests to loopback ports (and DNS rebinding can give
+    it a name that resolves there): a Host header other than this address, or an Origin header
+    other than this server's own, is refused.
+    """
+    shown = f"[{host}]" if ":" in host else host
+    hosts = [f"{shown}:{port}"] + ([f"localhost:{port}"] if host == "127.0.0.1" else [])
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=hosts,
+        allowed_origins=[f"http://{h}" for h in hosts],
+    )
+
+
+def serve(desk: Desk, listen: tuple[str, int] | None = None) -> None:
+    """Serve over stdio (or streamable HTTP on a loopback `listen` address) until closed."""
     server = build_server(desk)
+    if listen is not None:
+        host, port = loopback_address(f"{listen[0]}:{listen[1]}")  # checked again: never wider
+        try:
+            server.run(
+                "streamable-http",
+                host=host,
+                port=port,
+                transport_security=http_security(host, port),
+            )
+        finally:
+            desk.close()
+        return
     # stdout is the MCP wire. While serving, the SDK points fd 1 at stderr; text that libraries
     # print (python-xlib's xauth warnings) must reach fd 1 at once, not from a buffer flushed
     # after the wire is restored, and nothing may print to it after serving.

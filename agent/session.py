@@ -114,12 +114,16 @@ class Session:
         secrets: Iterable[str] = (),
         wrappers: Wrappers | None = None,
         on_desktop: Callable[[PrivateDesktop | None], None] | None = None,
+        desktop: Desktop | None = None,
+        loop_overrides: dict[str, Any] | None = None,
     ) -> None:
         """Raises SessionError for bad risk rules or a secret variable that is not set.
 
         display: an X server to act on (None: the session's, or a private desktop when the
         configuration asks for one); backend: a warm backend to use and leave open.
         on_desktop: told of a private desktop once it runs, and None when it ended.
+        desktop: one already open (tests, other front ends); closed with the session.
+        loop_overrides: LoopSettings fields that are not run options (tests' short settles).
         """
         self.config = config.validated()
         self.rules = load_risk_rules(config)
@@ -132,7 +136,8 @@ class Session:
         self._on_desktop = on_desktop
         self._backend = backend
         self._own_backend = backend is None
-        self._desktop: Desktop | None = None
+        self._desktop: Desktop | None = desktop
+        self._loop_overrides = dict(loop_overrides or {})
         self._private: PrivateDesktop | None = None
         self._closed = False
         self.cancel = threading.Event()  # set by close(): a backend still loading gives up
@@ -234,7 +239,7 @@ class Session:
             values["max_pixels"] = self.config.max_pixels
         if self.example:
             values["example"] = self.example
-        return LoopSettings(**{**values, **overrides})
+        return LoopSettings(**{**values, **self._loop_overrides, **overrides})
 
     def decider(self, person: Decide | None, stepper: Decide | None = None) -> Decide:
         """The approval policy of the configured mode; breakpoints ask `stepper` (or person)."""
