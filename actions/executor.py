@@ -68,6 +68,8 @@ class ExecResult:
     points: tuple[tuple[int, int], ...] = ()
     error: str | None = None
     duration_s: float = 0.0
+    # How text went in when not by keys alone: "clipboard" (pasted; actions/desktop/clipboard.py).
+    via: str | None = None
 
 
 class _Cancelled(Exception):

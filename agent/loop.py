@@ -538,6 +538,7 @@ class _Run:
                     "detail": outcome.detail,
                     "error": outcome.error,
                     "points": [list(p) for p in outcome.points],
+                    "via": outcome.via,
                     "action": action_arguments(to_run),
                 }
             )

@@ -297,6 +297,7 @@ class Desk:
             "detail": outcome.detail,
             "error": outcome.error,
             "points": [list(p) for p in outcome.points],
+            "via": outcome.via,
             "action": action_arguments(action),
         }
         settings = self.config.settings

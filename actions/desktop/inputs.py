@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol, assert_never
 
+from actions.desktop.clipboard import CLIPBOARD_HINT, PASTE_KEYS, PasteError
 from actions.executor import MAX_WAIT_S, ExecResult
 from actions.keys import normalize_chord
 from actions.screen import CoordinateSpace, Monitor, model_to_screen
@@ -61,11 +62,15 @@ class Input(Protocol):
         ...
 
     def check_text(self, strokes: list[str]) -> None:
-        """Raise ValueError naming the characters this input cannot type (before any is typed)."""
+        """Raise ValueError naming characters that can be neither typed nor pasted here."""
         ...
 
-    def type_strokes(self, strokes: list[str]) -> str | None:
-        """Type characters exactly ("\\n" is Return, "\\t" Tab); a note when a fallback was used."""
+    def to_paste(self, strokes: list[str]) -> tuple[set[str], str]:
+        """The characters keys cannot type here (pasted instead), and why keys cannot."""
+        ...
+
+    def type_strokes(self, strokes: list[str]) -> None:
+        """Type characters exactly ("\\n" is Return, "\\t" Tab); to_paste() holds none of them."""
         ...
 
     def release(self) -> list[str]:
@@ -81,12 +86,31 @@ class _Cancelled(Exception):
     """The action's cancel event was set."""
 
 
-class InputExecutor:
-    """Executes actions through an Input; failures return ok=False, as with the X11 Executor."""
+class Paster(Protocol):
+    """Puts text into the focused window by pasting it (actions.desktop.clipboard)."""
 
-    def __init__(self, inputs: Input, *, drag_duration_s: float = _DRAG_S) -> None:
+    def paste(self, text: str, press: Callable[[], None]) -> bool:
+        """Offer text, call press() to send the paste keys; True once it was seen taken."""
+        ...
+
+
+class InputExecutor:
+    """Executes actions through an Input; failures return ok=False, as with the X11 Executor.
+
+    Characters the keys cannot type are pasted through `clipboard` (None: refused whole).
+    """
+
+    def __init__(
+        self,
+        inputs: Input,
+        *,
+        clipboard: Paster | None = None,
+        drag_duration_s: float = _DRAG_S,
+    ) -> None:
         self.inputs = inputs
+        self.clipboard = clipboard
         self.drag_duration_s = drag_duration_s
+        self._via: str | None = None  # how the last action's text went in, when not by keys
         self._lock = threading.RLock()  # one burst of input at a time; release_all waits on it
         self._pointer: tuple[int, int] | None = None
 
@@ -100,18 +124,20 @@ class InputExecutor:
     ) -> ExecResult:
         """Perform one action."""
         start = time.monotonic()
+        self._via = None
         try:
             if cancel is not None and cancel.is_set():
                 raise _Cancelled("cancelled before it started")
             detail, points = self._run(action, space, monitor, cancel)
         except _Cancelled as exc:
             return ExecResult(False, f"{action.name} cancelled", error=str(exc),
-                              duration_s=time.monotonic() - start)  # fmt: skip
+                              duration_s=time.monotonic() - start, via=self._via)  # fmt: skip
         except Exception as exc:  # OS and compositor failures are the step's outcome
             text = " ".join(str(exc).split()) or type(exc).__name__
             return ExecResult(False, f"{action.name} failed", error=f"{type(exc).__name__}: {text}",
-                              duration_s=time.monotonic() - start)  # fmt: skip
-        return ExecResult(True, detail, points=points, duration_s=time.monotonic() - start)
+                              duration_s=time.monotonic() - start, via=self._via)  # fmt: skip
+        return ExecResult(True, detail, points=points, duration_s=time.monotonic() - start,
+                          via=self._via)  # fmt: skip
 
     def release_all(self) -> list[str]:
         """Release held buttons and keys; waits for the input burst in flight first."""
@@ -270,18 +296,53 @@ class InputExecutor:
     def _type(self, text: str, cancel: threading.Event | None) -> str:
         strokes = validate_text(text)  # control characters are refused before anything is typed
         self.inputs.check_text(strokes)  # so is the whole text when one character cannot be
-        notes: list[str] = []
-        typed = 0
-        for at in range(0, len(strokes), TEXT_PIECE):
-            piece = strokes[at : at + TEXT_PIECE]
-            if cancel is not None and cancel.is_set():
-                raise _Cancelled(f"typing cancelled after {typed} characters")
-            with self._lock:
-                note = self.inputs.type_strokes(piece)
-            if note and note not in notes:
-                notes.append(note)
-            typed += len(piece)
-        return f"typed {typed} characters" + "".join(f"; {n}" for n in notes)
+        paste, why = self.inputs.to_paste(strokes)
+        if paste and self.clipboard is None:
+            raise ValueError(
+                f"cannot type {shown_chars(paste)} on this desktop ({why}) and no clipboard tool "
+                f"is installed to paste them (run `{CLIPBOARD_HINT}`); nothing was typed"
+            )
+        typed = pasted = 0
+        unseen = False  # a paste not seen taken (a window that reads the clipboard)
+        for run, by_paste in runs(strokes, paste):
+            if by_paste:
+                self._via = "clipboard"
+                if cancel is not None and cancel.is_set():
+                    raise _Cancelled(f"typing cancelled after {typed} characters")
+                with self._lock:
+                    try:
+                        unseen |= not self._paste("".join(run))
+                    except PasteError as exc:
+                        raise PasteError(
+                            f"{exc}; typed {typed} of {len(strokes)} characters before it"
+                        ) from exc
+                typed += len(run)
+                pasted += len(run)
+                continue
+            for at in range(0, len(run), TEXT_PIECE):
+                piece = run[at : at + TEXT_PIECE]
+                if cancel is not None and cancel.is_set():
+                    raise _Cancelled(f"typing cancelled after {typed} characters")
+                with self._lock:
+                    self.inputs.type_strokes(piece)
+                typed += len(piece)
+        if pasted:
+            seen = (
+                " (the paste was not seen taken: a window that reads the clipboard cannot be told "
+                "from a clipboard manager)"
+                if unseen
+                else ""
+            )
+            return (
+                f"typed {typed} characters; {pasted} of them ({shown_chars(paste)}) pasted through "
+                f"the clipboard with {'+'.join(PASTE_KEYS)}, since {why}{seen}; the clipboard "
+                "was restored"
+            )
+        return f"typed {typed} characters"
+
+    def _paste(self, text: str) -> bool:
+        assert self.clipboard is not None
+        return self.clipboard.paste(text, lambda: self.inputs.chord(PASTE_KEYS))
 
     def _wait(self, seconds: float, cancel: threading.Event | None) -> str:
         if not (seconds >= 0 and seconds != float("inf")):
@@ -293,3 +354,23 @@ class InputExecutor:
             time.sleep(target)
         capped = f" (capped from {seconds:g} s)" if target < seconds else ""
         return f"waited {target:g} s{capped}"
+
+
+def runs(strokes: list[str], paste: set[str]) -> list[tuple[list[str], bool]]:
+    """The strokes cut into runs to type and runs to paste, in order ("\\n", "\\t" are typed)."""
+    result: list[tuple[list[str], bool]] = []
+    for ch in strokes:
+        by_paste = ch in paste and ch not in ("\n", "\t")
+        if result and result[-1][1] == by_paste:
+            result[-1][0].append(ch)
+        else:
+            result.append(([ch], by_paste))
+    return result
+
+
+def shown_chars(chars: set[str]) -> str:
+    """Characters named for a person: 'ß' (U+00DF), at most eight."""
+    ordered = sorted(chars)
+    shown = ", ".join(f"{ch!r} (U+{ord(ch):04X})" for ch in ordered[:8])
+    return shown + (f" and {len(ordered) - 8} more" if len(ordered) > 8 else "")
+

@@ -4,8 +4,9 @@ One portal session holds both: the permission dialog appears once; its restore t
 the user's state folder, brings the session back without it next time. Frames come from the
 session's PipeWire stream through GStreamer (`gst-launch-1.0 pipewiresrc`); input goes through
 the RemoteDesktop Notify methods. Keys are sent as keysyms, which the compositor can only type
-when the current keyboard layout has them: text with any other character is refused whole,
-before anything is typed (docs/wayland.md).
+when the current keyboard layout has them: other characters are pasted through the clipboard
+(actions/desktop/clipboard.py), or, with no clipboard tool, the text is refused whole before
+anything is typed (docs/wayland.md).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from actions.desktop import BackendName, HotkeySupport
+from actions.desktop.clipboard import WlClipboard
 from actions.desktop.grabbed import GrabbedScreen
 from actions.desktop.inputs import InputExecutor
 from actions.desktop.wire import WaylandError, WireClient
@@ -425,31 +427,27 @@ class PortalInput:
             self._key(s, False)
 
     def check_text(self, strokes: list[str]) -> None:
-        """Refuse text with characters the keyboard layout does not have."""
-        layout = self.layout()
-        if not layout:
+        """Refuse to type without a layout to check the text against."""
+        if not self.layout():
             raise ValueError(
                 "cannot type on this desktop: the compositor gave no keyboard layout to check "
                 "the text against; nothing was typed"
             )
-        special = {"\n": key_keysym("enter"), "\t": key_keysym("tab")}
-        bad = sorted({ch for ch in strokes if ch not in special and not keysym_typable(ch, layout)})
-        if bad:
-            shown = ", ".join(f"{ch!r} (U+{ord(ch):04X})" for ch in bad[:8])
-            raise ValueError(
-                f"cannot type {shown} on this desktop: the portal types only characters of the "
-                "current keyboard layout (no clipboard fallback yet); nothing was typed"
-            )
 
-    def type_strokes(self, strokes: list[str]) -> str | None:
+    def to_paste(self, strokes: list[str]) -> tuple[set[str], str]:
+        """The characters the current keyboard layout lacks (the portal types only keysyms)."""
+        layout = self.layout()
+        special = {"\n", "\t"}
+        missing = {ch for ch in strokes if ch not in special and not keysym_typable(ch, layout)}
+        return missing, "the keyboard layout lacks them and the portal types only keysyms"
+
+    def type_strokes(self, strokes: list[str]) -> None:
         """Type characters the layout has, one keysym press and release each."""
-        self.check_text(strokes)
         special = {"\n": key_keysym("enter"), "\t": key_keysym("tab")}
         for ch in strokes:
             keysym = special.get(ch) or char_keysym(ch)
             self._key(keysym, True)
             self._key(keysym, False)
-        return None
 
     def release(self) -> list[str]:
         """Release the buttons and keys this input pressed and has not released."""
@@ -501,7 +499,7 @@ class PortalDesktop:
             raise
         inputs = PortalInput(self.session, self._monitor, env)
         inputs.layout()  # now, so that the first key the model sends is not the one lost
-        self.executor = InputExecutor(inputs)
+        self.executor = InputExecutor(inputs, clipboard=WlClipboard.find(env))
         self.hotkey = HotkeySupport(
             False, "the GlobalShortcuts portal is not used yet: stop with the app or Ctrl-C"
         )
