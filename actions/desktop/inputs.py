@@ -373,4 +373,3 @@ def shown_chars(chars: set[str]) -> str:
     ordered = sorted(chars)
     shown = ", ".join(f"{ch!r} (U+{ord(ch):04X})" for ch in ordered[:8])
     return shown + (f" and {len(ordered) - 8} more" if len(ordered) > 8 else "")
-

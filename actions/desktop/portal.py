@@ -42,6 +42,7 @@ _SC = "org.freedesktop.portal.ScreenCast"
 _KEYBOARD, _POINTER = 1, 2
 _MONITOR = 1
 _PERSIST_UNTIL_REVOKED = 2
+_RD_PERSIST_VERSION = 2
 _CALL_TIMEOUT_S = 10.0
 # How long the user has to answer the permission dialog.
 ANSWER_TIMEOUT_S = 300.0
@@ -64,6 +65,37 @@ def restore_token_path() -> Path:
     return Path(user_state_dir("deskpilot")) / "portal-restore-token"
 
 
+def load_token(path: Path) -> str | None:
+    """The saved restore token, or None."""
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def save_token(path: Path, token: str) -> None:
+    """Keep a restore token, readable by the user only; without it the dialog simply returns."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fp:
+            fp.write(token + "\n")
+    except OSError:
+        pass  # the dialog appears again next time
+
+
+def forget_token(path: Path) -> None:
+    """Drop a token the desktop no longer honours."""
+    try:
+        path.unlink()
+    except OSError:
+        pass  # not there: nothing to forget
+
+
+class Declined(DisplayError):
+    """The person declined the desktop's sharing dialog, or took back the permission."""
+
+
 class PortalSession:
     """One RemoteDesktop session with a ScreenCast source, over the session bus (jeepney)."""
 
@@ -82,22 +114,35 @@ class PortalSession:
         self.token_file = token_file
         self.closed_reason: str | None = None
         self._closed: Any = None
-        self._check_versions()
+        versions = self._check_versions()
+        # RemoteDesktop 2 (xdg-desktop-portal 1.18) remembers a permission; 1 asks every time.
+        self.remembers = versions[_RD] >= _RD_PERSIST_VERSION
         self.session = self._create_session()
         self._closed = self._watch_closed()
-        token = self._saved_token()
-        devices: dict[str, tuple[str, Any]] = {
-            "types": ("u", _KEYBOARD | _POINTER),
-            "persist_mode": ("u", _PERSIST_UNTIL_REVOKED),
-        }
+        token = load_token(self.token_file) if self.remembers else None
+        devices: dict[str, tuple[str, Any]] = {"types": ("u", _KEYBOARD | _POINTER)}
+        if self.remembers:
+            devices["persist_mode"] = ("u", _PERSIST_UNTIL_REVOKED)
         if token:
             devices["restore_token"] = ("s", token)
+        self.restored = token is not None
         self._request(_RD, "SelectDevices", "oa{sv}", self.session, devices)
         sources = {"types": ("u", _MONITOR), "multiple": ("b", False)}
         self._request(_SC, "SelectSources", "oa{sv}", self.session, sources)
-        results = self._request(
-            _RD, "Start", "osa{sv}", self.session, "", {}, timeout_s=answer_timeout_s
-        )
+        try:
+            results = self._request(
+                _RD, "Start", "osa{sv}", self.session, "", {}, timeout_s=answer_timeout_s
+            )
+        except Declined:
+            self.close()
+            if token:
+                forget_token(self.token_file)  # the portal forgets a permission that was taken back
+                raise Declined(
+                    "the desktop no longer lets deskpilot share the screen and control input "
+                    "(the permission was revoked or declined): run again and choose Share (with "
+                    "'Allow remote interaction' on) in the dialog"
+                ) from None
+            raise
         granted = int(results.get("devices", ("u", 0))[1])
         if granted & (_KEYBOARD | _POINTER) != _KEYBOARD | _POINTER:
             self.close()
@@ -115,7 +160,7 @@ class PortalSession:
         w, h = props.get("size", ("(ii)", (0, 0)))[1]
         self.geometry = (int(x), int(y), int(w), int(h))
         if "restore_token" in results:
-            self._save_token(str(results["restore_token"][1]))
+            save_token(self.token_file, str(results["restore_token"][1]))
 
     # -- D-Bus plumbing -----------------------------------------------------------------
 
@@ -134,9 +179,10 @@ class PortalSession:
             raise DisplayError(f"the portal refused {method}: {name}: {detail}")
         return reply.body
 
-    def _check_versions(self) -> None:
+    def _check_versions(self) -> dict[str, int]:
         from jeepney import Properties
 
+        versions: dict[str, int] = {}
         for interface, needed in ((_RD, 1), (_SC, 1)):
             props = Properties(self._portal.with_interface(interface))
             try:
@@ -150,6 +196,8 @@ class PortalSession:
                 ) from exc
             if version < needed:
                 raise DisplayError(f"{interface} portal version {version} is too old")
+            versions[interface] = version
+        return versions
 
     def _request(
         self,
@@ -183,7 +231,7 @@ class PortalSession:
                 ) from None
         code, results = signal.body
         if code == 1:
-            raise DisplayError(
+            raise Declined(
                 "screen sharing and remote control were declined in the desktop's dialog: run "
                 "again and choose Share (with 'Allow remote interaction' on)"
             )
@@ -220,21 +268,6 @@ class PortalSession:
             )
         if self.closed_reason is not None:
             raise DisplayError(self.closed_reason)
-
-    def _saved_token(self) -> str | None:
-        try:
-            return self.token_file.read_text().strip() or None
-        except OSError:
-            return None
-
-    def _save_token(self, token: str) -> None:
-        try:
-            self.token_file.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fp:
-                fp.write(token + "\n")
-        except OSError:
-            pass  # without the token, the dialog simply appears again next time
 
     # -- what the desktop uses ----------------------------------------------------------
 

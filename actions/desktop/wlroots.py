@@ -105,11 +105,7 @@ def stroke_keysyms(strokes: list[str]) -> list[int]:
 
 def untypable(strokes: list[str]) -> list[str]:
     """Characters xkb has no keysym for (Unicode noncharacters), in order."""
-    return [
-        ch
-        for ch in strokes
-        if (ord(ch) & 0xFFFE) == 0xFFFE or 0xFDD0 <= ord(ch) <= 0xFDEF
-    ]
+    return [ch for ch in strokes if (ord(ch) & 0xFFFE) == 0xFFFE or 0xFDD0 <= ord(ch) <= 0xFDEF]
 
 
 class WlrootsInput:
