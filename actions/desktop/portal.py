@@ -533,9 +533,8 @@ class PortalDesktop:
         inputs = PortalInput(self.session, self._monitor, env)
         inputs.layout()  # now, so that the first key the model sends is not the one lost
         self.executor = InputExecutor(inputs, clipboard=WlClipboard.find(env))
-        self.hotkey = HotkeySupport(
-            False, "the GlobalShortcuts portal is not used yet: stop with the app or Ctrl-C"
-        )
+        # Decided when the app binds it (actions/desktop/shortcuts.py): present or not.
+        self.hotkey = HotkeySupport(True, "the GlobalShortcuts portal, where the desktop has it")
 
     def monitors(self) -> list[Monitor]:
         """The one monitor shared in the dialog."""

@@ -275,9 +275,10 @@ class WlrootsDesktop:
             raise DisplayError(f"wlroots desktop: {exc}") from exc
         self.executor = InputExecutor(inputs, clipboard=WlClipboard.find(self._env))
         self.hotkey = HotkeySupport(
-            False,
-            "wlroots compositors give no client a global shortcut: stop with the app's Stop "
-            "button or Ctrl-C in the terminal",
+            True,
+            "the GlobalShortcuts portal where the compositor has one (Hyprland's); sway, river "
+            "and labwc give no client a global shortcut: stop with the app's Stop button or "
+            "Ctrl-C in the terminal",
         )
 
     def monitors(self) -> list[Monitor]:

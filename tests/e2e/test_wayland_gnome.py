@@ -115,6 +115,29 @@ def test_a_declined_dialog_is_one_line(gnome: Gnome, tmp_path: Path) -> None:
     assert server.requests == []
 
 
+def test_the_apps_stop_hotkey_says_plainly_that_gnome_43_has_no_global_shortcuts(
+    gnome: Gnome,
+) -> None:
+    # The app's hotkey (ui/hotkey.py, no Qt) picks the GlobalShortcuts portal on Wayland;
+    # xdg-desktop-portal-gnome 43 does not implement it.
+    code = (
+        "from ui.hotkey import GlobalHotkey\n"
+        "h = GlobalHotkey('<ctrl>+<alt>+<shift>+x', lambda: None)\n"
+        "print(h.start(), h.how, h.error, sep='|')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT, env=gnome.env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        "False|GlobalShortcuts portal|global hotkey Ctrl+Alt+Shift+X unavailable: this desktop "
+        "has no GlobalShortcuts portal (it came with KDE Plasma 5.27 and GNOME 48; wlroots "
+        "desktops other than Hyprland lack it): stop with the app's Stop button, or Esc in its "
+        "window\n"
+    )
+
+
 def test_sharing_that_stops_mid_run_ends_the_run_with_one_line(
     gnome: Gnome, tmp_path: Path
 ) -> None:
