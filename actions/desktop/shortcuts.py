@@ -3,7 +3,7 @@
 Wayland gives no client a key grab; a desktop that implements the GlobalShortcuts portal
 (KDE Plasma 5.27+, GNOME 48+, Hyprland) binds a shortcut for an app and signals `Activated`
 when it is pressed; the desktop may let the person choose the keys. Where the portal lacks the
-interface, start() fails with one line that says so and what to use instead.
+interface, start() fails with one line that says so (the app adds what to use instead).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ BIND_TIMEOUT_S = 120.0
 _POLL_S = 0.5
 # X modifier masks (actions.hotkey) -> the modifier names of the XDG shortcuts specification.
 _SPEC_MODIFIERS = ((1 << 2, "CTRL"), (1 << 3, "ALT"), (1 << 0, "SHIFT"), (1 << 6, "LOGO"))
-NO_PORTAL_HINT = "stop with the app's Stop button, or Esc in its window"
 
 
 def preferred_trigger(combo: str) -> str:
@@ -44,14 +43,14 @@ def shortcuts_version(conn: Any) -> int:
     try:
         reply = conn.send_and_get_reply(props.get("version"), timeout=5)
     except TimeoutError:
-        raise HotkeyError(f"xdg-desktop-portal did not answer: {NO_PORTAL_HINT}") from None
+        raise HotkeyError("xdg-desktop-portal did not answer") from None
     if reply.header.message_type == MessageType.error:
         name = str(reply.header.fields.get(4, ""))  # HeaderFields.error_name
         if name.endswith("ServiceUnknown"):
-            raise HotkeyError(f"no xdg-desktop-portal is running: {NO_PORTAL_HINT}")
+            raise HotkeyError("no xdg-desktop-portal is running")
         raise HotkeyError(
-            f"this desktop has no GlobalShortcuts portal (it came with KDE Plasma 5.27 and "
-            f"GNOME 48; wlroots desktops other than Hyprland lack it): {NO_PORTAL_HINT}"
+            "this desktop has no GlobalShortcuts portal (it came with KDE Plasma 5.27 and "
+            "GNOME 48; wlroots desktops other than Hyprland lack it)"
         )
     return int(reply.body[0][1])
 
@@ -82,7 +81,7 @@ class PortalShortcut:
         try:
             conn = open_dbus_connection(bus="SESSION")
         except (OSError, KeyError) as exc:
-            raise HotkeyError(f"no D-Bus session bus ({exc}): {NO_PORTAL_HINT}") from None
+            raise HotkeyError(f"no D-Bus session bus ({exc})") from None
         self._conn = conn
         try:
             self.version = shortcuts_version(conn)
@@ -142,7 +141,7 @@ class PortalShortcut:
                 ) from None
         code, results = signal.body
         if code == 1:
-            raise HotkeyError(f"the stop shortcut was declined on this desktop: {NO_PORTAL_HINT}")
+            raise HotkeyError("the stop shortcut was declined on this desktop")
         if code != 0:
             raise HotkeyError(f"the GlobalShortcuts portal's {method} failed (response {code})")
         return dict(results)
