@@ -48,6 +48,14 @@ class GlobalHotkey:
             self.error = f"global hotkey unavailable ({exc})"
             return False
         self._grab = grab
+        if isinstance(grab, PortalShortcut) and grab.bound_to is None:
+            # KDE Plasma 5.27 registers the shortcut without keys and leaves them to the person.
+            self.error = (
+                f"global hotkey {describe_combo(self.combo)} not set: the desktop registered "
+                "deskpilot's stop shortcut without keys; give it keys in the desktop's shortcut "
+                "settings"
+            )
+            return False
         return True
 
     def stop(self) -> None:

@@ -23,6 +23,7 @@ CLIPBOARD_HINT = "apt-get install wl-clipboard"
 CONFIRM_WAIT_S = 1.0
 _NAMES = {False: "clipboard", True: "primary selection"}
 _TOOL_TIMEOUT_S = 5.0
+_QUERY_TIMEOUT_S = 1.0
 _OFFERS = 3
 _SETTLE_S = 0.03
 _TEXT_TYPES = ("text/plain;charset=utf-8", "UTF8_STRING", "text/plain")
@@ -56,10 +57,15 @@ class WlClipboard:
         return cls(env, copy, paste) if copy and paste else None
 
     def _run(self, *args: str, data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(
-            args, input=data, env=self._env, capture_output=True,
-            timeout=_TOOL_TIMEOUT_S, check=False,
-        )  # fmt: skip
+        """Run a wl-clipboard tool; one that hangs counts as failed."""
+        try:
+            return subprocess.run(
+                args, input=data, env=self._env, capture_output=True,
+                timeout=_QUERY_TIMEOUT_S, check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            # kwin 5.27 sends no selection event for an empty clipboard: wl-paste waits for it.
+            return subprocess.CompletedProcess(args, 124, b"", b"timed out")
 
     def save(self, primary: bool) -> Saved:
         """What a selection holds now (one type, text preferred), or Saved(None, b"")."""
@@ -90,7 +96,7 @@ class WlClipboard:
 
         True: the primary selection's one paste was seen taken (terminals). False: not seen
         within CONFIRM_WAIT_S (a window that pastes the clipboard, which serves any number of
-        pastes, some to clipboard managers); the text was offered until then.
+        pastes, some to clipboard managers; or no primary selection): offered until then.
         """
         saved = (self.save(False), self.save(True))
         offers: list[subprocess.Popen[bytes]] = []
@@ -100,23 +106,16 @@ class WlClipboard:
             self._run(self._copy, "--primary", "--clear")
             # The clipboard's offer serves every paste: clipboard managers (mutter has one
             # built in) read a new selection at once. The primary's serves one, so its end
-            # says that a window pasted it; one read before the keys is offered again.
+            # says that a window pasted it.
             clipboard = self._offer(text, ["--foreground"])
             offers.append(clipboard)
             self._wait_offered(clipboard, primary=False)
-            for _ in range(_OFFERS):
-                primary = self._offer(text, ["--primary", "--foreground", "--paste-once"])
-                offers.append(primary)
-                self._wait_offered(primary, primary=True)
-                time.sleep(_SETTLE_S)
-                if primary.poll() is None:
-                    break
-                self.early_reads += 1
-            unseen = primary.poll() is not None  # read before the keys every time
+            primary = self._offer_primary(text, offers)
+            unseen = primary is None or primary.poll() is not None
             press()
             deadline = time.monotonic() + CONFIRM_WAIT_S
-            while not unseen and time.monotonic() < deadline:
-                if primary.poll() is not None:
+            while time.monotonic() < deadline:
+                if not unseen and primary is not None and primary.poll() is not None:
                     return primary.returncode == 0
                 time.sleep(0.01)
             return False
@@ -129,6 +128,25 @@ class WlClipboard:
                     proc.stderr.close()
             self.restore(saved[0], primary=False)
             self.restore(saved[1], primary=True)
+
+    def _offer_primary(
+        self, text: str, offers: list[subprocess.Popen[bytes]]
+    ) -> subprocess.Popen[bytes] | None:
+        """An offer on the primary selection alive at this moment, or None (none to be had)."""
+        primary = None
+        for _ in range(_OFFERS):
+            primary = self._offer(text, ["--primary", "--foreground", "--paste-once"])
+            offers.append(primary)
+            try:
+                self._wait_offered(primary, primary=True)
+            except PasteError:
+                # kwin 5.27's data-control (version 1) has no primary selection.
+                return None
+            time.sleep(_SETTLE_S)
+            if primary.poll() is None:
+                break
+            self.early_reads += 1  # something read it before the keys: offer it again
+        return primary
 
     def _offer(self, text: str, flags: list[str]) -> subprocess.Popen[bytes]:
         """A wl-copy offering text with these flags."""

@@ -328,8 +328,8 @@ class InputExecutor:
                 typed += len(piece)
         if pasted:
             seen = (
-                " (the paste was not seen taken: a window that reads the clipboard cannot be told "
-                "from a clipboard manager)"
+                " (the paste was not seen taken: only a paste of the primary selection, as "
+                "terminals do, can be seen)"
                 if unseen
                 else ""
             )

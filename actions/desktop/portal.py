@@ -47,6 +47,7 @@ _CALL_TIMEOUT_S = 10.0
 # How long the user has to answer the permission dialog.
 ANSWER_TIMEOUT_S = 300.0
 _GST_TIMEOUT_S = 10.0
+NUDGE_AFTER_S = 0.6
 _KEYBOARD_WAIT_S = 2.0
 _BUTTONS = {"left": 0x110, "right": 0x111, "middle": 0x112}
 GST_HINT = "apt-get install gstreamer1.0-tools gstreamer1.0-pipewire"
@@ -307,7 +308,29 @@ _CAPS = re.compile(
 
 
 class PortalScreen(GrabbedScreen):
-    """Frames of the session's PipeWire stream, one GStreamer run per capture."""
+    """Frames of the session's PipeWire stream, one GStreamer run per capture.
+
+    KDE's kwin sends a frame only when something on the screen changes: when none came within
+    NUDGE_AFTER_S, the pointer is moved one pixel and back, which makes kwin draw one.
+    """
+
+    def _run_gst(self, cmd: list[str], fd: int) -> subprocess.CompletedProcess[bytes]:
+        proc = subprocess.Popen(
+            cmd, pass_fds=(fd,), env=self._env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            try:
+                out, err = proc.communicate(timeout=NUDGE_AFTER_S)
+            except subprocess.TimeoutExpired:
+                self.session.notify("NotifyPointerMotion", "dd", 1.0, 0.0)
+                self.session.notify("NotifyPointerMotion", "dd", -1.0, 0.0)
+                self.nudges += 1
+                out, err = proc.communicate(timeout=_GST_TIMEOUT_S)
+        except BaseException:
+            proc.kill()
+            proc.communicate()
+            raise
+        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
     def __init__(self, session: PortalSession, monitor: Monitor, env: Mapping[str, str]) -> None:
         self.session = session
@@ -317,6 +340,7 @@ class PortalScreen(GrabbedScreen):
         if gst is None:
             raise DisplayError(f"screen capture on this desktop needs GStreamer: run `{GST_HINT}`")
         self._gst = gst
+        self.nudges = 0  # captures that needed the pointer nudged to get a frame
 
     def _grab(self) -> tuple[int, int, bytes]:
         fd = self.session.pipewire_fd()
@@ -327,10 +351,7 @@ class PortalScreen(GrabbedScreen):
                 "video/x-raw,format=RGBx", "!", "filesink", f"location={out.name}",
             ]  # fmt: skip
             try:
-                done = subprocess.run(
-                    cmd, pass_fds=(fd,), env=self._env, capture_output=True,
-                    timeout=_GST_TIMEOUT_S, check=False,
-                )  # fmt: skip
+                done = self._run_gst(cmd, fd)
             except subprocess.TimeoutExpired as exc:
                 raise DisplayError(
                     "screen capture failed: no frame from the portal's stream "
