@@ -33,9 +33,8 @@ def missing_parts() -> list[str]:
     """What a headless GNOME session for the tests lacks."""
     missing = [
         t
-        for t in (
-            "mutter", "pipewire", "wireplumber", "dbus-daemon", "gst-launch-1.0", "foot", "wl-copy"
-        )
+        for t in ("mutter", "pipewire", "wireplumber", "dbus-daemon", "gst-launch-1.0")
+        + ("foot", "wl-copy")
         if shutil.which(t) is None
     ]
     missing += [

@@ -314,6 +314,16 @@ class PortalScreen(GrabbedScreen):
     NUDGE_AFTER_S, the pointer is moved one pixel and back, which makes kwin draw one.
     """
 
+    def __init__(self, session: PortalSession, monitor: Monitor, env: Mapping[str, str]) -> None:
+        self.session = session
+        self.monitor = monitor
+        self._env = dict(env)
+        gst = shutil.which("gst-launch-1.0")
+        if gst is None:
+            raise DisplayError(f"screen capture on this desktop needs GStreamer: run `{GST_HINT}`")
+        self._gst = gst
+        self.nudges = 0  # captures that needed the pointer nudged to get a frame
+
     def _run_gst(self, cmd: list[str], fd: int) -> subprocess.CompletedProcess[bytes]:
         proc = subprocess.Popen(
             cmd, pass_fds=(fd,), env=self._env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -331,16 +341,6 @@ class PortalScreen(GrabbedScreen):
             proc.communicate()
             raise
         return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
-
-    def __init__(self, session: PortalSession, monitor: Monitor, env: Mapping[str, str]) -> None:
-        self.session = session
-        self.monitor = monitor
-        self._env = dict(env)
-        gst = shutil.which("gst-launch-1.0")
-        if gst is None:
-            raise DisplayError(f"screen capture on this desktop needs GStreamer: run `{GST_HINT}`")
-        self._gst = gst
-        self.nudges = 0  # captures that needed the pointer nudged to get a frame
 
     def _grab(self) -> tuple[int, int, bytes]:
         fd = self.session.pipewire_fd()
