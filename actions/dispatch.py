@@ -72,6 +72,8 @@ class ExecResult:
     points: tuple[Pixel, ...] = ()
     error: str | None = None
     duration_s: float = 0.0
+    # How text went in when not by keys alone: "clipboard" (pasted; actions/desktop/clipboard.py).
+    via: str | None = None
 
 
 class Gate:
@@ -140,6 +142,10 @@ class Device(Protocol):
         """Type text exactly; returns the detail line ("typed N characters")."""
         ...
 
+    def last_via(self) -> str | None:
+        """How the last type_text put text in when not by keys alone ("clipboard"), else None."""
+        ...
+
     def check(self) -> None:
         """Raise FailSafeTriggered when the user asks for a stop through the pointer."""
         ...
@@ -194,6 +200,10 @@ class ActionExecutor:
         """Perform one action; FailSafeTriggered propagates, other failures return ok=False."""
         start = time.monotonic()
         gate = Gate(self._lock, cancel, self.device)
+
+        def via() -> str | None:
+            return self.device.last_via() if isinstance(action, Type) else None
+
         try:
             if gate.cancelled():
                 raise Cancelled("cancelled before it started")
@@ -207,6 +217,7 @@ class ActionExecutor:
                 detail=f"{action.name} cancelled",
                 error=str(exc),
                 duration_s=time.monotonic() - start,
+                via=via(),
             )
         except Exception as exc:  # OS, X and compositor failures are the step's outcome
             if self.device.is_fail_safe(exc):
@@ -219,9 +230,10 @@ class ActionExecutor:
                 detail=f"{action.name} failed",
                 error=_one_line(exc),
                 duration_s=time.monotonic() - start,
+                via=via(),
             )
         return ExecResult(
-            ok=True, detail=detail, points=points, duration_s=time.monotonic() - start
+            ok=True, detail=detail, points=points, duration_s=time.monotonic() - start, via=via()
         )
 
     def release_all(self) -> list[str]:

@@ -221,6 +221,10 @@ class HostInput:
         with gate.burst():
             pg.hotkey(*keys, _pause=False)
 
+    def last_via(self) -> str | None:
+        """Never anything but keys: XTEST types any character through spare keycodes."""
+        return None
+
     def type_text(self, text: str, gate: Gate) -> str:
         """Exact text through XTEST on X11 (any script); ASCII only through pyautogui."""
         self.check()

@@ -235,6 +235,8 @@ class ExecutionRecord:
     detail: str | None = None
     points: tuple[tuple[int, int], ...] | None = None  # screen points the input went to
     action: ActionArgs | None = None  # what really ran (after any edit)
+    # How text went in when not by keys alone: "clipboard" (recorded only when set).
+    via: str | None = None
 
     @classmethod
     def of(cls, outcome: ExecResult, action: Action) -> ExecutionRecord:
@@ -245,6 +247,7 @@ class ExecutionRecord:
             detail=outcome.detail,
             points=tuple(outcome.points),
             action=action_arguments(action),
+            via=outcome.via,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -257,6 +260,8 @@ class ExecutionRecord:
         data["error"] = self.error
         if self.points is not None:
             data["points"] = [list(p) for p in self.points]
+        if self.via is not None:
+            data["via"] = self.via
         if self.action is not None:
             data["action"] = self.action
         return data
@@ -275,6 +280,7 @@ class ExecutionRecord:
             _opt_str(data.get("detail")),
             None if points is None else tuple(_size(p) for p in points),
             _args(data.get("action")),
+            _opt_str(data.get("via")),
         )
 
 

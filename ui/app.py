@@ -52,6 +52,7 @@ from ui.hotkey import GlobalHotkey, describe_combo
 from ui.run_controller import RunController
 from ui.run_form import RunForm
 from ui.settings import AppSettings, load_settings, save_settings
+from ui.wayland import CaptureHider, on_wayland
 from ui.widgets import (
     ApprovalPanel,
     ControlBar,
@@ -180,7 +181,12 @@ class MainWindow(QMainWindow):
         self.settings = settings or load_settings(settings_file)
         self.setWindowTitle("deskpilot")
         self.excluded: list[Rect] = []
-        self.controller = RunController(excluded=lambda: list(self.excluded))
+        # Wayland tells no client where its windows are: they hide during captures instead.
+        self.capture_hider = CaptureHider(lambda: [self, self.bar]) if on_wayland() else None
+        self.controller = RunController(
+            excluded=lambda: list(self.excluded),
+            hide=self.capture_hider.hidden if self.capture_hider is not None else None,
+        )
         # Taking over a private desktop (ui/takeover.py): its X display while one runs.
         self.private_display = ""
         self.takeover: Any = None
@@ -528,7 +534,9 @@ class MainWindow(QMainWindow):
     def _update_excluded(self) -> None:
         """Rectangles the agent must neither see nor act on: the bar, and this window if shown."""
         rects = [self.bar.global_rect()] if self.bar.isVisible() else []
-        if self.isVisible():
+        if self.capture_hider is not None:
+            rects = []  # Qt's positions are not the screen's on Wayland (ui/wayland.py)
+        elif self.isVisible():
             g = self.frameGeometry()
             rects.append((g.x(), g.y(), g.width(), g.height()))
         self.excluded = rects

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 
 from actions.executor import ExecResult
@@ -39,9 +40,15 @@ def mask_frame(frame: Frame, rects: list[Rect]) -> Frame:
 class MaskedScreen:
     """A Screen whose captures hide the app's own windows from the model."""
 
-    def __init__(self, screen: object, excluded: Callable[[], list[Rect]]) -> None:
+    def __init__(
+        self,
+        screen: object,
+        excluded: Callable[[], list[Rect]],
+        hide: Callable[[], AbstractContextManager[None]] = nullcontext,
+    ) -> None:
         self._screen = screen
         self._excluded = excluded
+        self._hide = hide  # Wayland: the app's windows leave the screen (ui/wayland.py)
 
     @property
     def monitor(self) -> Monitor:
@@ -54,7 +61,8 @@ class MaskedScreen:
 
     def capture(self) -> Frame:
         """Grab the monitor and grey out the excluded rectangles."""
-        frame: Frame = self._screen.capture()  # type: ignore[attr-defined]
+        with self._hide():
+            frame: Frame = self._screen.capture()  # type: ignore[attr-defined]
         return mask_frame(frame, self._excluded())
 
     def wait_until_stable(

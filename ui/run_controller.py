@@ -11,6 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, cast
 
 from PySide6.QtCore import QObject, Signal
@@ -151,9 +152,15 @@ class RunController(QObject):
     recover_requested = Signal(str)  # one line: what failed
     desktop_ready = Signal(str)  # a private desktop's X display once it runs; "" once it ended
 
-    def __init__(self, excluded: Callable[[], list[Rect]] = lambda: []) -> None:
+    def __init__(
+        self,
+        excluded: Callable[[], list[Rect]] = lambda: [],
+        hide: Callable[[], AbstractContextManager[None]] | None = None,
+    ) -> None:
         super().__init__()
         self.excluded = excluded
+        # Wayland: the app's windows leave the screen for each capture (ui/wayland.py).
+        self.hide = hide or nullcontext
         self.backend: Any = None
         self._backend_key: tuple[object, ...] | None = None
         self._lock = threading.Lock()
@@ -337,7 +344,9 @@ class RunController(QObject):
         own = config.desktop == "user"
         excluded = self.excluded
         wrappers = Wrappers(
-            screen=(lambda screen: MaskedScreen(screen, excluded)) if own else (lambda s: s),
+            screen=(
+                (lambda screen: MaskedScreen(screen, excluded, self.hide)) if own else (lambda s: s)
+            ),
             executor=(lambda ex: GuardedExecutor(ex, excluded)) if own else (lambda e: e),
             focus=self._keys_past_own,
             window_area=self._area_past_own,

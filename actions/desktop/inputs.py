@@ -6,13 +6,15 @@ actions.dispatch, the same dispatch the X11 Executor uses.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
+from actions.desktop.clipboard import CLIPBOARD_HINT, PASTE_KEYS, PasteError
 from actions.dispatch import ActionExecutor, Cancelled, Gate
 from actions.types import Button
 from actions.xtyping import validate_text
 
-__all__ = ["TEXT_PIECE", "Input", "InputDevice", "InputExecutor"]
+__all__ = ["TEXT_PIECE", "Input", "InputDevice", "InputExecutor", "Paster"]
 
 # Text goes out in pieces this long, so a stop ends typing between two pieces.
 TEXT_PIECE = 32
@@ -38,7 +40,11 @@ class Input(Protocol):
         ...
 
     def check_text(self, strokes: list[str]) -> None:
-        """Raise ValueError naming the characters this input cannot type (before any is typed)."""
+        """Raise ValueError naming characters that can be neither typed nor pasted here."""
+        ...
+
+    def to_paste(self, strokes: list[str]) -> tuple[set[str], str]:
+        """The characters keys cannot type here (pasted instead), and why keys cannot."""
         ...
 
     def type_strokes(self, strokes: list[str]) -> str | None:
@@ -54,12 +60,29 @@ class Input(Protocol):
         ...
 
 
-class InputDevice:
-    """An Input as a Device: it only adds where the pointer was last put."""
+class Paster(Protocol):
+    """Puts text into the focused window by pasting it (actions.desktop.clipboard)."""
 
-    def __init__(self, inputs: Input) -> None:
+    def paste(self, text: str, press: Callable[[], None]) -> bool:
+        """Offer text, call press() to send the paste keys; True once it was seen taken."""
+        ...
+
+
+class InputDevice:
+    """An Input as a Device: it adds where the pointer was last put, and pasting.
+
+    Characters the keys cannot type are pasted through `clipboard` (None: refused whole).
+    """
+
+    def __init__(self, inputs: Input, clipboard: Paster | None = None) -> None:
         self.inputs = inputs
+        self.clipboard = clipboard
         self._pointer: tuple[int, int] | None = None
+        self._via: str | None = None  # how the last text went in, when not by keys alone
+
+    def last_via(self) -> str | None:
+        """How the last type_text put text in when not by keys alone ("clipboard")."""
+        return self._via
 
     def aim(self, x: int, y: int) -> tuple[int, int]:
         """Any pixel: a compositor has no fail-safe corners."""
@@ -93,21 +116,60 @@ class InputDevice:
             self.inputs.chord(keys)
 
     def type_text(self, text: str, gate: Gate) -> str:
-        """Exact text in pieces; refused whole, before anything is typed, if any is untypable."""
+        """Exact text: typed in pieces, what keys cannot type pasted; refused whole up front."""
+        self._via = None
         strokes = validate_text(text)  # control characters are refused before anything is typed
         self.inputs.check_text(strokes)  # so is the whole text when one character cannot be
+        paste, why = self.inputs.to_paste(strokes)
+        if paste and self.clipboard is None:
+            raise ValueError(
+                f"cannot type {shown_chars(paste)} on this desktop ({why}) and no clipboard tool "
+                f"is installed to paste them (run `{CLIPBOARD_HINT}`); nothing was typed"
+            )
         notes: list[str] = []
-        typed = 0
-        for at in range(0, len(strokes), TEXT_PIECE):
-            piece = strokes[at : at + TEXT_PIECE]
+        typed = pasted = 0
+        unseen = False  # a paste not seen taken (a window that reads the clipboard)
+        for run, by_paste in runs(strokes, paste):
             if gate.cancelled():
                 raise Cancelled(f"typing cancelled after {typed} characters")
-            with gate.burst():
-                note = self.inputs.type_strokes(piece)
-            if note and note not in notes:
-                notes.append(note)
-            typed += len(piece)
-        return f"typed {typed} characters" + "".join(f"; {n}" for n in notes)
+            if by_paste:
+                self._via = "clipboard"
+                with gate.burst():
+                    try:
+                        unseen |= not self._paste("".join(run))
+                    except PasteError as exc:
+                        raise PasteError(
+                            f"{exc}; typed {typed} of {len(strokes)} characters before it"
+                        ) from exc
+                typed += len(run)
+                pasted += len(run)
+                continue
+            for at in range(0, len(run), TEXT_PIECE):
+                piece = run[at : at + TEXT_PIECE]
+                if gate.cancelled():
+                    raise Cancelled(f"typing cancelled after {typed} characters")
+                with gate.burst():
+                    note = self.inputs.type_strokes(piece)
+                if note and note not in notes:
+                    notes.append(note)
+                typed += len(piece)
+        detail = f"typed {typed} characters" + "".join(f"; {n}" for n in notes)
+        if not pasted:
+            return detail
+        seen = (
+            " (the paste was not seen taken: only a paste of the primary selection, as "
+            "terminals do, can be seen)"
+            if unseen
+            else ""
+        )
+        return (
+            f"{detail}; {pasted} of them ({shown_chars(paste)}) pasted through the clipboard "
+            f"with {'+'.join(PASTE_KEYS)}, since {why}{seen}; the clipboard was restored"
+        )
+
+    def _paste(self, text: str) -> bool:
+        assert self.clipboard is not None
+        return self.clipboard.paste(text, lambda: self.inputs.chord(PASTE_KEYS))
 
     def check(self) -> None:
         """No fail-safe: the user stops a run from the app or with Ctrl-C."""
@@ -135,6 +197,27 @@ class InputDevice:
 class InputExecutor(ActionExecutor):
     """Executes actions through an Input; failures return ok=False, as with the X11 Executor."""
 
-    def __init__(self, inputs: Input, *, drag_duration_s: float = 0.4) -> None:
-        super().__init__(InputDevice(inputs), drag_duration_s=drag_duration_s)
+    def __init__(
+        self, inputs: Input, *, clipboard: Paster | None = None, drag_duration_s: float = 0.4
+    ) -> None:
+        super().__init__(InputDevice(inputs, clipboard), drag_duration_s=drag_duration_s)
         self.inputs = inputs
+
+
+def runs(strokes: list[str], paste: set[str]) -> list[tuple[list[str], bool]]:
+    """The strokes cut into runs to type and runs to paste, in order ("\\n", "\\t" are typed)."""
+    result: list[tuple[list[str], bool]] = []
+    for ch in strokes:
+        by_paste = ch in paste and ch not in ("\n", "\t")
+        if result and result[-1][1] == by_paste:
+            result[-1][0].append(ch)
+        else:
+            result.append(([ch], by_paste))
+    return result
+
+
+def shown_chars(chars: set[str]) -> str:
+    """Characters named for a person: 'ß' (U+00DF), at most eight."""
+    ordered = sorted(chars)
+    shown = ", ".join(f"{ch!r} (U+{ord(ch):04X})" for ch in ordered[:8])
+    return shown + (f" and {len(ordered) - 8} more" if len(ordered) > 8 else "")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
+from actions.desktop.clipboard import PasteError
 from actions.desktop.inputs import TEXT_PIECE, InputDevice, InputExecutor
 from actions.dispatch import ActionExecutor, FailSafeTriggered
 from actions.executor import Executor
@@ -50,11 +52,13 @@ class Recording:
         if "\ufffe" in strokes:
             raise ValueError("cannot type U+FFFE; nothing was typed")
 
-    def type_strokes(self, strokes: list[str]) -> str | None:
+    def to_paste(self, strokes: list[str]) -> tuple[set[str], str]:
+        return {ch for ch in strokes if ch in "ßü世"}, "the layout lacks them"
+
+    def type_strokes(self, strokes: list[str]) -> None:
         self.calls.append(("type", "".join(strokes)))
         if self.cancel is not None:
             self.cancel.set()  # a stop arrives while the first piece is typed
-        return None
 
     def release(self) -> list[str]:
         self.calls.append(("release",))
@@ -83,10 +87,10 @@ def test_points_map_through_the_one_mapping_and_wheels_turn_the_right_way() -> N
 def test_text_goes_out_in_pieces_and_a_stop_ends_it_between_two() -> None:
     stop = threading.Event()
     inputs = Recording(stop)
-    text = "ü" * (TEXT_PIECE + 5)
+    text = "y" * (TEXT_PIECE + 5)
     result = InputExecutor(inputs).execute(Type(text), space=REL, monitor=SECOND, cancel=stop)
     assert not result.ok and result.error == f"typing cancelled after {TEXT_PIECE} characters"
-    assert inputs.calls == [("type", "ü" * TEXT_PIECE)]
+    assert inputs.calls == [("type", "y" * TEXT_PIECE)]
     bad = InputExecutor(Recording()).execute(Type("a\x07b"), space=REL, monitor=SECOND)
     assert not bad.ok and "U+0007" in (bad.error or "")  # refused whole: nothing typed
     inputs = Recording()
@@ -154,3 +158,51 @@ def test_a_wait_ends_at_a_stop_on_every_desktop() -> None:
     threading.Timer(0.05, stop.set).start()
     result = InputExecutor(Recording()).execute(Wait(5.0), space=REL, monitor=SECOND, cancel=stop)
     assert not result.ok and (result.error or "").startswith("wait cancelled after 0.")
+
+
+class Pasting:
+    """A Paster that records the text and presses the paste keys, as the clipboard does."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def paste(self, text: str, press: Callable[[], None]) -> bool:
+        self.texts.append(text)
+        press()
+        return True
+
+
+def test_characters_the_keys_lack_are_pasted_in_order_and_the_step_says_so() -> None:
+    inputs, clipboard = Recording(), Pasting()
+    ex = InputExecutor(inputs, clipboard=clipboard)
+    result = ex.execute(Type("Grüße\nab世"), space=REL, monitor=SECOND)
+    assert result.ok and result.via == "clipboard"
+    assert clipboard.texts == ["üß", "世"]  # one paste for each run of such characters
+    assert inputs.calls == [
+        ("type", "Gr"), ("chord", ("shift", "insert")), ("type", "e\nab"),
+        ("chord", ("shift", "insert")),
+    ]  # fmt: skip
+    assert result.detail.startswith("typed 9 characters; 3 of them ('ß' (U+00DF), 'ü' (U+00FC),")
+    plain = ex.execute(Type("plain"), space=REL, monitor=SECOND)
+    assert plain.ok and plain.via is None and plain.detail == "typed 5 characters"
+
+
+def test_without_a_clipboard_tool_such_text_is_refused_whole() -> None:
+    inputs = Recording()
+    result = InputExecutor(inputs).execute(Type("abc ß"), space=REL, monitor=SECOND)
+    assert not result.ok and inputs.calls == []
+    assert "'ß' (U+00DF)" in (result.error or "") and "wl-clipboard" in (result.error or "")
+    assert (result.error or "").endswith("nothing was typed")
+
+
+def test_a_paste_nobody_takes_fails_the_step_saying_how_far_it_got() -> None:
+    class Refused(Pasting):
+        def paste(self, text: str, press: Callable[[], None]) -> bool:
+            press()
+            raise PasteError("the focused window did not take the text pasted with Shift+Insert")
+
+    result = InputExecutor(Recording(), clipboard=Refused()).execute(
+        Type("ab ß cd"), space=REL, monitor=SECOND
+    )
+    assert not result.ok and result.via == "clipboard"
+    assert (result.error or "").endswith("typed 3 of 7 characters before it")

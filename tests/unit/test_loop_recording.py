@@ -36,7 +36,7 @@ class Screen:
 
 
 class Result:
-    ok, detail, error = True, "done", None
+    ok, detail, error, via = True, "done", None, None
     points: tuple[tuple[int, int], ...] = ()
 
 
