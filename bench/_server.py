@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from bench._x11 import ROOT  # noqa: F401  (puts the repo on sys.path)
-from tests.support.scripted_server import Reply, ScriptedServer, xml_call
+from tests.support.scripted_server import CountOnly, Reply, ScriptedServer, xml_call
 
 
 def main() -> None:
@@ -18,19 +17,10 @@ def main() -> None:
         Reply(xml_call(action="mouse_move", coordinate=points[i % 2]), chunk_chars=1 << 16)
         for i in range(steps)
     ]
-    server = ScriptedServer(list(script))
-    server.requests = _Discard()
+    server = ScriptedServer(list(script), requests=CountOnly())
     print(server.url, flush=True)
     sys.stdin.read()
     server.close()
-
-
-class _Discard(list[dict[str, Any]]):
-    """Counts requests (the script's index) without keeping their megabytes of base64."""
-
-    def append(self, item: dict[str, Any]) -> None:
-        """Keep an empty placeholder."""
-        super().append({})
 
 
 if __name__ == "__main__":

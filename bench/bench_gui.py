@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench._child import run_child
 from bench._report import machine, write_report
 from bench._x11 import ROOT, private_desktop
 
@@ -212,22 +213,14 @@ def main(argv: list[str] | None = None) -> int:
         url = server.stdout.readline().strip()
         with private_desktop(*SIZE):
             env = {k: v for k, v in os.environ.items() if k != "WAYLAND_DISPLAY"}
-            proc = subprocess.run(
-                [sys.executable, "-m", "bench.bench_gui", "--child", url, "--runs", str(args.runs)],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
+            result = run_child("bench_gui", url, "--runs", str(args.runs), timeout_s=600, env=env)
     finally:
         if server.stdin is not None:
             server.stdin.close()
         server.wait(timeout=10)
-    if proc.returncode != 0:
-        print(proc.stderr[-3000:], file=sys.stderr)
+    if result is None:
         return 1
-    rows = json.loads(proc.stdout.strip().splitlines()[-1])["runs"]
+    rows = result["runs"]
     head = (
         f"{'run':>3} {'outcome':>8} {'run s':>6} {'ticks':>6} {'max ms':>7} {'p99':>6} "
         f"{'p50':>5} {'>50ms':>6} {'target':>7}"

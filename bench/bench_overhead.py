@@ -19,13 +19,12 @@ import io
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, cast
 
+from bench._child import run_child
 from bench._report import machine, write_report
 from bench._x11 import ROOT, private_desktop, scripted_server
 
@@ -160,25 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = []
     for size in args.sizes.split(","):
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bench.bench_overhead",
-                "--child",
-                size,
-                "--steps",
-                str(args.steps),
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if proc.returncode != 0:
-            print(proc.stderr[-3000:], file=sys.stderr)
+        row = run_child("bench_overhead", size, "--steps", str(args.steps), timeout_s=600)
+        if row is None:
             return 1
-        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        rows.append(row)
     head = (
         f"{'screen':<10} {'ours ms':>8} {'p90':>6} {'capture':>8} {'encode':>7} {'model':>6} "
         f"{'execute':>8} {'peers ms':>9} {'ratio':>6} {'target':>7}"

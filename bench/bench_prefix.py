@@ -5,7 +5,7 @@ copied from the released config.json; no hub access needed), the agent's own pro
 (agent/prompt.py, tool schema, history), 1280x720 screenshots, greedy decoding of a fixed
 number of tokens. Every step runs with the cache; step 6 (or every step with --plain all) also
 runs without it, on the same weights, and the answers are compared.
-The tokenizer is the test suite's tiny byte-level BPE (tests/worker/tiny_qwen35.py): image
+The tokenizer is the test suite's tiny byte-level BPE (tests/support/tiny_qwen35.py): image
 tokens are exact (880 per 1280x720 screenshot), text takes more tokens than Qwen's real
 vocabulary would, so the prompts' text share is larger than in real use.
 Target: prefill of step 6 <= 0.4x the same step without the cache (--history-images 6: no
@@ -134,7 +134,7 @@ def build(device: str, dtype_name: str) -> tuple[Any, Any]:
 
     sys.path.insert(0, str(ROOT))
     from agent.backends.worker import build_processor
-    from tests.worker import tiny_qwen35
+    from tests.support import tiny_qwen35
 
     tokenizer = tiny_qwen35.build_tokenizer()
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t, _ in tiny_qwen35.ADDED_TOKENS}
@@ -167,7 +167,7 @@ def token_counts(steps: int, history_images: int) -> list[dict[str, int]]:
 
     sys.path.insert(0, str(ROOT))
     from agent.backends.worker import Engine, PrefixCache, build_processor
-    from tests.worker import tiny_qwen35
+    from tests.support import tiny_qwen35
 
     folder = Path(tempfile.mkdtemp(prefix="deskpilot-bench-prefix-"))
     tiny_qwen35.build_tokenizer().save_pretrained(folder)

@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from bench._child import run_child
 from bench._report import machine, write_report
 from bench._x11 import ROOT, private_desktop
 
@@ -92,17 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(child(args.runs)))
         return 0
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.bench_settle", "--child", "--runs", str(args.runs)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if proc.returncode != 0:
-        print(proc.stderr[-3000:], file=sys.stderr)
+    r = run_child("bench_settle", "--runs", str(args.runs), timeout_s=600)
+    if r is None:
         return 1
-    r = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f"{'case':<34} {'median ms':>10} {'max ms':>8}")
     print("-" * 54)
     still, worst = r["still_median_ms"], r["still_max_ms"]

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from bench._child import run_child
 from bench._report import machine, write_report
 from bench._x11 import ROOT, private_desktop
 
@@ -49,17 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(child(args.rounds)))
         return 0
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.bench_stale", "--child", "--rounds", str(args.rounds)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    if proc.returncode != 0:
-        print(proc.stderr[-3000:], file=sys.stderr)
+    rows = run_child("bench_stale", "--rounds", str(args.rounds), timeout_s=1200)
+    if rows is None:
         return 1
-    rows = json.loads(proc.stdout.strip().splitlines()[-1])
     head = f"{'scenario':<48} {'pipeline':<16} {'on changed':>10} {'held':>5} {'wrongly':>8}"
     print(head)
     head += "  clicks"

@@ -30,8 +30,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench._child import run_child
 from bench._report import machine, write_report
-from bench._x11 import ROOT
+from bench._x11 import ROOT, private_desktop
 
 STATES = ("idle", "prefill", "generating", "typing", "drag", "wait", "settle")
 TYPED = ("Hello, World! stop me 123\n" * 80)[:2000]
@@ -68,19 +69,11 @@ def reply_for(body: dict[str, Any]) -> Any:
     return Reply(move)
 
 
-class _Forget(list[dict[str, Any]]):
-    """The server's request log, counting requests without keeping megabytes of base64."""
-
-    def append(self, item: dict[str, Any]) -> None:
-        super().append({})
-
-
 def serve() -> None:
     """`--serve`: print the /v1 URL, answer stop trials until stdin closes."""
-    from tests.support.scripted_server import ScriptedServer
+    from tests.support.scripted_server import CountOnly, ScriptedServer
 
-    server = ScriptedServer([reply_for] * 100_000)
-    server.requests = _Forget()
+    server = ScriptedServer([reply_for] * 100_000, requests=CountOnly())
     print(server.url, flush=True)
     sys.stdin.read()
     server.close()
@@ -139,7 +132,7 @@ class StopRig:
         from actions.executor import Executor
         from actions.screen import CoordinateSpace, Screen, screen_to_model
         from agent.backends.openai_compat import OpenAIBackend
-        from tests.x11 import InputRecorder
+        from tests.support.x11 import InputRecorder
 
         self.display = display
         self.runs_dir = runs_dir
@@ -198,7 +191,7 @@ class StopRig:
         from agent.approval import ApprovalRequest, Decision, auto_approve
         from agent.loop import Event, LoopSettings, run_task
         from agent.recording import Recorder, read_run
-        from tests.x11 import held_input
+        from tests.support.x11 import held_input
 
         self._n += 1
         n = self._n
@@ -338,15 +331,12 @@ def summarize(samples: list[StopSample]) -> dict[str, Any]:
 
 def child(per_state: int, states: list[str]) -> dict[str, Any]:
     """Every trial on one private display, round-robin over the states."""
-    import os
+    from tests.support.x11 import start_probe_app, start_xterm
 
-    from tests.x11 import Xvfb, start_probe_app, start_xterm
-
-    server = Xvfb.start(1920, 1080)
-    with tempfile.TemporaryDirectory(prefix="deskpilot-bench-stop-") as tmp:
-        auth = Path(tmp) / "Xauthority"
-        auth.touch()
-        os.environ["DISPLAY"], os.environ["XAUTHORITY"] = server.display, str(auth)
+    with (
+        private_desktop(1920, 1080, picture=False) as display,
+        tempfile.TemporaryDirectory(prefix="deskpilot-bench-stop-") as tmp,
+    ):
         proc = subprocess.Popen(
             [sys.executable, "-m", "bench.bench_stop", "--serve"],
             cwd=ROOT,
@@ -357,16 +347,16 @@ def child(per_state: int, states: list[str]) -> dict[str, Any]:
         assert proc.stdout is not None and proc.stdin is not None
         url = proc.stdout.readline().strip()
         term = start_xterm(
-            server.display, "cat > /dev/null", position=XTERM_POSITION, title="stop bench xterm"
+            display, "cat > /dev/null", position=XTERM_POSITION, title="stop bench xterm"
         )
         probe = start_probe_app(
-            server.display, Path(tmp) / "probe.jsonl", PROBE_GEOMETRY, "stop bench probe"
+            display, Path(tmp) / "probe.jsonl", PROBE_GEOMETRY, "stop bench probe"
         )
         rig = None
         try:
             cx, cy, cw, ch = probe.rect("canvas")
             rig = StopRig(
-                server.display,
+                display,
                 url,
                 Path(tmp) / "runs",
                 type_window=term.window,
@@ -381,7 +371,6 @@ def child(per_state: int, states: list[str]) -> dict[str, Any]:
             term.close()
             proc.stdin.close()
             proc.wait(timeout=10)
-            server.stop()
     return {
         "summary": summarize(samples),
         "unclean": [asdict(s) for s in samples if not s.clean or not s.reached][:20],
@@ -408,26 +397,16 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(args.per_state, states)))
         return 0
     t0 = time.monotonic()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.bench_stop",
-            "--child",
-            "--per-state",
-            str(args.per_state),
-            "--states",
-            ",".join(states),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1800,
+    r = run_child(
+        "bench_stop",
+        "--per-state",
+        str(args.per_state),
+        "--states",
+        ",".join(states),
+        timeout_s=1800,
     )
-    if proc.returncode != 0:
-        print(proc.stderr[-3000:], file=sys.stderr)
+    if r is None:
         return 1
-    r = json.loads(proc.stdout.strip().splitlines()[-1])
     wall = time.monotonic() - t0
     head = f"{'state':<11} {'n':>3} {'ok':>3}  {'to return p50/p99/max ms':>26}"
     print(head + f"  {'to released p50/p99/max ms':>28}")

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from x11 import ProbeApp, XTerm, move_pointer, pointer_position, shell_quote, wait_until
 
 from actions.executor import ExecResult, Executor, FailSafeTriggered
 from actions.screen import CoordinateSpace, Monitor, model_to_screen, screen_to_model
@@ -32,6 +31,14 @@ from actions.types import (
     Wait,
 )
 from actions.xtyping import XTyper
+from tests.support.x11 import (
+    ProbeApp,
+    XTerm,
+    move_pointer,
+    pointer_position,
+    shell_quote,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.x11, pytest.mark.timeout(120)]
 
@@ -489,7 +496,7 @@ def test_release_all_lets_go_of_buttons_and_modifiers(
 ) -> None:
     import subprocess
 
-    from x11 import x_env
+    from tests.support.x11 import x_env
 
     x, y = canvas_point(app, 0.5, 0.5)
     move_pointer(xdisplay, x, y)

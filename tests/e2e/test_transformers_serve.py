@@ -43,7 +43,7 @@ def serve_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("serve") / "tiny"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     subprocess.run(
-        [sys.executable, "tests/worker/tiny_qwen35.py", str(folder), "dense"],
+        [sys.executable, "tests/support/tiny_qwen35.py", str(folder), "dense"],
         cwd=ROOT,
         env=env,
         check=True,

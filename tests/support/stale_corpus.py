@@ -27,7 +27,7 @@ from actions.screen import CoordinateSpace, Monitor, screen_to_model
 from agent.approval import ApprovalRequest, Decision
 from agent.backends.base import ChatMessage, Completion, ImagePart, OnDelta
 from tests.support.scripted_server import xml_call
-from tests.x11 import REPO, stop_process, wait_for_window, wait_until, x_env
+from tests.support.x11 import REPO, stop_process, wait_for_window, wait_until, x_env
 
 STALE_APP = REPO / "tests" / "apps" / "stale_app.py"
 GEOMETRY = (0, 0, 1200, 800)  # where the app's window sits on the 1920x1080 display

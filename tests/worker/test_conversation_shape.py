@@ -2,7 +2,7 @@
 
 tests/data/Qwen3.5-4B.jinja is a byte copy of the template (see tests/data/README.md); it is
 rendered through a tokenizer in which <tool_call>, <think> and <tool_response> are ordinary
-tokens, as in the real one (tests/worker/tiny_qwen35.py).
+tokens, as in the real one (tests/support/tiny_qwen35.py).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class ScriptedBackend:
 
 @pytest.fixture(scope="module")
 def tokenizer() -> Any:
-    from tests.worker.tiny_qwen35 import build_tokenizer
+    from tests.support.tiny_qwen35 import build_tokenizer
 
     return build_tokenizer()
 
@@ -218,7 +218,7 @@ def test_the_local_worker_renders_the_native_shape_with_the_checkpoints_template
     prompt = processor.apply_chat_template(
         sent, tools=TOOLS, add_generation_prompt=True, tokenize=False, enable_thinking=False
     )
-    # The checkpoint's own template (tests/worker/tiny_qwen35.py) sees the trained shape too.
+    # The checkpoint's own template (tests/support/tiny_qwen35.py) sees the trained shape too.
     assert prompt == processor.tokenizer.apply_chat_template(
         native_conversation(results),
         tools=TOOLS,
