@@ -17,47 +17,28 @@ from agent.approval import auto_approve
 from agent.backends.base import ChatMessage, Completion, OnDelta
 from agent.loop import LoopSettings, run_task
 from agent.recording import INTERRUPTED, Recorder, RecordingError, read_run, read_steps
-from tests.support.fakes import FakeScreen
+from tests.support.fakes import FakeScreen, RecordingExecutor, ScriptedBackend
 from tests.support.scripted_server import xml_call
 
 TYPED = "touch /tmp/deskpilot-never/marker\n"
 
 
-class TypingBackend:
+class TypingBackend(ScriptedBackend):
     """Proposes typing a command, then a move, forever."""
 
-    model = "fake"
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def complete(
-        self,
-        messages: Sequence[ChatMessage],
-        tools: Sequence[dict[str, object]],
-        *,
-        on_delta: OnDelta | None = None,
-        cancel: threading.Event | None = None,
-    ) -> Completion:
-        self.n += 1
-        if self.n % 2:
+    def answer(self, n: int, messages: Sequence[ChatMessage]) -> Completion:
+        if n % 2 == 0:
             return Completion(xml_call(action="type", text=TYPED))
-        return Completion(xml_call(action="mouse_move", coordinate=[100 + self.n, 500]))
-
-    def describe(self) -> dict[str, object]:
-        return {"kind": "fake"}
-
-    def close(self) -> None:
-        pass
+        return Completion(xml_call(action="mouse_move", coordinate=[101 + n, 500]))
 
 
-class CheckingExecutor:
+class CheckingExecutor(RecordingExecutor):
     """Asserts, at the moment it acts, that the step's "executing" line is already on disk."""
 
     def __init__(self, recorder: Recorder, before: list[dict[str, object]]) -> None:
+        super().__init__()
         self.recorder = recorder
         self.before = before
-        self.done: list[Action] = []
 
     def execute(
         self,
@@ -71,8 +52,7 @@ class CheckingExecutor:
         lines = (self.recorder.dir / "steps.jsonl").read_bytes().split(b"\n")
         assert lines[-1] == b""  # whole lines only
         self.before.append(json.loads(lines[-2]))
-        self.done.append(action)
-        return ExecResult(ok=True, detail=f"did {action.name}")
+        return super().execute(action, space=space, monitor=monitor, cancel=cancel)
 
 
 def test_every_action_is_on_disk_before_it_runs(tmp_path: Path) -> None:
@@ -163,7 +143,7 @@ class BreakingBackend(TypingBackend):
         on_delta: OnDelta | None = None,
         cancel: threading.Event | None = None,
     ) -> Completion:
-        if self.n == 2:
+        if len(self.sent) == 2:
             self.path.unlink()
             self.path.symlink_to("/dev/full")
         return super().complete(messages, tools, on_delta=on_delta, cancel=cancel)

@@ -27,6 +27,7 @@ from agent.recording import Recorder, read_run
 from agent.risk import RiskRules
 from tests.support.fakes import FakeScreen as Screen
 from tests.support.fakes import RecordingExecutor as Executor
+from tests.support.fakes import ScriptedBackend
 from tests.support.scripted_server import xml_call
 
 DATA = Path(__file__).parent.parent / "data"
@@ -34,20 +35,25 @@ CORPUS = [json.loads(line) for line in (DATA / "risk_corpus.jsonl").read_text().
 ATTACKS = [json.loads(line) for line in (DATA / "risk_attacks.jsonl").read_text().splitlines()]
 
 
-class Backend:
+class Backend(ScriptedBackend):
     """Answers from a list of (thinking, computer_use arguments); then terminates."""
 
-    model = "scripted"
+    model = kind = "scripted"
 
     def __init__(self, script: list[tuple[str, dict[str, Any]]], fail: int = 0) -> None:
+        super().__init__()
         self.script = list(script)
         self.fail = fail
-        self.prompts: list[str] = []
 
     @property
     def served(self) -> int:
         """How many answers it gave: the step being proposed is served - 1."""
-        return len(self.prompts)
+        return len(self.sent)
+
+    @property
+    def prompts(self) -> list[str]:
+        """The text of every request answered."""
+        return ["\n".join(m.text() for m in messages) for messages in self.sent]
 
     def complete(
         self,
@@ -60,19 +66,15 @@ class Backend:
         if self.fail:
             self.fail -= 1
             raise BackendError("the endpoint answered HTTP 500", retryable=True)
-        self.prompts.append("\n".join(m.text() for m in messages))
+        return super().complete(messages, tools, on_delta=on_delta, cancel=cancel)
+
+    def answer(self, n: int, messages: Sequence[ChatMessage]) -> Completion:
         thinking, args = (
             self.script.pop(0)
             if self.script
             else ("done", {"action": "terminate", "status": "success"})
         )
         return Completion(f"{thinking}\n</think>\n\n{xml_call(**args)}")
-
-    def describe(self) -> dict[str, object]:
-        return {"kind": "scripted"}
-
-    def close(self) -> None:
-        pass
 
 
 class Asked:
