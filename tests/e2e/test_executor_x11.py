@@ -296,10 +296,6 @@ def test_pointer_in_a_corner_stops_the_run(executor: Executor, app: ProbeApp) ->
 # -- keys ---------------------------------------------------------------------------------
 
 
-def _key_events(app: ProbeApp) -> list[tuple[str, str, list[str]]]:
-    return [(e["name"], e["text"], e["modifiers"]) for e in app.new_events("key")]
-
-
 def _wait_key(app: ProbeApp, name: str) -> dict[str, Any]:
     events = app.wait_for(
         lambda evs: [e for e in evs if e["event"] == "key" and e["name"] == name],
