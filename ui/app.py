@@ -40,7 +40,7 @@ from actions.screen import Monitor
 from actions.types import ACTION_TYPES, describe
 from agent import interrupts
 from agent.approval import ApprovalRequest, Breakpoints, Decision
-from agent.textsafe import visible
+from agent.textsafe import one_line, visible
 from ui.guard import Rect
 from ui.hotkey import GlobalHotkey, describe_combo
 from ui.run_controller import RunController, load_risk_rules, parse_secrets
@@ -50,7 +50,6 @@ from ui.widgets import (
     ControlBar,
     LiveView,
     RecoverBar,
-    one_line,
     plain_label,
     plain_tip,
     risk_text,
@@ -739,15 +738,15 @@ class MainWindow(QMainWindow):
         elif kind == "stale":
             line = f"step {event.step + 1}: screen changed before execution, not executed"
             self._status(f"{line}; asking the model again")
-            self.add_log(f"{line} — {one_line(data['reason'])}")
+            self.add_log(f"{line} — {one_line(data['reason'], 160)}")
         elif kind == "executed" and not data["ok"]:
             self._status(f"step {event.step + 1}: execution failed: {data['error']}")
-            self.add_log(f"step {event.step + 1}: execution failed: {one_line(data['error'])}")
+            self.add_log(f"step {event.step + 1}: execution failed: {one_line(data['error'], 160)}")
 
     def _on_decision(self, step: int, decision: Decision, risk: Any) -> None:
         """Status and one log line; blocked and refused actions always say why."""
         n, what = step + 1, self._proposed.get(step, "the action")
-        note = one_line(decision.note or "")
+        note = one_line(decision.note or "", 160)
         if decision.by == "rules":
             line = f"step {n}: BLOCKED, not executed: {what} — {note}"
             self._status(f"step {n}: blocked by your rules, not executed: {note}")
