@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from actions.executor import ExecResult
-from actions.screen import CoordinateSpace, Frame, Monitor
+from actions.screen import Frame, Monitor
 from actions.types import Action
 from agent.backends.base import Completion, ToolCall
 from agent.loop import LoopSettings, run_task
@@ -48,17 +46,9 @@ class ShadingExecutor(RecordingExecutor):
         super().__init__(points=((10, 20),))
         self.screen = screen
 
-    def execute(
-        self,
-        action: Action,
-        *,
-        space: CoordinateSpace,
-        monitor: Monitor,
-        cancel: threading.Event | None = None,
-    ) -> ExecResult:
-        """Pretend to act, and change the screen."""
+    def on_execute(self, action: Action) -> None:
+        """Acting changes the screen."""
         self.screen.shade += 30
-        return super().execute(action, space=space, monitor=monitor, cancel=cancel)
 
 
 class FakeBackend(ScriptedBackend):

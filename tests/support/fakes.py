@@ -51,18 +51,26 @@ class RecordingExecutor:
         cancel: threading.Event | None = None,
     ) -> ExecResult:
         """Note the action; report success (touching `points`)."""
+        self.on_execute(action)
         self.done.append(action)
         return ExecResult(ok=True, detail=f"did {action.name}", points=self.points)
 
+    def on_execute(self, action: Action) -> None:
+        """What a test wants to happen (or check) as an action runs; nothing here."""
+
 
 class ScriptedBackend:
-    """The model, scripted: `answer` gives each reply; every message list sent is kept in `sent`."""
+    """The model, scripted: `answer` gives each reply; every message list sent is kept in `sent`.
+
+    think_s: how long each answer takes (a stop cuts it short), as a real model's would.
+    """
 
     model = "fake"
     kind = "fake"
 
-    def __init__(self, replies: Sequence[Completion] = ()) -> None:
+    def __init__(self, replies: Sequence[Completion] = (), *, think_s: float = 0.0) -> None:
         self.replies = list(replies)
+        self.think_s = think_s
         self.sent: list[list[ChatMessage]] = []
 
     def complete(
@@ -73,8 +81,10 @@ class ScriptedBackend:
         on_delta: OnDelta | None = None,
         cancel: threading.Event | None = None,
     ) -> Completion:
-        """Keep the messages; the next answer."""
+        """Keep the messages; think; the next answer."""
         self.sent.append(list(messages))
+        if self.think_s:
+            (cancel or threading.Event()).wait(self.think_s)
         return self.answer(len(self.sent) - 1, messages)
 
     def answer(self, n: int, messages: Sequence[ChatMessage]) -> Completion:

@@ -9,7 +9,6 @@ WM_CLASS] or null when unknown, thinking); its expectation is about the last ste
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from actions.screen import CoordinateSpace
 from actions.window import FocusedWindow
 from agent.approval import ApprovalRequest, Decision, policy
-from agent.backends.base import BackendError, ChatMessage, Completion, OnDelta
+from agent.backends.base import BackendError, ChatMessage, Completion
 from agent.loop import LoopSettings, RunResult, run_task
 from agent.protocol import parse_arguments
 from agent.recording import Recorder, read_run
@@ -55,20 +54,11 @@ class Backend(ScriptedBackend):
         """The text of every request answered."""
         return ["\n".join(m.text() for m in messages) for messages in self.sent]
 
-    def complete(
-        self,
-        messages: Sequence[ChatMessage],
-        tools: Sequence[dict[str, object]],
-        *,
-        on_delta: OnDelta | None = None,
-        cancel: threading.Event | None = None,
-    ) -> Completion:
+    def answer(self, n: int, messages: Sequence[ChatMessage]) -> Completion:
         if self.fail:
             self.fail -= 1
+            self.sent.pop()  # a failed request is not one answered
             raise BackendError("the endpoint answered HTTP 500", retryable=True)
-        return super().complete(messages, tools, on_delta=on_delta, cancel=cancel)
-
-    def answer(self, n: int, messages: Sequence[ChatMessage]) -> Completion:
         thinking, args = (
             self.script.pop(0)
             if self.script
