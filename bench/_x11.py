@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -68,22 +67,3 @@ def private_desktop(width: int, height: int, *, picture: bool = True) -> Iterato
             os.environ.pop("DISPLAY", None)
         else:
             os.environ["DISPLAY"] = saved
-
-
-@contextmanager
-def scripted_server(steps: int) -> Iterator[str]:
-    """The scripted model in its own process (as a real server is): mouse_move, instantly."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench._server", str(steps)],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        yield proc.stdout.readline().strip()
-    finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        proc.wait(timeout=10)

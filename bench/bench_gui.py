@@ -18,8 +18,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import Any
 
 from bench._child import run_child
 from bench._report import machine, write_report
+from bench._server import serve_until_stdin_closes, serving
 from bench._x11 import ROOT, private_desktop
 
 TARGET_MS = 50.0
@@ -60,8 +59,7 @@ def run_script() -> list[tuple[str, dict[str, Any]]]:
 def serve(runs: int) -> None:
     """Print the /v1 URL, serve `runs` scripted runs until stdin closes."""
     from actions.screen import CoordinateSpace, Monitor, screen_to_model
-    from bench._server import _Discard
-    from tests.support.scripted_server import Reply, ScriptedServer, xml_call
+    from tests.support.scripted_server import CountOnly, Reply, ScriptedServer, xml_call
 
     monitor = Monitor(1, 0, 0, SIZE[0], SIZE[1], primary=True)
     space = CoordinateSpace.relative()
@@ -74,8 +72,7 @@ def serve(runs: int) -> None:
             script.append(
                 Reply(xml_call(action=action, **params), reasoning=REASONING, delay_s=0.2)
             )
-    server = ScriptedServer(script)
-    server.requests = _Discard()
+    server = ScriptedServer(script, requests=CountOnly())
     base = server._httpd.RequestHandlerClass
 
     class Paced(base):  # type: ignore[valid-type,misc]
@@ -89,9 +86,7 @@ def serve(runs: int) -> None:
             super()._chunk(delta, *args, **kwargs)
 
     server._httpd.RequestHandlerClass = Paced
-    print(server.url, flush=True)
-    sys.stdin.read()
-    server.close()
+    serve_until_stdin_closes(server)
 
 
 # -- the app, in the child process ----------------------------------------------------------
@@ -201,23 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(child(args.child, args.runs)))
         return 0
-    server = subprocess.Popen(
-        [sys.executable, "-m", "bench.bench_gui", "--serve", str(args.runs)],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        url = server.stdout.readline().strip()
-        with private_desktop(*SIZE):
-            env = {k: v for k, v in os.environ.items() if k != "WAYLAND_DISPLAY"}
-            result = run_child("bench_gui", url, "--runs", str(args.runs), timeout_s=600, env=env)
-    finally:
-        if server.stdin is not None:
-            server.stdin.close()
-        server.wait(timeout=10)
+    with serving("bench.bench_gui", "--serve", str(args.runs)) as url, private_desktop(*SIZE):
+        env = {k: v for k, v in os.environ.items() if k != "WAYLAND_DISPLAY"}
+        result = run_child("bench_gui", url, "--runs", str(args.runs), timeout_s=600, env=env)
     if result is None:
         return 1
     rows = result["runs"]

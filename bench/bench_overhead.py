@@ -26,7 +26,8 @@ from typing import Any, cast
 
 from bench._child import run_child
 from bench._report import machine, write_report
-from bench._x11 import ROOT, private_desktop, scripted_server
+from bench._server import scripted_server
+from bench._x11 import ROOT, private_desktop
 
 TARGET_MS = {"1920x1080": 20.0, "3840x2160": 50.0}
 TARGET_RATIO = 5.0

@@ -20,8 +20,6 @@ import math
 import random
 import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,6 +30,7 @@ from typing import Any
 
 from bench._child import run_child
 from bench._report import machine, write_report
+from bench._server import serve_until_stdin_closes, serving
 from bench._x11 import ROOT, private_desktop
 
 STATES = ("idle", "prefill", "generating", "typing", "drag", "wait", "settle")
@@ -73,10 +72,7 @@ def serve() -> None:
     """`--serve`: print the /v1 URL, answer stop trials until stdin closes."""
     from tests.support.scripted_server import CountOnly, ScriptedServer
 
-    server = ScriptedServer([reply_for] * 100_000, requests=CountOnly())
-    print(server.url, flush=True)
-    sys.stdin.read()
-    server.close()
+    serve_until_stdin_closes(ScriptedServer([reply_for] * 100_000, requests=CountOnly()))
 
 
 @dataclass
@@ -336,16 +332,8 @@ def child(per_state: int, states: list[str]) -> dict[str, Any]:
     with (
         private_desktop(1920, 1080, picture=False) as display,
         tempfile.TemporaryDirectory(prefix="deskpilot-bench-stop-") as tmp,
+        serving("bench.bench_stop", "--serve") as url,
     ):
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.bench_stop", "--serve"],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert proc.stdout is not None and proc.stdin is not None
-        url = proc.stdout.readline().strip()
         term = start_xterm(
             display, "cat > /dev/null", position=XTERM_POSITION, title="stop bench xterm"
         )
@@ -369,8 +357,6 @@ def child(per_state: int, states: list[str]) -> dict[str, Any]:
                 rig.close()
             probe.close()
             term.close()
-            proc.stdin.close()
-            proc.wait(timeout=10)
     return {
         "summary": summarize(samples),
         "unclean": [asdict(s) for s in samples if not s.clean or not s.reached][:20],

@@ -56,6 +56,18 @@ def x_env(display: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def x_tool(display: str, tool: str, *args: str) -> str:
+    """What an X command-line tool prints about the display; fails if it does."""
+    return subprocess.run(
+        [require_tool(tool), *args],
+        env=x_env(display),
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout
+
+
 def wait_until(
     predicate: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.05
 ) -> Any:
@@ -87,14 +99,7 @@ def find_window(display: str, *, pid: int | None = None, name: str | None = None
 
 def window_geometry(display: str, window: int) -> tuple[int, int, int, int]:
     """A window's absolute x, y, width, height (xwininfo)."""
-    out = subprocess.run(
-        [require_tool("xwininfo"), "-id", str(window)],
-        env=x_env(display),
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=True,
-    ).stdout
+    out = x_tool(display, "xwininfo", "-id", str(window))
     values: dict[str, int] = {}
     for line in out.splitlines():
         key, _, value = line.strip().partition(":")
@@ -123,14 +128,7 @@ def wait_for_window(
 
 def pointer_position(display: str) -> tuple[int, int]:
     """Where the pointer is (xdotool)."""
-    out = subprocess.run(
-        [require_tool("xdotool"), "getmouselocation", "--shell"],
-        env=x_env(display),
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=True,
-    ).stdout
+    out = x_tool(display, "xdotool", "getmouselocation", "--shell")
     values = dict(line.split("=", 1) for line in out.split() if "=" in line)
     return int(values["X"]), int(values["Y"])
 
