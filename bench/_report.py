@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,15 @@ def machine(**extra: Any) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "load_avg": os.getloadavg(),
         **extra,
+    }
+
+
+def report_head(bench: str, **machine_extra: Any) -> dict[str, Any]:
+    """What every report starts with: which bench, when, and on what machine."""
+    return {
+        "bench": bench,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine(**machine_extra),
     }
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from bench._child import run_child
-from bench._report import machine, write_report
+from bench._report import report_head, write_report
 from bench._server import scripted_server
 from bench._x11 import ROOT, private_desktop
 
@@ -201,9 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         f"the peers, <= {TARGET_STEP_SLEEP_RATIO}x the peers with a {PEER_SLEEP_S:g} s sleep)"
     )
     report = {
-        "bench": "overhead",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine(),
+        **report_head("overhead"),
         "steps": args.steps,
         "target_ratio": TARGET_RATIO,
         "results": rows,

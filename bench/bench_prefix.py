@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._report import machine, write_report
+from bench._report import report_head, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 0.4
@@ -287,9 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     decode = [r["decode_s"] for r in rows]
     report = {
-        "bench": "prefix",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine(
+        **report_head(
+            "prefix",
             device=args.device,
             dtype=args.dtype,
             torch=torch.__version__,

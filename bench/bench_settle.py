@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._child import run_child
-from bench._report import machine, write_report
+from bench._report import report_head, write_report
 from bench._x11 import ROOT, private_desktop
 
 TARGET_STILL_MS = 50.0
@@ -115,9 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'ok' if ok else 'MISSED'})"
     )
     report = {
-        "bench": "settle",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine(),
+        **report_head("settle"),
         "runs": args.runs,
         "target_still_ms": TARGET_STILL_MS,
         "within_target": ok,

@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from bench._child import run_child
-from bench._report import machine, write_report
+from bench._report import report_head, write_report
 from bench._x11 import ROOT, private_desktop
 
 
@@ -76,9 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = ours["executed_on_changed_target"] == 0 and ours["wrongly_held_back"] == 0
     print(f"(target: deskpilot 0 and 0: {'ok' if ok else 'MISSED'})")
     report = {
-        "bench": "stale",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine(),
+        **report_head("stale"),
         "rounds": args.rounds,
         "rows": rows,
         "totals": totals,

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._child import run_child
-from bench._report import machine, write_report
+from bench._report import report_head, write_report
 from bench._server import serve_until_stdin_closes, serving
 from bench._x11 import ROOT, private_desktop
 
@@ -407,9 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'all trials' if ok else 'SOME TRIALS FAILED, see unclean in the JSON'})"
     )
     report = {
-        "bench": "stop",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine(),
+        **report_head("stop"),
         "per_state": args.per_state,
         "wall_s": round(wall, 1),
         "all_clean": ok,

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._report import machine, write_report
+from bench._report import report_head, write_report
 
 TARGET_RATIO = 1.1
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,9 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     import transformers
 
     report = {
-        "bench": "worker",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine(
+        **report_head(
+            "worker",
             torch=torch.__version__,
             transformers=transformers.__version__,
             cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
