@@ -23,7 +23,6 @@ import argparse
 import importlib.util
 import io
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -132,7 +131,6 @@ def build(device: str, dtype_name: str) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForImageTextToText, Qwen3_5Config
 
-    sys.path.insert(0, str(ROOT))
     from agent.backends.worker import build_processor
     from tests.support import tiny_qwen35
 
@@ -165,7 +163,6 @@ def token_counts(steps: int, history_images: int) -> list[dict[str, int]]:
     """Per step: prompt tokens and the tokens the cache resumes from (no model is run)."""
     import torch
 
-    sys.path.insert(0, str(ROOT))
     from agent.backends.worker import Engine, PrefixCache, build_processor
     from tests.support import tiny_qwen35
 

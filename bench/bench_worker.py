@@ -13,7 +13,6 @@ import importlib.util
 import io
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,7 +42,6 @@ def screenshot_png(width: int, height: int) -> bytes:
 
 def tiny_models(root: Path) -> dict[str, Path]:
     """The tiny dense and MoE checkpoints the worker tests use."""
-    sys.path.insert(0, str(ROOT))
     from tests.support import tiny_qwen35
 
     return {v: tiny_qwen35.build(root / v, v) for v in ("dense", "moe")}
