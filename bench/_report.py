@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import time
 from pathlib import Path
 from typing import Any
+
+from bench._x11 import ROOT
+
+
+def bench_parser(module: str, doc: str | None) -> argparse.ArgumentParser:
+    """A bench's command line: `python -m bench.MODULE`, --out defaulting to runs/bench/."""
+    parser = argparse.ArgumentParser(prog=f"python -m bench.{module}", description=doc)
+    parser.add_argument("--out", default=str(ROOT / "runs" / "bench" / f"{module}.json"))
+    return parser
 
 
 def machine(**extra: Any) -> dict[str, Any]:

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from bench._child import run_child
-from bench._report import report_head, write_report
+from bench._report import bench_parser, report_head, write_report
 from bench._server import serve_until_stdin_closes, serving
-from bench._x11 import ROOT, private_desktop
+from bench._x11 import private_desktop
 
 TARGET_MS = 50.0
 TICK_MS = 5
@@ -184,11 +184,10 @@ def child(url: str, runs: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Desktop + server here, the app in a child process; print the table, write the JSON."""
-    parser = argparse.ArgumentParser(prog="python -m bench.bench_gui", description=__doc__)
+    parser = bench_parser("bench_gui", __doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=str(ROOT / "runs" / "bench" / "bench_gui.json"))
     args = parser.parse_args(argv)
     if args.serve is not None:
         serve(args.serve)

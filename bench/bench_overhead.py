@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from bench._child import run_child
-from bench._report import report_head, write_report
+from bench._report import bench_parser, report_head, write_report
 from bench._server import scripted_server
-from bench._x11 import ROOT, private_desktop
+from bench._x11 import private_desktop
 
 TARGET_MS = {"1920x1080": 20.0, "3840x2160": 50.0}
 TARGET_RATIO = 5.0
@@ -149,11 +149,10 @@ def child(size: str, steps: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run every size in a child process, print the table, write the JSON."""
-    parser = argparse.ArgumentParser(prog="python -m bench.bench_overhead", description=__doc__)
+    parser = bench_parser("bench_overhead", __doc__)
     parser.add_argument("--sizes", default="1920x1080,3840x2160")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=str(ROOT / "runs" / "bench" / "bench_overhead.json"))
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child, args.steps)))

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from bench._child import run_child
-from bench._report import report_head, write_report
-from bench._x11 import ROOT, private_desktop
+from bench._report import bench_parser, report_head, write_report
+from bench._x11 import private_desktop
 
 TARGET_STILL_MS = 50.0
 APP = (200, 150, 900, 600)
@@ -83,10 +83,9 @@ def child(runs: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run in a child process (pyautogui binds the display at import); table and JSON."""
-    parser = argparse.ArgumentParser(prog="python -m bench.bench_settle", description=__doc__)
+    parser = bench_parser("bench_settle", __doc__)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=str(ROOT / "runs" / "bench" / "bench_settle.json"))
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.runs)))

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from bench._child import run_child
-from bench._report import report_head, write_report
-from bench._x11 import ROOT, private_desktop
+from bench._report import bench_parser, report_head, write_report
+from bench._x11 import private_desktop
 
 
 def child(rounds: int) -> list[dict[str, Any]]:
@@ -39,10 +39,9 @@ def child(rounds: int) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run in a child process (pyautogui binds the display at import); table and JSON."""
-    parser = argparse.ArgumentParser(prog="python -m bench.bench_stale", description=__doc__)
+    parser = bench_parser("bench_stale", __doc__)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=str(ROOT / "runs" / "bench" / "bench_stale.json"))
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.rounds)))

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from bench._child import run_child
-from bench._report import report_head, write_report
+from bench._report import bench_parser, report_head, write_report
 from bench._server import serve_until_stdin_closes, serving
-from bench._x11 import ROOT, private_desktop
+from bench._x11 import private_desktop
 
 STATES = ("idle", "prefill", "generating", "typing", "drag", "wait", "settle")
 TYPED = ("Hello, World! stop me 123\n" * 80)[:2000]
@@ -365,12 +365,11 @@ def child(per_state: int, states: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run in a child process (pyautogui binds the display at import); table and JSON."""
-    parser = argparse.ArgumentParser(prog="python -m bench.bench_stop", description=__doc__)
+    parser = bench_parser("bench_stop", __doc__)
     parser.add_argument("--per-state", type=int, default=50)
     parser.add_argument("--states", default=",".join(STATES))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=str(ROOT / "runs" / "bench" / "bench_stop.json"))
     args = parser.parse_args(argv)
     states = [s for s in args.states.split(",") if s]
     unknown = [s for s in states if s not in STATES]
