@@ -1,4 +1,4 @@
-"""Stand-ins for the loop's model, screen and executor where no model or X display is wanted."""
+"""Stand-ins for the loop's model, screen, executor and person, where no real one is wanted."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from actions.executor import ExecResult
 from actions.screen import CoordinateSpace, Frame, Monitor
 from actions.types import Action
+from agent.approval import ApprovalRequest, Decision, DecisionKind
 from agent.backends.base import ChatMessage, Completion, OnDelta
 
 MONITOR = Monitor(1, 0, 0, 64, 48, primary=True)
@@ -57,6 +58,19 @@ class RecordingExecutor:
 
     def on_execute(self, action: Action) -> None:
         """What a test wants to happen (or check) as an action runs; nothing here."""
+
+
+class Person:
+    """A person who answers every question the same way, and keeps the questions."""
+
+    def __init__(self, kind: DecisionKind = "reject") -> None:
+        self.kind: DecisionKind = kind
+        self.requests: list[ApprovalRequest] = []
+
+    def __call__(self, request: ApprovalRequest) -> Decision:
+        """The same answer as always."""
+        self.requests.append(request)
+        return Decision(self.kind)
 
 
 class ScriptedBackend:

@@ -28,11 +28,11 @@ from actions.types import (
     Type,
     Wait,
 )
-from agent.approval import ApprovalRequest, Decision, auto_approve, policy
+from agent.approval import auto_approve, policy
 from agent.backends.base import ChatMessage, Completion
 from agent.loop import Event, LoopSettings, run_task
 from agent.recording import Recorder, read_run
-from tests.support.fakes import FakeScreen, RecordingExecutor, ScriptedBackend
+from tests.support.fakes import FakeScreen, Person, RecordingExecutor, ScriptedBackend
 from tests.support.scripted_server import xml_call
 
 W, H = 1920, 1080
@@ -244,18 +244,6 @@ def test_after_the_limit_in_a_row_nobody_to_ask_stops_with_the_reason(tmp_path: 
     assert "screen changed before execution 3 times in a row" in result.message
     assert executor.done == []
     assert len(read_run(run_dir).steps) == 3
-
-
-class Person:
-    """Answers every question the same way and keeps the requests."""
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.requests: list[ApprovalRequest] = []
-
-    def __call__(self, request: ApprovalRequest) -> Decision:
-        self.requests.append(request)
-        return Decision(self.kind)  # type: ignore[arg-type]
 
 
 def test_after_the_limit_in_a_row_a_person_decides(tmp_path: Path) -> None:

@@ -18,15 +18,15 @@ import pytest
 
 from actions.screen import CoordinateSpace
 from actions.window import FocusedWindow
-from agent.approval import ApprovalRequest, Decision, policy
+from agent.approval import Decision, policy
 from agent.backends.base import BackendError, ChatMessage, Completion
 from agent.loop import LoopSettings, RunResult, run_task
 from agent.protocol import parse_arguments
 from agent.recording import Recorder, read_run
 from agent.risk import RiskRules
 from tests.support.fakes import FakeScreen as Screen
+from tests.support.fakes import Person, ScriptedBackend
 from tests.support.fakes import RecordingExecutor as Executor
-from tests.support.fakes import ScriptedBackend
 from tests.support.scripted_server import xml_call
 
 DATA = Path(__file__).parent.parent / "data"
@@ -65,18 +65,6 @@ class Backend(ScriptedBackend):
             else ("done", {"action": "terminate", "status": "success"})
         )
         return Completion(f"{thinking}\n</think>\n\n{xml_call(**args)}")
-
-
-class Asked:
-    """A person who answers every question the same way, and counts them."""
-
-    def __init__(self, kind: str = "reject") -> None:
-        self.kind = kind
-        self.requests: list[ApprovalRequest] = []
-
-    def __call__(self, request: ApprovalRequest) -> Decision:
-        self.requests.append(request)
-        return Decision(self.kind)  # type: ignore[arg-type]
 
 
 def run(
@@ -136,7 +124,7 @@ def gate(tmp_path: Path, row: dict[str, Any], mode: str) -> tuple[bool, bool, di
     """Run a row with a person approving everything: (last step asked, executed, its record)."""
     script, windows = corpus_script(row)
     rules = RiskRules.load(DATA / row["rules"]) if row.get("rules") else None
-    person = Asked("approve")
+    person = Person("approve")
     result, _, _ = run(tmp_path, script, policy(mode, person), rules=rules, windows=windows)  # type: ignore[arg-type]
     last = len(script) - 1
     record = read_run(Path(str(result.run_dir))).steps[last]
@@ -204,7 +192,7 @@ BLOCKED = [
 @pytest.mark.parametrize("mode", ["ask", "guarded", "auto"])
 def test_blocked_actions_never_run_in_any_mode(tmp_path: Path, mode: str) -> None:
     rules = RiskRules.load(DATA / "blocked_rules.toml")
-    person = Asked("approve")  # even a person approving everything cannot run them
+    person = Person("approve")  # even a person approving everything cannot run them
     script = [("go", args) for args in BLOCKED]
     script.append(("now the wire transfer", {"action": "left_click", "coordinate": [5, 5]}))
     result, executor, _ = run(tmp_path, script, policy(mode, person), rules=rules)  # type: ignore[arg-type]
@@ -235,7 +223,7 @@ def test_an_edit_into_a_blocked_action_does_not_run(tmp_path: Path) -> None:
 
 def test_the_same_action_on_an_unchanged_screen_pauses_and_asks(tmp_path: Path) -> None:
     click = {"action": "left_click", "coordinate": [500, 500]}
-    person = Asked("approve")
+    person = Person("approve")
     result, executor, _ = run(
         tmp_path, [("click", click)] * 6, policy("auto", person), screen=Screen(still=True)
     )
@@ -258,7 +246,7 @@ def test_runaway_without_a_person_stops_the_run(tmp_path: Path) -> None:
 
 def test_a_changing_screen_is_not_a_runaway(tmp_path: Path) -> None:
     click = {"action": "left_click", "coordinate": [500, 500]}
-    person = Asked("approve")
+    person = Person("approve")
     result, executor, _ = run(tmp_path, [("click", click)] * 6, policy("auto", person))
     assert person.requests == [] and len(executor.done) == 6
 
