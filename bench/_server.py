@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from bench._x11 import ROOT
 from tests.support.scripted_server import CountOnly, Reply, ScriptedServer, xml_call
@@ -41,7 +41,7 @@ def serving(module: str, *args: str) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def scripted_server(steps: int) -> Iterator[str]:
+def scripted_server(steps: int) -> AbstractContextManager[str]:
     """The instant scripted model (mouse_move after mouse_move) while inside: its URL."""
     return serving("bench._server", str(steps))
 
