@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from actions.screen import CoordinateSpace, Monitor
 from actions.types import FINAL_ACTIONS, Action, Key, Type, describe
 from actions.window import FocusedWindow
-from agent.backends.base import Backend, ChatMessage, Completion, ImagePart
+from agent.backends.base import Backend, ChatMessage, Completion
 from agent.loop import ExecutorLike, ScreenLike
 from agent.protocol import Proposal, ProtocolError, parse_arguments, parse_completion, tool_schema
 from agent.recording import INTERRUPTED, Recording, load_messages, prompt_messages
@@ -313,8 +313,3 @@ def ask_again(
     messages = step_messages(recording, index, task)
     completion = backend.complete(messages, [tool_schema(geometry[0])], cancel=cancel)
     return AskAgain(index, step, parse_completion(completion, geometry[0]), completion, messages)
-
-
-def image_parts(messages: list[ChatMessage]) -> list[ImagePart]:
-    """The screenshots in a message list, in order."""
-    return [p for m in messages for p in m.content if isinstance(p, ImagePart)]

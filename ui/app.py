@@ -46,7 +46,7 @@ from agent.events import (
     StepStarted,
     TextStreamed,
 )
-from agent.textsafe import visible
+from agent.textsafe import one_line, visible
 from ui.guard import Rect
 from ui.hotkey import GlobalHotkey, describe_combo
 from ui.run_controller import RunController
@@ -58,7 +58,6 @@ from ui.widgets import (
     ControlBar,
     LiveView,
     RecoverBar,
-    one_line,
     plain_label,
     plain_tip,
     risk_text,
@@ -600,15 +599,15 @@ class MainWindow(QMainWindow):
             case ScreenStale(step=step, reason=reason):
                 line = f"step {step + 1}: screen changed before execution, not executed"
                 self._status(f"{line}; asking the model again")
-                self.add_log(f"{line} — {one_line(reason)}")
+                self.add_log(f"{line} — {one_line(reason, 160)}")
             case ActionExecuted(step=step, ok=False, error=error):
                 self._status(f"step {step + 1}: execution failed: {error}")
-                self.add_log(f"step {step + 1}: execution failed: {one_line(str(error))}")
+                self.add_log(f"step {step + 1}: execution failed: {one_line(str(error), 160)}")
 
     def _on_decision(self, step: int, decision: Decision, risk: Any) -> None:
         """Status and one log line; blocked and refused actions always say why."""
         n, what = step + 1, self._proposed.get(step, "the action")
-        note = one_line(decision.note or "")
+        note = one_line(decision.note or "", 160)
         if decision.by == "rules":
             line = f"step {n}: BLOCKED, not executed: {what} — {note}"
             self._status(f"step {n}: blocked by your rules, not executed: {note}")

@@ -7,11 +7,10 @@ import html
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from actions.screen import CoordinateSpace, Monitor, model_to_screen, screen_to_image
 from actions.types import Action, describe
 from agent.recording import INTERRUPTED, Recording, prompt_messages
 from agent.records import StepRecord, tool_call_json
@@ -97,66 +96,14 @@ def ensure_gui() -> Any:
     return app
 
 
-def image_point(
-    point: tuple[float, float],
-    space: CoordinateSpace,
-    monitor: Monitor,
-    image_size: tuple[int, int],
-) -> tuple[float, float]:
-    """A model point to pixels of the recorded screenshot, through the one mapping."""
-    sx, sy = model_to_screen(point, space, monitor)
-    cx, cy = screen_to_image((sx + 0.5, sy + 0.5), monitor)
-    captured_w, captured_h = monitor.width * monitor.scale, monitor.height * monitor.scale
-    return cx * image_size[0] / captured_w, cy * image_size[1] / captured_h
-
-
-def _fallback_paint(
-    painter: Any,
-    action: Action,
-    *,
-    space: CoordinateSpace,
-    monitor: Monitor,
-    target: Any,
-    image_size: tuple[int, int],
-) -> None:
-    """A plain marker, used only until ui/overlay.py (the app's shared painter) exists."""
-    from PySide6.QtCore import QPointF
-    from PySide6.QtGui import QColor, QPen
-
-    points = [getattr(action, n) for n in ("start_coordinate", "coordinate") if hasattr(action, n)]
-    points = [p for p in points if p is not None]
-    pen = QPen(QColor(255, 40, 40), 3)
-    painter.setPen(pen)
-    mapped = []
-    for p in points:
-        ix, iy = image_point((float(p[0]), float(p[1])), space, monitor, image_size)
-        qp = QPointF(
-            target.x() + ix * target.width() / image_size[0],
-            target.y() + iy * target.height() / image_size[1],
-        )
-        mapped.append(qp)
-        painter.drawEllipse(qp, 14.0, 14.0)
-        painter.drawLine(qp - QPointF(20, 0), qp + QPointF(20, 0))
-        painter.drawLine(qp - QPointF(0, 20), qp + QPointF(0, 20))
-    if len(mapped) == 2:
-        painter.drawLine(mapped[0], mapped[1])
-
-
-def overlay_painter() -> Callable[..., None]:
-    """ui.overlay.paint_action when the app provides it, else a plain marker."""
-    try:
-        from ui.overlay import paint_action
-    except ImportError:
-        return _fallback_paint
-    return paint_action
-
-
 def render_step(
     recording: Recording, step: StepRecord, size: tuple[int, int], *, caption: bool = True
 ) -> Any:
     """A QImage of size: the step's screenshot (fitted) with its overlay and caption."""
     from PySide6.QtCore import QRectF, Qt
     from PySide6.QtGui import QColor, QFont, QImage, QPainter
+
+    from ui.overlay import paint_action
 
     ensure_gui()
     width, height = size
@@ -177,7 +124,7 @@ def render_step(
             action = shown_action(step)
             found = step_space_monitor(step)
             if action is not None and found is not None:
-                overlay_painter()(
+                paint_action(
                     painter,
                     action,
                     space=found[0],

@@ -24,8 +24,7 @@ from actions.screen import CoordinateSpace, Monitor
 from actions.types import Action, Key, LeftClickDrag, Type, describe
 from agent.approval import ApprovalRequest, Decision
 from agent.risk import Risk
-from agent.textsafe import one_line as _one_line
-from agent.textsafe import visible
+from agent.textsafe import one_line, visible
 from ui.overlay import action_point, model_to_view, paint_action, view_to_model
 
 GRAB_RADIUS = 16.0  # how close to a drag's start a press must be to move the start
@@ -43,11 +42,6 @@ def risk_text(risk: Risk | None) -> str:
     if risk is None or risk.level == "safe":
         return ""
     return f"{risk.level.capitalize()}: {one_line(risk.reason or 'no reason given', 500)}"
-
-
-def one_line(text: str, limit: int = 160) -> str:
-    """Model text for a status line: controls and invisible characters shown, one line, cut."""
-    return _one_line(text, limit)
 
 
 def plain_label(text: str = "") -> QLabel:

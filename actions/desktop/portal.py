@@ -53,12 +53,6 @@ _BUTTONS = {"left": 0x110, "right": 0x111, "middle": 0x112}
 GST_HINT = "apt-get install gstreamer1.0-tools gstreamer1.0-pipewire"
 
 
-def desktop_label(env: Mapping[str, str]) -> str:
-    """The desktop's own name (XDG_CURRENT_DESKTOP), or a generic one."""
-    names = [n for n in env.get("XDG_CURRENT_DESKTOP", "").split(":") if n]
-    return "/".join(names) if names else "this Wayland desktop"
-
-
 def restore_token_path() -> Path:
     """Where the portal's restore token is kept (the user's state folder)."""
     from platformdirs import user_state_dir

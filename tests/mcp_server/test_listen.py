@@ -18,7 +18,7 @@ from mcp import Client
 from mcp.types import Implementation
 
 from agent.mcp_server import loopback_address
-from tests.x11 import pointer_position
+from tests.support.x11 import pointer_position
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = Implementation(name="listen-tests", version="2.0")

@@ -21,7 +21,7 @@ from agent.protocol import tool_schema
 from agent.recording import read_run
 from tests.servers.conftest import Served, needs_serve
 from tests.servers.tiny_checkpoints import CALL, TEMPLATE
-from tests.x11 import pointer_position, x_env
+from tests.support.x11 import pointer_position, x_env
 
 pytestmark = needs_serve
 ROOT = Path(__file__).resolve().parents[2]

@@ -32,7 +32,7 @@ pytestmark = [
 def test_worker_killed_mid_generation_then_restart_worker(
     qtbot: QtBot, xdisplay: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.worker import tiny_qwen35
+    from tests.support import tiny_qwen35
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model = tiny_qwen35.build(tmp_path / "tiny", "dense")
