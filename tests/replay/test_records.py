@@ -19,7 +19,7 @@ from agent.events import (
 from agent.loop import LoopSettings, run_task
 from agent.recording import Recorder, read_run
 from agent.records import UNSET, StepRecord
-from tests.replay.conftest import SCRIPT, FakeBackend, FakeExecutor, FakeScreen, Made, decider
+from tests.replay.conftest import SCRIPT, FakeBackend, Made, ShadedScreen, ShadingExecutor, decider
 
 
 def lines(run_dir: Path) -> list[str]:
@@ -90,13 +90,13 @@ def test_a_part_that_does_not_read_is_given_back_as_it_was() -> None:
 
 
 def test_the_loop_tells_its_viewers_in_typed_events(tmp_path: Path) -> None:
-    screen = FakeScreen()
+    screen = ShadedScreen()
     events: list[Event] = []
     result = run_task(
         "save the file",
         backend=FakeBackend(list(SCRIPT)),
         screen=screen,
-        executor=FakeExecutor(screen),
+        executor=ShadingExecutor(screen),
         decide=decider(),
         recorder=Recorder(tmp_path, {"task": "save the file"}),
         settings=LoopSettings(max_steps=10, settle_min_s=0.0),
