@@ -8,14 +8,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from actions.screen import CoordinateSpace, Monitor
-from actions.types import FINAL_ACTIONS, Action, Key, Type, describe
+from actions.dispatch import ExecResult
+from actions.screen import CoordinateSpace, Frame, Monitor
+from actions.types import FINAL_ACTIONS, Action, Key, Type, action_arguments, describe
 from actions.window import FocusedWindow
+from agent.approval import DecidedBy, Decision
 from agent.backends.base import Backend, ChatMessage, Completion
 from agent.loop import ExecutorLike, ScreenLike
 from agent.protocol import Proposal, ProtocolError, parse_arguments, parse_completion, tool_schema
-from agent.recording import INTERRUPTED, Recording, load_messages, prompt_messages
-from agent.records import StepRecord
+from agent.recording import INTERRUPTED, Recorder, Recording, load_messages, prompt_messages
+from agent.records import DecisionRecord, ExecutionRecord, StepRecord, now_iso
 from agent.risk import SAFE, Risk, RiskGuard, RiskRules
 from agent.secrets import MARKER
 
@@ -164,6 +166,8 @@ def replay(
     gate: Gate | None = None,
     params: Mapping[str, str] | None = None,
     healer: Healer | None = None,
+    recorder: Recorder | None = None,
+    decided_by: DecidedBy = "user",
 ) -> ReplayResult:
     """Re-execute a recording's executed actions in order, checking the screen before each.
 
@@ -173,7 +177,11 @@ def replay(
     healer, each pointer action's target is checked instead of the whole screen, and
     re-grounded by the model when it moved (agent/heal.py); `confirm` then sees a step the
     model could not re-ground as differing, so a person decides (or the replay stops).
+    With a recorder, the replay is itself recorded like a run: each step's live screen, action,
+    risk, decision, check (and healing) on disk before the action runs, its execution after;
+    `recorder.finish` is the caller's.
     """
+    out = _ReplayRecording(recorder, decided_by)
     settings = recording.info.get("settings") or {}
     settle_min = float(settings.get("settle_min_s", 0.1))
     settle_max = float(settings.get("settle_max_s", 2.0))
@@ -209,22 +217,29 @@ def replay(
         assert geometry is not None  # executed_action found one
         space, monitor = geometry
         note = None
+        live = screen.capture()
+        heal: dict[str, object] | None = None
         if healer is not None:
-            fix = healer.check_and_fix(step, action, screen.capture(), space)
+            fix = healer.check_and_fix(step, action, live, space)
             note = fix.note.line()
+            heal = fix.note.to_json()
             log(f"step {index + 1}: {note}")
             action = fix.action or action  # not re-grounded: a person decides on the recorded one
             difference = 0.0 if fix.action is not None else 1.0
         else:
             recorded = (recording.dir / str(step.screenshot)).read_bytes()
-            difference = screen_difference(recorded, screen.capture().to_pil())
+            difference = screen_difference(recorded, live.to_pil())
         risk = gate.assess(action) if gate is not None else SAFE
+        rec = out.step(live, space, action, risk, index, difference, heal)
         if risk.level == "blocked":
+            out.decided(rec, Decision("reject", by="rules", note=risk.reason))
             return ReplayResult(False, _blocked(index, risk), executed)
         verdict = confirm(Check(index, action, difference, threshold, risk, note))
         if verdict == "stop" or (stop is not None and stop.is_set()):
+            out.decided(rec, Decision("stop", note="replay stopped before this step"))
             return ReplayResult(False, f"stopped before step {index + 1}", executed)
         if verdict == "skip":
+            out.decided(rec, Decision("skip", note="skipped in the replay"))
             log(f"step {index + 1}: skipped")
             continue
         if gate is not None:
@@ -240,7 +255,9 @@ def replay(
                     "nothing was executed",
                     executed,
                 )
+        out.executing(rec, action)
         result = executor.execute(action, space=space, monitor=monitor, cancel=stop)
+        out.executed(rec, result, action)
         if gate is not None:
             gate.executed(action)
         if not result.ok:
@@ -251,6 +268,69 @@ def replay(
         log(f"step {index + 1}: executed {describe(action)}")
         screen.wait_until_stable(min_s=settle_min, max_s=settle_max)
     return ReplayResult(True, f"replayed {executed} actions", executed)
+
+
+class _ReplayRecording:
+    """The replay's own recording, step by step (nothing when there is no recorder)."""
+
+    def __init__(self, recorder: Recorder | None, by: DecidedBy) -> None:
+        self.recorder = recorder
+        self.by = by
+        self.count = 0
+
+    def step(
+        self,
+        live: Frame,
+        space: CoordinateSpace,
+        action: Action,
+        risk: Risk,
+        source: int,
+        difference: float,
+        heal: dict[str, object] | None,
+    ) -> StepRecord | None:
+        """A new step for the action about to be decided, its live screen saved."""
+        if self.recorder is None:
+            return None
+        from agent.records import ScreenRecord
+        from agent.vision import prepare
+
+        obs = prepare(live)
+        rec = StepRecord(self.count, phase="executing")
+        self.count += 1
+        rec.screenshot = self.recorder.save_screenshot(rec.index, obs.image.png)
+        rec.screen = ScreenRecord.of(obs, space)
+        rec.action = action_arguments(action)
+        rec.risk = risk
+        rec.extra["replay"] = {"source_step": source, "difference": round(difference, 4)}
+        if heal is not None:
+            rec.extra["heal"] = heal
+        return rec
+
+    def decided(self, rec: StepRecord | None, decision: Decision) -> None:
+        """A step that ends without running: its decision, written."""
+        if rec is None or self.recorder is None:
+            return
+        rec.decision = DecisionRecord.of(decision)
+        rec.phase = "done"
+        rec.ended_at = now_iso()
+        self.recorder.write_step(rec)
+
+    def executing(self, rec: StepRecord | None, action: Action) -> None:
+        """On disk before the action runs (RecordingError: it does not run)."""
+        if rec is None or self.recorder is None:
+            return
+        rec.decision = DecisionRecord.of(Decision("approve", by=self.by))
+        rec.to_run = action_arguments(action)
+        self.recorder.write_step(rec)
+
+    def executed(self, rec: StepRecord | None, result: ExecResult, action: Action) -> None:
+        """What the action did."""
+        if rec is None or self.recorder is None:
+            return
+        rec.execution = ExecutionRecord.of(result, action)
+        rec.phase = "done"
+        rec.ended_at = now_iso()
+        self.recorder.write_step(rec)
 
 
 def _blocked(index: int, risk: Risk) -> str:

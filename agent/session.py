@@ -101,6 +101,15 @@ def load_example(config: RunConfig) -> tuple[Any, ...]:
         raise SessionError(str(exc)) from None
 
 
+class _NoModel:
+    """run.json's backend for a recording whose actions came from no model."""
+
+    model = None
+
+    def describe(self) -> dict[str, object]:
+        return {"kind": "none", "note": "the actions came from a recording, not a model"}
+
+
 class Session:
     """The parts of one run (or one MCP server, or one replay), built on first use."""
 
@@ -249,8 +258,11 @@ class Session:
             return decide
         return with_breakpoints(decide, ask, self.breakpoints)
 
-    def run_info(self, task: str, **extra: Any) -> dict[str, Any]:
-        """run.json's opening: the same words whichever front end starts the run."""
+    def run_info(self, task: str, *, model: bool = True, **extra: Any) -> dict[str, Any]:
+        """run.json's opening: the same words whichever front end starts the run.
+
+        model=False: a recording of actions no model proposed (a replay, a demonstration).
+        """
         from agent.recording import run_info
 
         desktop: dict[str, Any] = {}
@@ -260,7 +272,7 @@ class Session:
             desktop = recorded(self.config.desktop, self.config.desktop_size, self.config.open)
         return run_info(
             task,
-            backend=self.backend,
+            backend=self.backend if model else _NoModel(),
             approval=self.config.approve,
             monitor=self.desktop.screen.monitor,
             settings=self.loop_settings().to_json(),
@@ -270,12 +282,12 @@ class Session:
             **extra,
         )
 
-    def recorder(self, task: str, **extra: Any) -> Recorder:
+    def recorder(self, task: str, *, model: bool = True, **extra: Any) -> Recorder:
         """A new recording in the runs folder; SessionError when it cannot be written."""
         from agent.recording import Recorder
 
         folder = self.config.runs_path()
-        info = self.run_info(task, **extra)
+        info = self.run_info(task, model=model, **extra)
         try:
             return Recorder(folder, info, redactor=self.redactor)
         except OSError as exc:
