@@ -173,16 +173,27 @@ class TerminalView:
         self.last_char = ""  # the last character of streamed thinking shown (textsafe context)
 
     def __call__(self, event: Any) -> None:
-        """Show one loop event."""
+        """Show one loop event (an agent.events.Event)."""
         from actions.types import describe
+        from agent.events import (
+            ActionExecuted,
+            ActionProposed,
+            BackendFailed,
+            DecisionMade,
+            OutputInvalid,
+            RunFinished,
+            ScreenStale,
+            StepStarted,
+            TextStreamed,
+        )
 
-        if event.kind == "delta":
-            if event.data["kind"] == "reasoning" and not self.quiet:
+        if isinstance(event, TextStreamed):
+            if event.kind == "reasoning" and not self.quiet:
                 if not self.streaming:
                     sys.stderr.write("  thinking: ")
                     self.streaming = self.streamed = True
                     self.last_char = ""
-                text = event.data["text"]
+                text = event.text
                 # Each line of thinking starts with a gutter, so no line of it can pass for
                 # one of ours ("  proposes ...", "  risky: ...").
                 shown = visible(text, before=self.last_char).replace("\n", "\n  | ")
@@ -193,39 +204,35 @@ class TerminalView:
         if self.streaming:
             sys.stderr.write("\n")
             self.streaming = False
-        if event.kind == "step_started":
-            self.streamed = False
-            print(f"step {event.step + 1}: looking at the screen", file=sys.stderr)
-        elif event.kind == "proposal":
-            prop = event.data["proposal"]
-            if prop.thinking.strip() and not self.streamed and not self.quiet:
-                print(f"  thinking: {one_line(prop.thinking, 400)}", file=sys.stderr)
-            if prop.action is not None:
-                print(f"  proposes {one_line(describe(prop.action))}", file=sys.stderr)
-                risk = event.data.get("risk")
-                if risk is not None and risk.level != "safe":
-                    print(f"  {risk.level}: {one_line(risk.reason)}", file=sys.stderr)
-        elif event.kind == "decision" and event.data["decision"].kind == "reject":
-            decision = event.data["decision"]
-            if decision.by != "user":  # the user knows what they rejected
-                print(
-                    f"  refused, nothing executed: {one_line(str(decision.note))}", file=sys.stderr
-                )
-        elif event.kind == "backend_error":
-            again = event.data.get("retry_in_s")
-            later = f"; retrying in {again:g} s" if again is not None else ""
-            print(f"  model backend: {one_line(str(event.data['error']))}{later}", file=sys.stderr)
-        elif event.kind == "invalid":
-            error = one_line(str(event.data["error"]))
-            print(f"  invalid output, nothing executed: {error}", file=sys.stderr)
-        elif event.kind == "executed" and not event.data["ok"]:
-            print(f"  execution failed: {one_line(str(event.data['error']))}", file=sys.stderr)
-        elif event.kind == "stale":
-            why = one_line(str(event.data["reason"]))
-            print(f"  screen changed before execution, not executed: {why}", file=sys.stderr)
-        elif event.kind == "finished":
-            message = one_line(str(event.data["message"]))
-            print(f"finished: {event.data['outcome']}: {message}", file=sys.stderr)
+        match event:
+            case StepStarted(step=step):
+                self.streamed = False
+                print(f"step {step + 1}: looking at the screen", file=sys.stderr)
+            case ActionProposed(proposal=prop, risk=risk):
+                if prop.thinking.strip() and not self.streamed and not self.quiet:
+                    print(f"  thinking: {one_line(prop.thinking, 400)}", file=sys.stderr)
+                if prop.action is not None:
+                    print(f"  proposes {one_line(describe(prop.action))}", file=sys.stderr)
+                    if risk is not None and risk.level != "safe":
+                        print(f"  {risk.level}: {one_line(risk.reason)}", file=sys.stderr)
+            case DecisionMade(decision=decision) if decision.kind == "reject":
+                if decision.by != "user":  # the user knows what they rejected
+                    print(
+                        f"  refused, nothing executed: {one_line(str(decision.note))}",
+                        file=sys.stderr,
+                    )
+            case BackendFailed(error=error, retry_in_s=again):
+                later = f"; retrying in {again:g} s" if again is not None else ""
+                print(f"  model backend: {one_line(error)}{later}", file=sys.stderr)
+            case OutputInvalid(error=error):
+                print(f"  invalid output, nothing executed: {one_line(error)}", file=sys.stderr)
+            case ActionExecuted(ok=False, error=error):
+                print(f"  execution failed: {one_line(str(error))}", file=sys.stderr)
+            case ScreenStale(reason=reason):
+                why = one_line(reason)
+                print(f"  screen changed before execution, not executed: {why}", file=sys.stderr)
+            case RunFinished(outcome=outcome, message=message):
+                print(f"finished: {outcome}: {one_line(message)}", file=sys.stderr)
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -329,19 +336,29 @@ def add_mcp_parser(sub: Any) -> None:
     mcp = sub.add_parser(
         "mcp",
         help="serve screenshot, act and run_task to MCP clients over stdio (docs/mcp.md)",
-        description="An MCP server on stdin/stdout (no network port). Nobody can be asked "
-        "over stdio: in guarded mode (the default here) risky actions are refused, in ask "
-        "mode every action is; blocked actions never run.",
+        description="An MCP server on stdin/stdout (no network port unless --listen asks for "
+        "one on loopback). Nobody can be asked over MCP: in guarded mode (the default here) "
+        "risky actions are refused, in ask mode every action is; blocked actions never run.",
     )
     add_run_options(mcp)
+    mcp.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="serve streamable HTTP on this loopback address (127.0.0.1:PORT or [::1]:PORT) "
+        "instead of stdio; other addresses are refused",
+    )
     mcp.set_defaults(approve="guarded")
 
 
 def command_mcp(args: argparse.Namespace) -> int:
     """Serve deskpilot's tools over MCP stdio until the client disconnects."""
-    from agent.mcp_server import Desk, serve
+    from agent.mcp_server import Desk, loopback_address, serve
     from agent.session import Session, SessionError
 
+    try:
+        listen = loopback_address(args.listen) if args.listen else None
+    except ValueError as exc:
+        fail(str(exc))
     config = run_config(args)
     try:
         session = Session(config, on_progress=LoadProgress(config.model_id or ""))
@@ -350,12 +367,13 @@ def command_mcp(args: argparse.Namespace) -> int:
     warning = session.endpoint_warning()
     if warning:
         print(f"deskpilot: warning: {visible(warning)}", file=sys.stderr)
+    where = f"http://{args.listen}/mcp" if listen else "stdio"
     print(
-        f"deskpilot: MCP server on stdio (approval {config.approve}; recordings in "
+        f"deskpilot: MCP server on {where} (approval {config.approve}; recordings in "
         f"{config.runs_path()}); the model starts on the first run_task",
         file=sys.stderr,
     )
-    serve(Desk(session))
+    serve(Desk(session), listen)
     return EXIT_OK
 
 
@@ -465,10 +483,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "mcp":
             return command_mcp(args)
         if args.command in ("demo", "routine"):
-            from agent.config import RunConfig
             from agent.demo_cli import run_demo_command
 
-            return run_demo_command(args, RunConfig().runs_path)
+            return run_demo_command(args)
         if args.command in ("replay", "export"):
             from agent.replay_cli import run_replay_command
 

@@ -27,21 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from actions.screen import CoordinateSpace, Frame, Monitor, model_to_screen, screen_to_image
-from actions.types import (
-    Action,
-    DoubleClick,
-    HScroll,
-    Key,
-    LeftClick,
-    LeftClickDrag,
-    MiddleClick,
-    MouseMove,
-    Point,
-    RightClick,
-    Scroll,
-    TripleClick,
-    Type,
-)
+from actions.types import Action, Point, action_points
 
 POINT_RADIUS_PX = 48
 CARET_PX = 64
@@ -55,8 +41,6 @@ CONFIRM_MAX_S = 0.3
 
 # left, top, width, height: global screen (input) coordinates for windows, frame pixels for areas.
 Rect = tuple[int, int, int, int]
-
-_POINT_ACTIONS = (MouseMove, LeftClick, RightClick, MiddleClick, DoubleClick, TripleClick)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,18 +83,12 @@ def action_areas(
     Scrolls without a point act where the pointer is, which the frame does not show: they
     are checked like keys, against the focused window.
     """
-    points: list[Point] = []
-    if isinstance(action, _POINT_ACTIONS):
-        points = [action.coordinate]
-    elif isinstance(action, LeftClickDrag):
-        points = [p for p in (action.start_coordinate, action.coordinate) if p is not None]
-    elif isinstance(action, Scroll | HScroll) and action.coordinate is not None:
-        points = [action.coordinate]
-    elif not isinstance(action, Key | Type | Scroll | HScroll):
-        return []  # wait, terminate, answer: nothing on the screen to go stale
+    points = action_points(action)
     if points:
         return [_point_area(p, space, monitor) for p in points]
-    return [_window_area(window, monitor)]
+    if action.spec.focus:
+        return [_window_area(window, monitor)]
+    return []  # wait, terminate, answer: nothing on the screen to go stale
 
 
 def _scaled(px: float, monitor: Monitor) -> int:

@@ -5,19 +5,23 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 
+from actions.errors import ArgumentError
+
 __all__ = [
     "MODIFIERS",
     "X_KEYSYMS",
     "KeyNameError",
+    "chord_text",
     "is_modifier",
     "normalize_chord",
     "normalize_key",
     "split_chord",
+    "split_plus",
 ]
 
 
-class KeyNameError(ValueError):
-    """A key name that cannot be mapped to a key."""
+class KeyNameError(ArgumentError):
+    """A key name that cannot be mapped to a key, or a chord that cannot be split."""
 
 
 # Canonical (pyautogui) name -> X keysym name; the canonical set is exactly these keys plus
@@ -440,25 +444,30 @@ def is_modifier(key: str) -> bool:
 
 def split_chord(text: str) -> tuple[str, ...]:
     """Split "ctrl+shift+t" or "ctrl-c" into its key names; "+" alone and "ctrl++" name plus."""
+    result: list[str] = []
+    for part in split_plus(text):
+        result.extend(_split_soft(part))
+    return tuple(result)
+
+
+def chord_text(keys: Iterable[str]) -> str:
+    """A chord as one "ctrl+shift+t" string (what split_plus splits back)."""
+    return "+".join(keys)
+
+
+def split_plus(text: str) -> tuple[str, ...]:
+    """Split a chord on "+" only (the one "+" splitter); "+" where a key belongs is plus itself.
+
+    "ctrl++", "ctrl + +" and "+" name the plus key; "ctrl+" and "ctrl++c" are errors. A
+    single character (a space included) or a blank name is returned as it is.
+    """
     if not isinstance(text, str) or text == "":
         raise KeyNameError("empty key name")
     if len(text) == 1 or text.strip() == "":
         return (text,)
     text = text.strip()
-    if len(text) == 1:
+    if len(text) == 1 or "+" not in text:
         return (text,)
-    if "+" in text:
-        parts = _split_plus(text)
-    else:
-        parts = [text]
-    result: list[str] = []
-    for part in parts:
-        result.extend(_split_soft(part))
-    return tuple(result)
-
-
-def _split_plus(text: str) -> list[str]:
-    """Split on "+", where a "+" standing where a key name should be is the plus key itself."""
     parts: list[str] = []
     i, n = 0, len(text)
     while i < n:
@@ -479,11 +488,11 @@ def _split_plus(text: str) -> list[str]:
             i += 1
         if i < n:
             if text[i] != "+":
-                raise KeyNameError(f"cannot split key chord {text!r}")
+                raise KeyNameError("malformed key combination {}", text)
             i += 1
             if i >= n or text[i:].strip() == "":
-                raise KeyNameError(f"key chord {text!r} ends with '+': write 'ctrl++' for plus")
-    return parts
+                raise KeyNameError("key combination {} ends with '+'", text)
+    return tuple(parts)
 
 
 def _split_soft(part: str) -> list[str]:

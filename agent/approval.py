@@ -14,35 +14,30 @@ from agent.textsafe import one_line
 DecisionKind = Literal["approve", "edit", "skip", "reject", "stop"]
 ApprovalMode = Literal["ask", "guarded", "auto"]
 APPROVAL_MODES: tuple[ApprovalMode, ...] = ("ask", "guarded", "auto")
+# Who decided: the person asked, an approval mode's policy (ask: nobody could be asked), the
+# loop for final actions (they touch nothing), the risk rules, or a runaway pause with nobody
+# to ask.
+DecidedBy = Literal["user", "ask", "guarded", "auto", "final", "rules", "runaway", "person"]
+# Decisions made without waiting for anyone: their time is the run's own.
+UNATTENDED: tuple[DecidedBy, ...] = ("auto", "guarded", "final")
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What the user (or policy) decided; `action` is the edited action for "edit"."""
+    """What the user (or policy) decided; `action` is the edited action for "edit".
+
+    Recorded as agent.records.DecisionRecord.
+    """
 
     kind: DecisionKind
     action: Action | None = None
     note: str | None = None
-    by: str = "user"
+    by: DecidedBy = "user"
     # Set by with_breakpoints: why the user was asked ("step 3", "kind left_click", "stepping").
     breakpoint: str | None = None
     # "Continue" at a breakpoint: approve (or edit) this action and leave stepping mode.
     # Not recorded: the next steps' decisions show it (no "breakpoint" field, "by": policy).
     resume: bool = False
-
-    def to_json(self) -> dict[str, object]:
-        """The decision as recorded in steps.jsonl."""
-        from actions.types import action_arguments
-
-        data: dict[str, object] = {
-            "kind": self.kind,
-            "by": self.by,
-            "note": self.note,
-            "edited_action": action_arguments(self.action) if self.action is not None else None,
-        }
-        if self.breakpoint is not None:  # only when set: recordings without breakpoints unchanged
-            data["breakpoint"] = self.breakpoint
-        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +56,9 @@ class ApprovalRequest:
     # Set when the run should pause whatever the mode (the same action repeated on a screen
     # that does not change): one line saying why.
     attention: str | None = None
+    # The MCP client that sent this action (its name and version as it introduced itself;
+    # client-written text, shown through agent/textsafe.py); None for the run's own model.
+    client: str | None = None
 
 
 Decide = Callable[[ApprovalRequest], Decision]
@@ -226,6 +224,8 @@ class TerminalApprover:
         # The action and its reasons quote model text: shown with every control made visible.
         shown = one_line(describe(request.action))
         self.out.write(f"step {request.step + 1}: {shown}{where}\n")
+        if request.client is not None:
+            self.out.write(f"  asked by MCP client: {one_line(request.client, 80)}\n")
         if request.risk.level != "safe":
             self.out.write(f"  {request.risk.level}: {one_line(request.risk.reason)}\n")
         if request.attention is not None:

@@ -21,6 +21,7 @@ from agent.approval import APPROVAL_MODES, ApprovalMode
 DEFAULT_LOCAL_MODEL = "Qwen/Qwen3.5-2B"
 DEFAULT_ENDPOINT_HINT = "http://127.0.0.1:8000/v1"  # shown as an example, never used unasked
 DEFAULT_API_KEY_ENV = "DESKPILOT_API_KEY"
+DEFAULT_HOTKEY = "<ctrl>+<alt>+<shift>+x"  # the stop hotkey (pynput-style names)
 BACKENDS = ("local", "openai")
 BackendKind = Literal["local", "openai"]
 DISPLAY_BACKENDS = ("auto", "x11", "wlroots", "portal")

@@ -37,7 +37,8 @@ from actions.types import (
 )
 from actions.xrecord import InputEvent, XInputRecorder
 from agent.demo_gestures import Gesture, GestureBuilder
-from agent.recording import Recorder, monitor_json, new_step_record, now_iso
+from agent.recording import Recorder, monitor_json, now_iso
+from agent.records import StepRecord
 from agent.secrets import Redactor
 
 CAPTURE_INTERVAL_S = 0.1
@@ -168,7 +169,7 @@ def step_record(
 ) -> dict[str, Any]:
     """The step record of one person's action, in the recording format (agent/recording.py)."""
     args = action_arguments(action)
-    record = new_step_record(index)
+    record = StepRecord(index).to_json()
     lag = max(0.0, time.monotonic() - started)
     record["started_at"] = now_iso(time.time() - lag)
     record["ended_at"] = now_iso()

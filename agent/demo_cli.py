@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,41 +13,23 @@ from agent.textsafe import one_line, visible
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 READY_LINE = "deskpilot: recording demonstration to {dir}"
 
+# The run options a demonstration uses, declared once in agent/config.py.
+DEMO_OPTIONS = ("runs_dir", "monitor", "secret", "secret_env")
+
 
 def add_demo_parsers(sub: Any) -> None:
     """Register `demo` and `routine` on main.py's sub-parsers (imports nothing heavy)."""
+    from agent.config import DEFAULT_HOTKEY, add_cli_options
+
     demo = sub.add_parser(
         "demo", help="record a demonstration: you do the task, deskpilot records it (X11)"
     )
-    demo.add_argument(
-        "--runs-dir", type=Path, help="where the recording goes (default: the runs folder)"
-    )
     demo.add_argument("--task", default="", help="what the demonstration shows, in plain words")
-    demo.add_argument(
-        "--monitor",
-        type=int,
-        help="monitor number as `deskpilot monitors` lists it (default: primary)",
-    )
-    from ui.settings import DEFAULT_HOTKEY
-
+    add_cli_options(demo, only=DEMO_OPTIONS)
     demo.add_argument(
         "--hotkey",
         default=DEFAULT_HOTKEY,
         help=f"global hotkey that ends the demonstration (default {DEFAULT_HOTKEY}; '' for none)",
-    )
-    demo.add_argument(
-        "--secret",
-        action="append",
-        default=[],
-        metavar="TEXT",
-        help="text to keep out of the recording (repeatable; prefer --secret-env)",
-    )
-    demo.add_argument(
-        "--secret-env",
-        action="append",
-        default=[],
-        metavar="VAR",
-        help="environment variable whose value is secret (repeatable)",
     )
     routine = sub.add_parser(
         "routine", help="turn a recording into a routine: typed text becomes {NAME} parameters"
@@ -70,11 +51,11 @@ def fail(message: str) -> int:
     return EXIT_USAGE
 
 
-def run_demo_command(args: argparse.Namespace, default_runs_dir: Callable[[], Path]) -> int:
+def run_demo_command(args: argparse.Namespace) -> int:
     """Dispatch `demo` and `routine`; returns the exit status."""
     if args.command == "routine":
         return command_routine(args)
-    return command_demo(args, default_runs_dir)
+    return command_demo(args)
 
 
 def command_routine(args: argparse.Namespace) -> int:
@@ -91,15 +72,16 @@ def command_routine(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def command_demo(args: argparse.Namespace, default_runs_dir: Callable[[], Path]) -> int:
+def command_demo(args: argparse.Namespace) -> int:
     """Record a person's demonstration until Ctrl-C, a signal or the stop hotkey."""
     from actions.hotkey import HotkeyError, XHotkey
     from actions.screen import DisplayError, Screen
     from actions.xrecord import RecordError
     from agent import interrupts
+    from agent.config import ConfigError, from_args
     from agent.demo import Demonstration
     from agent.recording import RecordingError
-    from agent.secrets import Redactor
+    from agent.session import SessionError, session_redactor
 
     if os.environ.get("WAYLAND_DISPLAY") or not os.environ.get("DISPLAY"):
         # Under Wayland, X RECORD (on Xwayland) would see only X clients' input.
@@ -112,11 +94,11 @@ def command_demo(args: argparse.Namespace, default_runs_dir: Callable[[], Path])
             )
         )
     try:
-        screen = Screen(args.monitor)
-    except DisplayError as exc:
+        config = from_args(args)
+        redactor = session_redactor(config)
+        screen = Screen(config.monitor_index)
+    except (ConfigError, SessionError, DisplayError) as exc:
         return fail(str(exc))
-    secrets = [*args.secret, *(os.environ.get(v, "") for v in args.secret_env)]
-    redactor = Redactor([s for s in secrets if s])
     stop = interrupts.StopEvent()
     hotkey = None
     keys: frozenset[str] = frozenset()
@@ -133,7 +115,7 @@ def command_demo(args: argparse.Namespace, default_runs_dir: Callable[[], Path])
         print(READY_LINE.format(dir=run_dir), file=sys.stderr, flush=True)
 
     demo = Demonstration(
-        runs_dir=args.runs_dir or default_runs_dir(),
+        runs_dir=config.runs_path(),
         task=args.task,
         capture=screen.capture,
         monitor=screen.monitor,

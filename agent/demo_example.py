@@ -13,6 +13,7 @@ from pathlib import Path
 from actions.types import Action, describe
 from agent.backends.base import ImagePart, Part
 from agent.prompt import EXAMPLE_TOKENS, fit_example
+from agent.records import StepRecord
 
 MAX_FRAMES = 3
 FRAME_PIXELS = 640 * 400  # ~240 visual tokens a frame: the layout, not the fine print
@@ -60,8 +61,8 @@ def example_from_run(
         raise ExampleError(f"--example {run_dir}: not a recording (no run.json)")
     recording = read_run(run_dir)
     lines: list[str] = []
-    pointer: list[tuple[int, Action, dict[str, object]]] = []
-    for step in recording.steps:
+    pointer: list[tuple[int, Action, StepRecord]] = []
+    for step in recording.records:
         try:
             action = executed_action(step)
         except ProtocolError:
@@ -72,7 +73,7 @@ def example_from_run(
         if len(text) > MAX_LINE_CHARS:
             text = text[: MAX_LINE_CHARS - 3] + "..."
         lines.append(f"{len(lines) + 1}. {text}")
-        if target_points(action) and step.get("screenshot"):
+        if target_points(action) and step.screenshot:
             pointer.append((len(lines), action, step))
     if not lines:
         raise ExampleError(f"--example {run_dir}: the recording has no executed actions")
@@ -86,7 +87,7 @@ def example_from_run(
         if geometry is None:
             continue
         space = geometry[0]
-        shot = run_dir / str(step["screenshot"])
+        shot = run_dir / str(step.screenshot)
         if not shot.is_file():
             continue
         image = _frame(shot, action, space.width, space.height)

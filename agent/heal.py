@@ -39,6 +39,7 @@ from actions.types import (
 from agent.backends.base import Backend, BackendError, ChatMessage, ImagePart
 from agent.prompt import SYSTEM_PROMPT, SYSTEM_PROMPT_ABSOLUTE
 from agent.protocol import parse_completion, tool_schema
+from agent.records import StepRecord
 
 # A region is the square of side 2 * half around a target, half = REGION_SHARE of the
 # screenshot's width (at least MIN_HALF_PX): a button or a field with a little of what
@@ -148,9 +149,9 @@ def region_difference(recorded: Any, live: Any, point: Point, space: CoordinateS
     return float(np.mean(np.abs(ra - rb) > PIXEL_TOLERANCE))
 
 
-def step_intent(step: dict[str, Any], action: Action) -> str:
+def step_intent(step: StepRecord, action: Action) -> str:
     """What the step was for: its recorded thinking (bounded) and the action's description."""
-    thinking = " ".join(str(step.get("thinking") or "").split())
+    thinking = " ".join(str(step.thinking or "").split())
     if len(thinking) > MAX_INTENT_CHARS:
         thinking = thinking[: MAX_INTENT_CHARS - 3] + "..."
     done = f"The recorded action was {describe(action)}."
@@ -203,18 +204,18 @@ class Healer:
     _backend: Backend | None = None
 
     def check_and_fix(
-        self, step: dict[str, Any], action: Action, live: Frame, space: CoordinateSpace
+        self, step: StepRecord, action: Action, live: Frame, space: CoordinateSpace
     ) -> Fix:
         """The action to run at `step` on the live screen, checked (and re-grounded) first."""
-        index = int(step["index"])
+        index = step.index
         points = target_points(action)
-        if not points or not step.get("screenshot"):
+        if not points or not step.screenshot:
             note = HealNote(index, False, 0.0)
             self.notes.append(note)
             return Fix(action, note)
         from PIL import Image
 
-        with Image.open(io.BytesIO((self.recording_dir / step["screenshot"]).read_bytes())) as im:
+        with Image.open(io.BytesIO((self.recording_dir / str(step.screenshot)).read_bytes())) as im:
             recorded = im.convert("RGB")
         live_img = live.to_pil()
         difference = max(region_difference(recorded, live_img, p, space) for p in points)
@@ -236,7 +237,7 @@ class Healer:
 
     def _reground(
         self,
-        step: dict[str, Any],
+        step: StepRecord,
         action: Action,
         recorded: Any,
         live: Frame,

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from actions.desktop import ActionTaker, DesktopScreen
@@ -38,8 +38,29 @@ from actions.types import (
     describe,
 )
 from actions.window import FocusedWindow
-from agent.approval import APPROVAL_MODES, ApprovalRequest, Decide, Decision, asks_person
+from agent.approval import (
+    APPROVAL_MODES,
+    UNATTENDED,
+    ApprovalRequest,
+    Decide,
+    Decision,
+    asks_person,
+)
 from agent.backends.base import Backend, BackendError, Cancelled, Completion, Delta, ImagePart
+from agent.events import (
+    ActionExecuted,
+    ActionProposed,
+    BackendFailed,
+    DecisionMade,
+    OnEvent,
+    Outcome,
+    OutputInvalid,
+    RunFinished,
+    ScreenObserved,
+    ScreenStale,
+    StepStarted,
+    TextStreamed,
+)
 from agent.interrupts import deferred, stop_reason
 from agent.prompt import (
     SYSTEM_PROMPT,
@@ -50,27 +71,20 @@ from agent.prompt import (
     estimate_prompt_tokens,
 )
 from agent.protocol import Proposal, format_tool_call, parse_completion, tool_schema
-from agent.recording import (
-    INTERRUPTED,
-    Recorder,
-    RecordingError,
-    monitor_json,
-    new_step_record,
+from agent.recording import INTERRUPTED, Recorder, RecordingError
+from agent.records import (
+    BackendErrorRecord,
+    DecisionRecord,
+    ExecutionRecord,
+    FreshnessRecord,
+    RunawayRecord,
+    ScreenRecord,
+    StepRecord,
     now_iso,
 )
 from agent.risk import SEVERITY, Risk, RiskGuard, RiskRules
 from agent.vision import MAX_PIXELS, Observation, encode_png, prepare
 
-Outcome = Literal[
-    "success",
-    "failure",
-    "answered",
-    "stopped",
-    "max_steps",
-    "max_time",
-    "invalid_output",
-    "error",
-]
 SUCCESS_OUTCOMES = ("success", "answered")
 
 
@@ -135,16 +149,6 @@ class LoopSettings:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """Something a viewer may show: step started, thinking delta, proposal, decision, result."""
-
-    kind: str
-    step: int
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-OnEvent = Callable[[Event], None]
 # Asked after a backend error that retries did not fix: True to try the request again.
 Recover = Callable[[BackendError], bool]
 # The focused window (actions.window.FocusProbe.focused), None when unknown.
@@ -328,18 +332,16 @@ class _Run:
             )
         except RecordingError as exc:
             message = f"{message} (the outcome is not recorded: {exc})"
-        self.emit(
-            Event("finished", steps, {"outcome": outcome, "message": message, "answer": answer})
-        )
+        self.emit(RunFinished(steps, outcome, message, answer))
         return RunResult(outcome, message, steps, answer, str(self.recorder.dir))
 
     def abort(self, outcome: Outcome, message: str) -> RunResult:
         """End mid-step, keeping what the interrupted step already has: no step is lost."""
         step = self.current
         if step is not None and not step.written:
-            step.record["error"] = message
-            if step.executing and step.record["execution"] is None:
-                step.record["result"] = INTERRUPTED  # its input may have gone out, in part
+            step.record.error = message
+            if step.executing and step.record.execution is None:
+                step.record.result = INTERRUPTED  # its input may have gone out, in part
             try:
                 step.write()
             except RecordingError as exc:
@@ -361,7 +363,7 @@ class _Run:
         """One step: observe, propose, decide, act, settle, record; a RunResult ends the run."""
         settings, recorder = self.settings, self.recorder
         step = self.current = _Step(index, recorder)
-        self.emit(Event("step_started", index))
+        self.emit(StepStarted(index))
 
         # Observe.
         frame: Frame = step.timed("capture_s", self.screen.capture)
@@ -375,23 +377,23 @@ class _Run:
             else CoordinateSpace.absolute(*obs.model_size)
         )
         step.observe(obs, space)
-        self.emit(Event("observation", index, {"screenshot": None, "image": image, "frame": frame}))
+        self.emit(ScreenObserved(index, image, frame))
 
         # Propose.
         messages = self.builder.messages(self.history, image)
         tools = [tool_schema(space)]
-        step.record["tokens"]["prompt_estimate"] = estimate_prompt_tokens(messages, tools)
+        step.record.tokens["prompt_estimate"] = estimate_prompt_tokens(messages, tools)
 
         def on_delta(delta: Delta) -> None:
-            self.emit(Event("delta", index, {"kind": delta.kind, "text": delta.text}))
+            self.emit(TextStreamed(index, delta.kind, delta.text))
 
         completion, failure = step.timed("model_s", self._complete, step, messages, tools, on_delta)
         # From here on the screenshot is on disk; the recorded prompt names its file.
         image = step.saved(image)
-        step.record["prompt"] = recorder.prompt_record(self.builder.messages(self.history, image))
+        step.record.prompt = recorder.prompt_record(self.builder.messages(self.history, image))
         if isinstance(failure, Cancelled):
             after_error = isinstance(failure, _StoppedAfterError)
-            step.record["error"] = (
+            step.record.error = (
                 str(failure)
                 if after_error
                 else stop_reason(self.stop, "generation stopped by the user")
@@ -404,7 +406,7 @@ class _Run:
             )
             return self.finish("stopped", why, index + 1)
         if failure is not None or completion is None:
-            step.record["error"] = f"model backend: {failure}"
+            step.record.error = f"model backend: {failure}"
             step.write()
             return self.finish("error", f"model backend failed: {failure}", index + 1)
         proposal = parse_completion(completion, space)
@@ -417,15 +419,8 @@ class _Run:
             if action is not None
             else None
         )
-        if risk is not None:
-            step.record["risk"] = risk.to_json()
-        self.emit(
-            Event(
-                "proposal",
-                index,
-                {"proposal": proposal, "space": space, "frame": frame, "risk": risk},
-            )
-        )
+        step.record.risk = risk
+        self.emit(ActionProposed(index, proposal, space, frame, risk))
 
         if action is None:
             self._forget_last()
@@ -453,16 +448,16 @@ class _Run:
         attention = None
         if repeats >= max(1, self.settings.repeat_limit):
             attention = f"the same action {repeats} times in a row and the screen has not changed"
-            step.record["runaway"] = {"repeats": repeats, "reason": attention}
+            step.record.runaway = RunawayRecord(repeats, attention)
         request = ApprovalRequest(index, action, proposal.thinking, space, risk=risk)
         if attention is not None:
             request = replace(request, attention=attention)
         t_decide = time.monotonic()
         decision: Decision = step.timed("decide_s", self.decide, request)
-        if decision.by not in ("auto", "guarded", "final"):
+        if decision.by not in UNATTENDED:
             self.waiting_s += time.monotonic() - t_decide
         step.decide(decision)
-        self.emit(Event("decision", index, {"decision": decision, "risk": risk}))
+        self.emit(DecisionMade(index, decision, risk))
         if decision.kind == "stop" or self.stop.is_set():
             by_policy = decision.kind == "stop" and decision.by != "user" and decision.note
             step.finish_result(
@@ -516,7 +511,7 @@ class _Run:
         # two pieces of input (or does not start), and its result is recorded before the run
         # stops.
         with deferred():
-            step.record["to_run"] = action_arguments(to_run)
+            step.record.to_run = action_arguments(to_run)
             step.write_executing()
 
             # Act.
@@ -531,20 +526,12 @@ class _Run:
                 )
             except FailSafeTriggered:
                 self.guard.executed(to_run, window=window, complete=False)
-                step.execution({"ok": False, "error": "fail-safe: pointer in a screen corner"})
+                step.execution(ExecutionRecord(False, "fail-safe: pointer in a screen corner"))
                 step.finish_result("Stopped: the user triggered the fail-safe.")
                 return self.finish(
                     "stopped", "pyautogui fail-safe: the pointer was moved to a corner", index + 1
                 )
-            step.execution(
-                {
-                    "ok": outcome.ok,
-                    "detail": outcome.detail,
-                    "error": outcome.error,
-                    "points": [list(p) for p in outcome.points],
-                    "action": action_arguments(to_run),
-                }
-            )
+            step.execution(ExecutionRecord.of(outcome, to_run))
             self.guard.executed(to_run, window=window, complete=outcome.ok)
         if not outcome.ok:
             result = f"Execution failed: {outcome.error}"
@@ -552,10 +539,10 @@ class _Run:
             result = f"The user changed your action to {describe(to_run)}; it was executed."
         else:
             result = f"Executed {describe(to_run)}."
-        self.emit(Event("executed", index, {"ok": outcome.ok, "error": outcome.error}))
+        self.emit(ActionExecuted(index, outcome.ok, outcome.error))
 
         # Settle: wait until the screen stops changing (bounded).
-        step.record["timings"]["settle_s"] = round(
+        step.record.timings["settle_s"] = round(
             self.screen.wait_until_stable(
                 min_s=settings.settle_min_s, max_s=settings.settle_max_s, cancel=self.stop
             ),
@@ -594,9 +581,9 @@ class _Run:
             live = self.screen.capture()
             changes = compare(frame, live, areas)
             stale = stale_changes(changes)
-        step.record["timings"]["fresh_s"] = round(time.monotonic() - t, 4)
-        fresh: dict[str, Any] = {"stale": bool(stale), "areas": [c.to_json() for c in changes]}
-        step.record["freshness"] = fresh
+        step.record.timings["fresh_s"] = round(time.monotonic() - t, 4)
+        fresh = FreshnessRecord(bool(stale), [c.to_json() for c in changes])
+        step.record.freshness = fresh
         if not stale:
             self.stale_in_a_row = 0
             return False, None
@@ -604,25 +591,20 @@ class _Run:
         where = describe_changes(stale)
         # The live picture beside the step's own screenshot: both are in the recording.
         png = encode_png(live.rgb, live.width, live.height)
-        fresh["screenshot"] = self.recorder.save_image(f"step-{step.index:04d}-live.png", png)
-        self.emit(
-            Event(
-                "stale",
-                step.index,
-                {"frame": live, "reason": where, "in_a_row": self.stale_in_a_row},
-            )
-        )
+        shot = self.recorder.save_image(f"step-{step.index:04d}-live.png", png)
+        fresh = step.record.freshness = replace(fresh, screenshot=shot)
+        self.emit(ScreenStale(step.index, live, where, self.stale_in_a_row))
         if self.stale_in_a_row >= max(1, self.settings.stale_limit):
             n = self.stale_in_a_row
             attention = f"the screen changed before execution {n} times in a row ({where})"
             t_decide = time.monotonic()
             decision = self.decide(replace(request, action=action, attention=attention))
-            if decision.by not in ("auto", "guarded", "final"):
+            if decision.by not in UNATTENDED:
                 self.waiting_s += time.monotonic() - t_decide
-            fresh["decision"] = decision.to_json()
+            step.record.freshness = replace(fresh, decision=DecisionRecord.of(decision))
             if decision.kind == "stop" or self.stop.is_set():
                 why = decision.note or "stopped by the user"
-                step.execution({"ok": False, "executed": False, "error": attention})
+                step.execution(ExecutionRecord(False, attention, executed=False))
                 step.finish_result(f"Stopped before execution: {why}.")
                 return True, self.finish("stopped", f"{attention}; {why}", step.index + 1)
             if decision.kind == "approve":
@@ -633,7 +615,7 @@ class _Run:
             f"Not executed: the screen changed before execution ({where}). "
             "Look at the new screenshot and decide again."
         )
-        step.execution({"ok": False, "executed": False, "error": "screen changed before execution"})
+        step.execution(ExecutionRecord(False, "screen changed before execution", executed=False))
         step.finish_result(result)
         self.history.append(HistoryEntry(image, reply, result, describe(action)))
         return True, None
@@ -657,25 +639,18 @@ class _Run:
                 return None, exc
             except BackendError as exc:
                 retryable = bool(getattr(exc, "retryable", False))
-                errors = step.record.setdefault("backend_errors", [])
-                errors.append({"error": str(exc), "retryable": retryable, "at": now_iso()})
+                step.record.backend_errors.append(
+                    BackendErrorRecord(str(exc), retryable, now_iso())
+                )
                 delays = self.settings.retry_delays_s
                 if retryable and attempt < len(delays):
                     delay = delays[attempt]
                     attempt += 1
-                    self.emit(
-                        Event(
-                            "backend_error",
-                            step.index,
-                            {"error": str(exc), "retry_in_s": delay, "attempt": attempt},
-                        )
-                    )
+                    self.emit(BackendFailed(step.index, str(exc), delay, attempt))
                     if self.stop.wait(delay):
                         return None, _StoppedAfterError("stopped by the user before a retry")
                     continue
-                self.emit(
-                    Event("backend_error", step.index, {"error": str(exc), "retry_in_s": None})
-                )
+                self.emit(BackendFailed(step.index, str(exc)))
                 if self.recover is None:
                     return None, exc
                 t = time.monotonic()
@@ -711,8 +686,8 @@ class _Run:
         self._forget_last()
         decision = Decision("reject", by="rules", note=risk.reason)
         step.decide(decision)
-        step.record["risk"] = risk.to_json()
-        self.emit(Event("decision", step.index, {"decision": decision, "risk": risk}))
+        step.record.risk = risk
+        self.emit(DecisionMade(step.index, decision, risk))
         result = (
             f"Blocked by the user's rules, nothing was executed: {risk.reason}. "
             "Do not try it again; find another way or end the task."
@@ -728,8 +703,8 @@ class _Run:
         self._forget_last()
         decision = Decision("reject", by="rules", note=risk.reason)
         step.decide(decision)
-        step.record["risk"] = risk.to_json()
-        self.emit(Event("decision", step.index, {"decision": decision, "risk": risk}))
+        step.record.risk = risk
+        self.emit(DecisionMade(step.index, decision, risk))
         result = f"Refused, nothing was executed: judged again before running, {risk.reason}."
         step.finish_result(result)
         self.history.append(HistoryEntry(image, reply, result, describe(action)))
@@ -743,7 +718,7 @@ class _Run:
         result = f"Invalid output, nothing was executed: {proposal.error}"
         step.finish_result(result)
         self.history.append(HistoryEntry(image, _reply_text(completion), result, "invalid output"))
-        self.emit(Event("invalid", step.index, {"error": proposal.error}))
+        self.emit(OutputInvalid(step.index, str(proposal.error)))
         if self.invalid_in_a_row >= self.settings.max_invalid:
             return self.finish(
                 "invalid_output",
@@ -764,7 +739,7 @@ class _Step:
         self.index = index
         self.recorder = recorder
         self.t0 = time.monotonic()
-        self.record: dict[str, Any] = new_step_record(index)
+        self.record = StepRecord(index)
         self.written = False
         self.executing = False  # the "executing" line is on disk: the action may run or have run
         self.saving: Future[tuple[str, float]] | None = None
@@ -784,9 +759,9 @@ class _Step:
             return image
         t = time.monotonic()
         shot, took = self.saving.result()
-        self.record["screenshot"] = shot
-        self.record["timings"]["save_s"] = round(took, 4)  # on the recorder thread
-        self.record["timings"]["save_wait_s"] = round(time.monotonic() - t, 4)
+        self.record.screenshot = shot
+        self.record.timings["save_s"] = round(took, 4)  # on the recorder thread
+        self.record.timings["save_wait_s"] = round(time.monotonic() - t, 4)
         return replace(image, path=str(self.recorder.dir / shot))
 
     def timed(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -795,58 +770,49 @@ class _Step:
         try:
             return fn(*args, **kwargs)
         finally:
-            self.record["timings"][name] = round(time.monotonic() - t, 4)
+            self.record.timings[name] = round(time.monotonic() - t, 4)
 
     def observe(self, obs: Observation, space: CoordinateSpace) -> None:
         """Record what the model is shown (the screenshot's file once it is written)."""
-        m = obs.frame.monitor
-        self.record["screen"] = {
-            "monitor": monitor_json(m),
-            "captured_size": [obs.frame.width, obs.frame.height],
-            "image_size": [obs.image.width, obs.image.height],
-            "model_size": list(obs.model_size),
-            "coords": {"kind": space.kind, "width": space.width, "height": space.height},
-        }
-        self.record["tokens"]["visual"] = obs.tokens
+        self.record.screen = ScreenRecord.of(obs, space)
+        self.record.tokens["visual"] = obs.tokens
 
     def propose(self, completion: Completion, proposal: Proposal) -> None:
         """Record the model's raw answer and what the parser made of it."""
-        self.record["raw_output"] = completion.content
-        self.record["thinking"] = proposal.thinking
-        self.record["tool_calls"] = [
-            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in completion.tool_calls
-        ]
-        self.record["finish_reason"] = completion.finish_reason
-        if completion.tools_in_prompt:  # the server refused `tools` (llama.cpp without --jinja)
-            self.record["tools_in_prompt"] = True
-        if completion.conversation is not None:
-            self.record["conversation"] = completion.conversation
-        self.record["tokens"].update(
+        record = self.record
+        record.raw_output = completion.content
+        record.thinking = proposal.thinking
+        record.tool_calls = list(completion.tool_calls)
+        record.finish_reason = completion.finish_reason
+        # The server refused `tools` (llama.cpp without --jinja): they went into the prompt.
+        record.tools_in_prompt = completion.tools_in_prompt
+        record.conversation = completion.conversation
+        record.tokens.update(
             {"prompt": completion.prompt_tokens, "completion": completion.completion_tokens}
         )
-        self.record["timings"]["first_token_s"] = completion.first_token_s
+        record.timings["first_token_s"] = completion.first_token_s
         if proposal.action is not None:
-            self.record["action"] = action_arguments(proposal.action)
-        self.record["parse_error"] = proposal.error
+            record.action = action_arguments(proposal.action)
+        record.parse_error = proposal.error
 
     def decide(self, decision: Decision) -> None:
         """Record the decision."""
-        self.record["decision"] = decision.to_json()
+        self.record.decision = DecisionRecord.of(decision)
 
-    def execution(self, data: dict[str, Any]) -> None:
+    def execution(self, execution: ExecutionRecord) -> None:
         """Record what execution did."""
-        self.record["execution"] = data
+        self.record.execution = execution
 
     def finish_result(self, result: str) -> None:
         """Record the result fed back to the model and write the step."""
-        self.record["result"] = result
+        self.record.result = result
         self.write()
 
     def write_executing(self) -> None:
         """Append the step as decided, before its action runs (RecordingError: do not run it)."""
-        if self.saving is not None and self.record["screenshot"] is None:
+        if self.saving is not None and self.record.screenshot is None:
             self.saved(ImagePart(b"", 0, 0))
-        self.recorder.append_step({**self.record, "phase": "executing"})
+        self.recorder.write_step(replace(self.record, phase="executing"))
         self.executing = True
 
     def write(self) -> None:
@@ -854,10 +820,10 @@ class _Step:
         if self.written:
             return
         # Crash safety: the line names a screenshot only once that file exists.
-        if self.saving is not None and self.record["screenshot"] is None:
+        if self.saving is not None and self.record.screenshot is None:
             self.saved(ImagePart(b"", 0, 0))
-        self.record["phase"] = "done"
-        self.record["ended_at"] = now_iso()
-        self.record["timings"]["total_s"] = round(time.monotonic() - self.t0, 4)
-        self.recorder.append_step(self.record)
+        self.record.phase = "done"
+        self.record.ended_at = now_iso()
+        self.record.timings["total_s"] = round(time.monotonic() - self.t0, 4)
+        self.recorder.write_step(self.record)
         self.written = True

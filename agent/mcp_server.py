@@ -1,14 +1,16 @@
 """deskpilot as an MCP server: screenshot, act and run_task tools; recordings as resources.
 
-Clients talk over stdio (the SDK's transport; no network port). Nobody sits at a terminal: stdio
-is the MCP channel, so an action that needs a person (every action in ask mode, a risky one in
-guarded mode) is refused with an error result saying why, and blocked actions never run. All
-desktop work runs on one thread, so calls never interleave: an act waits for a running task.
+Clients talk over stdio (the SDK's transport; no network port), or, when asked for, streamable
+HTTP on a loopback address only. Nobody sits at a terminal (stdio is the MCP channel), so an
+action that needs a person (every action in ask mode, a risky one in guarded mode) is refused
+with an error result saying why, and blocked actions never run. All desktop work runs on one
+thread, so calls never interleave: an act waits for a running task.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import re
 import sys
@@ -16,12 +18,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.server.mcpserver.utilities.types import Image
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import ToolAnnotations
 
 from actions.screen import CoordinateSpace
@@ -29,15 +33,18 @@ from actions.types import Answer, Key, Terminate, Type, action_arguments, descri
 from actions.window import FocusedWindow
 from agent.approval import ApprovalMode, ApprovalRequest, Decision, policy
 from agent.backends.base import Backend, BackendError
-from agent.loop import Event, RunResult
+from agent.events import ActionProposed, Event, OutputInvalid, RunFinished
+from agent.loop import RunResult
 from agent.protocol import ProtocolError, parse_arguments, tool_schema
-from agent.recording import (
-    Recorder,
-    RecordingError,
+from agent.recording import Recorder, RecordingError, read_run
+from agent.records import (
+    DecisionRecord,
+    ExecutionRecord,
+    McpRecord,
+    ScreenRecord,
+    StepRecord,
     monitor_json,
-    new_step_record,
     now_iso,
-    read_run,
 )
 from agent.risk import RiskGuard
 from agent.session import Session, SessionError
@@ -45,6 +52,7 @@ from agent.vision import prepare
 
 SERVER_NAME = "deskpilot"
 RUNS_URI = "deskpilot://runs"
+CLIENT_NAME_LIMIT = 200
 _RUN_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,80}$")
 T = TypeVar("T")
 
@@ -63,7 +71,7 @@ def no_person(mode: ApprovalMode) -> Callable[[ApprovalRequest], Decision]:
             "reject",
             by="ask",
             note="approval mode ask: every action needs a person's approval and nobody can "
-            "be asked over MCP stdio (start the server with --approve guarded or auto)",
+            "be asked over MCP (start the server with --approve guarded or auto)",
         )
 
     return refuse
@@ -167,29 +175,23 @@ class Desk:
             self._calls = Recorder(cfg.runs_path(), info, redactor=session.redactor)
         return self._calls
 
-    def _step(self, client: str, tool: str) -> dict[str, Any]:
+    def _step(self, client: str, tool: str) -> StepRecord:
         """A step record in the loop's format, for one call."""
-        return {**new_step_record(self._call_steps), "mcp": {"client": client, "tool": tool}}
+        return StepRecord(self._call_steps, mcp=McpRecord(client, tool))
 
-    def _write(self, recorder: Recorder, record: dict[str, Any], t0: float) -> None:
-        record["phase"] = "done"
-        record["ended_at"] = now_iso()
-        record["timings"]["total_s"] = round(time.monotonic() - t0, 4)
-        recorder.append_step(record)
+    def _write(self, recorder: Recorder, record: StepRecord, t0: float) -> None:
+        record.phase = "done"
+        record.ended_at = now_iso()
+        record.timings["total_s"] = round(time.monotonic() - t0, 4)
+        recorder.write_step(record)
         self._call_steps += 1
 
-    def _observe(self, recorder: Recorder, record: dict[str, Any]) -> Any:
+    def _observe(self, recorder: Recorder, record: StepRecord) -> Any:
         """Capture, downscale as for the model, save the screenshot; the Observation."""
         frame = self.screen().capture()
         obs = prepare(frame, max_pixels=self.session.loop_settings().max_pixels)
-        record["screenshot"] = recorder.save_screenshot(record["index"], obs.image.png)
-        record["screen"] = {
-            "monitor": monitor_json(frame.monitor),
-            "captured_size": [frame.width, frame.height],
-            "image_size": [obs.image.width, obs.image.height],
-            "model_size": list(obs.model_size),
-            "coords": {"kind": "relative", "width": 1000, "height": 1000},
-        }
+        record.screenshot = recorder.save_screenshot(record.index, obs.image.png)
+        record.screen = ScreenRecord.of(obs, CoordinateSpace.relative())
         return obs
 
     # ------------------------------------------------------------------ the tools
@@ -201,7 +203,7 @@ class Desk:
         record = self._step(client, "screenshot")
         obs = self._observe(recorder, record)
         size = f"{obs.frame.width}x{obs.frame.height}"
-        record["result"] = f"Screenshot sent to the client ({size})."
+        record.result = f"Screenshot sent to the client ({size})."
         self._write(recorder, record, t0)
         return obs.image.png, size
 
@@ -210,41 +212,41 @@ class Desk:
         t0 = time.monotonic()
         recorder = self._recorder(client)
         record = self._step(client, "act")
-        record["raw_output"] = json.dumps(arguments, ensure_ascii=False, default=str)
+        record.raw_output = json.dumps(arguments, ensure_ascii=False, default=str)
         self._observe(recorder, record)
         space = CoordinateSpace.relative()
 
         def refuse(why: str) -> Refused:
-            record["result"] = f"Refused, nothing was executed: {why}"
+            record.result = f"Refused, nothing was executed: {why}"
             self._write(recorder, record, t0)
-            return Refused(record["result"])
+            return Refused(record.result)
 
         try:
             action = parse_arguments(arguments, space)
         except ProtocolError as exc:
-            record["parse_error"] = str(exc)
+            record.parse_error = str(exc)
             raise refuse(f"invalid action: {exc}") from None
-        record["action"] = action_arguments(action)
+        record.action = action_arguments(action)
         if isinstance(action, Terminate | Answer):
             raise refuse(
                 f"{action.name} ends a task run; act performs single actions (use run_task)"
             )
         window = self.focus() if isinstance(action, Type | Key) else None
         risk = self._guard.assess(action, window=window)
-        record["risk"] = risk.to_json()
+        record.risk = risk
         if risk.level == "blocked":
             decision = Decision("reject", by="rules", note=risk.reason)
-            record["decision"] = {**decision.to_json(), "client": client}
+            record.decision = DecisionRecord.of(decision, client=client)
             raise refuse(f"blocked by the risk rules: {risk.reason}")
-        request = ApprovalRequest(self._call_steps, action, "", space, risk=risk)
+        request = ApprovalRequest(self._call_steps, action, "", space, risk=risk, client=client)
         decision = no_person(self.config.approve)(request)
-        record["decision"] = {**decision.to_json(), "client": client}
+        record.decision = DecisionRecord.of(decision, client=client)
         if decision.kind != "approve":
             raise refuse(decision.note or f"not approved ({decision.by})")
         # Record before acting, as a run does: no executed action is ever unrecorded.
-        record["to_run"] = action_arguments(action)
+        record.to_run = action_arguments(action)
         try:
-            recorder.append_step({**record, "phase": "executing"})
+            recorder.write_step(replace(record, phase="executing"))
         except RecordingError as exc:
             raise Refused(f"{exc}; nothing was executed") from None
         t_exec = time.monotonic()
@@ -256,28 +258,22 @@ class Desk:
             self._guard.executed(action, window=window, complete=False)
             raise
         self._guard.executed(action, window=window, complete=outcome.ok)
-        record["timings"]["execute_s"] = round(time.monotonic() - t_exec, 4)
-        record["execution"] = {
-            "ok": outcome.ok,
-            "detail": outcome.detail,
-            "error": outcome.error,
-            "points": [list(p) for p in outcome.points],
-            "action": action_arguments(action),
-        }
+        record.timings["execute_s"] = round(time.monotonic() - t_exec, 4)
+        record.execution = ExecutionRecord.of(outcome, action)
         settings = self.session.loop_settings()
-        record["timings"]["settle_s"] = round(
+        record.timings["settle_s"] = round(
             self.screen().wait_until_stable(
                 min_s=settings.settle_min_s, max_s=settings.settle_max_s, cancel=self.stop
             ),
             4,
         )
         if not outcome.ok:
-            record["result"] = f"Execution failed: {outcome.error}"
+            record.result = f"Execution failed: {outcome.error}"
             self._write(recorder, record, t0)
-            raise Refused(record["result"])
-        record["result"] = f"Executed {describe(action)}."
+            raise Refused(record.result)
+        record.result = f"Executed {describe(action)}."
         self._write(recorder, record, t0)
-        return str(record["result"])
+        return record.result
 
     def run(
         self,
@@ -362,9 +358,9 @@ class Desk:
     def screenshot_file(self, run_id: str, index: int) -> bytes:
         """The PNG a step of a recording saw."""
         rec = read_run(self.run_dir(run_id))
-        for step in rec.steps:
-            if step.get("index") == index and step.get("screenshot"):
-                return (rec.dir / str(step["screenshot"])).read_bytes()
+        for step in rec.records:
+            if step.index == index and step.screenshot:
+                return (rec.dir / step.screenshot).read_bytes()
         raise Refused(f"run {run_id} has no screenshot for step {index}")
 
 
@@ -435,20 +431,21 @@ def build_server(desk: Desk) -> Any:
         total = float(desk.config.max_steps)
 
         def on_event(event: Event) -> None:
-            if event.kind not in ("proposal", "invalid", "finished"):
-                return
-            if event.kind == "proposal":
-                proposal = event.data["proposal"]
-                what = (
-                    describe(proposal.action) if proposal.action is not None else "invalid output"
-                )
-                message = f"step {event.step + 1}: {what}"
-            elif event.kind == "invalid":
-                message = f"step {event.step + 1}: invalid output ({event.data['error']})"
-            else:
-                message = f"finished: {event.data['outcome']}"
-            done = float(event.step + (1 if event.kind == "finished" else 0))
-            asyncio.run_coroutine_threadsafe(ctx.report_progress(done, total, message), loop)
+            match event:
+                case ActionProposed(step=step, proposal=proposal):
+                    what = (
+                        describe(proposal.action)
+                        if proposal.action is not None
+                        else "invalid output"
+                    )
+                    done, message = step, f"step {step + 1}: {what}"
+                case OutputInvalid(step=step, error=error):
+                    done, message = step, f"step {step + 1}: invalid output ({error})"
+                case RunFinished(steps=steps, outcome=outcome):
+                    done, message = steps + 1, f"finished: {outcome}"
+                case _:
+                    return
+            asyncio.run_coroutine_threadsafe(ctx.report_progress(float(done), total, message), loop)
 
         stop = threading.Event()
         try:
@@ -531,17 +528,77 @@ def build_server(desk: Desk) -> Any:
 
 
 def client_name(ctx: Any) -> str:
-    """The MCP client's name and version as it introduced itself ("unknown client" if not)."""
+    """The MCP client's name and version as it introduced itself ("unknown client" if not).
+
+    Client-written text, kept as written (cut to CLIENT_NAME_LIMIT) for recordings; displays
+    show it through agent/textsafe.py.
+    """
     try:
         info = ctx.session.client_params.client_info
-        return f"{info.name} {info.version}".strip() if info.version else str(info.name)
+        name = f"{info.name} {info.version}".strip() if info.version else str(info.name)
     except AttributeError:
         return "unknown client"
+    return name[:CLIENT_NAME_LIMIT] if name.strip() else "unknown client"
 
 
-def serve(desk: Desk) -> None:
-    """Serve over stdio until the client closes the connection."""
+def loopback_address(text: str) -> tuple[str, int]:
+    """HOST:PORT for --listen, only on a loopback address; ValueError says what is wrong.
+
+    Screenshots and input go to whoever connects, so the port is never reachable from another
+    machine: 127.0.0.0/8, [::1] or localhost (taken as 127.0.0.1), never a name or 0.0.0.0.
+    """
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(
+            f"--listen wants HOST:PORT on a loopback address, e.g. 127.0.0.1:8765; not {text!r}"
+        )
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if host == "localhost":
+        host = "127.0.0.1"  # not resolved: a hosts file could point the name elsewhere
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(
+            f"--listen {text}: deskpilot listens only on a loopback address (127.0.0.1, [::1]), "
+            "never on one other machines can reach: it hands out screenshots and input"
+        )
+    return host, int(port_text)
+
+
+def http_security(host: str, port: int) -> TransportSecuritySettings:
+    """Host and Origin checks: only requests addressed to this loopback port, no web pages.
+
+    A web page the user visits can send requests to loopback ports (and DNS rebinding can give
+    it a name that resolves there): a Host header other than this address, or an Origin header
+    other than this server's own, is refused.
+    """
+    shown = f"[{host}]" if ":" in host else host
+    hosts = [f"{shown}:{port}"] + ([f"localhost:{port}"] if host == "127.0.0.1" else [])
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=hosts,
+        allowed_origins=[f"http://{h}" for h in hosts],
+    )
+
+
+def serve(desk: Desk, listen: tuple[str, int] | None = None) -> None:
+    """Serve over stdio (or streamable HTTP on a loopback `listen` address) until closed."""
     server = build_server(desk)
+    if listen is not None:
+        host, port = loopback_address(f"{listen[0]}:{listen[1]}")  # checked again: never wider
+        try:
+            server.run(
+                "streamable-http",
+                host=host,
+                port=port,
+                transport_security=http_security(host, port),
+            )
+        finally:
+            desk.close()
+        return
     # stdout is the MCP wire. While serving, the SDK points fd 1 at stderr; text that libraries
     # print (python-xlib's xauth warnings) must reach fd 1 at once, not from a buffer flushed
     # after the wire is restored, and nothing may print to it after serving.

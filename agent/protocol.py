@@ -2,76 +2,50 @@
 
 from __future__ import annotations
 
+import copy
 import json
-import math
 import re
-import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from actions.errors import ArgumentError
+from actions.params import CONVENTION, Param, dim, kind
 from actions.screen import CoordinateSpace
 from actions.types import (
     ACTION_TYPES,
     Action,
-    Answer,
-    DoubleClick,
-    HScroll,
-    Key,
-    LeftClick,
-    LeftClickDrag,
-    MiddleClick,
-    MouseMove,
-    Point,
-    RightClick,
-    Scroll,
-    Terminate,
-    TripleClick,
-    Type,
-    Wait,
+    ActionSpec,
     action_arguments,
+    action_from_json,
 )
 from agent.backends.base import Completion
 from agent.textsafe import quote
 
 TOOL_NAME = "computer_use"
 
-MAX_TEXT_CHARS = 10_000
-MAX_KEYS = 8
-MAX_KEY_CHARS = 32
-MAX_SCROLL_CLICKS = 100
-MAX_WAIT_S = 60.0
 # Far beyond any real answer (long thinking included); past this the output is junk and
 # scanning it would only cost time.
 MAX_OUTPUT_CHARS = 4_000_000
 MAX_ERROR_CHARS = 199
 
+
+def _parameter_uses() -> dict[str, list[tuple[ActionSpec, Param]]]:
+    """Each tool parameter (in order of first use) with the declared actions that take it."""
+    uses: dict[str, list[tuple[ActionSpec, Param]]] = {}
+    for cls in ACTION_TYPES.values():
+        for param in cls.spec.params:
+            taken = uses.setdefault(param.name, [])
+            if taken and (taken[0][1].schema, taken[0][1].about) != (param.schema, param.about):
+                raise TypeError(f"parameter {param.name!r} is declared two ways")
+            taken.append((cls.spec, param))
+    return uses
+
+
 # Parameters the Qwen 3.5 template writes verbatim (schema type "string"); all others are JSON.
-STRING_PARAMS = frozenset({"action", "text", "status"})
-
-_POINTER = (
-    "mouse_move",
-    "left_click",
-    "right_click",
-    "middle_click",
-    "double_click",
-    "triple_click",
+STRING_PARAMS = frozenset(
+    {"action"} | {name for name, uses in _parameter_uses().items() if uses[0][1].verbatim}
 )
-
-# action -> (required parameters, optional parameters); "action" itself is implied.
-_PARAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "key": (("keys",), ()),
-    "type": (("text",), ()),
-    **{name: (("coordinate",), ()) for name in _POINTER},
-    "left_click_drag": (("coordinate",), ("start_coordinate",)),
-    "scroll": (("pixels",), ("coordinate",)),
-    "hscroll": (("pixels",), ("coordinate",)),
-    "wait": (("time",), ()),
-    "terminate": (("status",), ()),
-    "answer": (("text",), ()),
-}
-ACTION_NAMES: tuple[str, ...] = tuple(ACTION_TYPES)
-assert set(_PARAMS) == set(ACTION_NAMES), "the protocol must cover every action type"
 
 _TOOL_CALL_OPEN = "<tool_call>"
 _TOOL_CALL_CLOSE = "</tool_call>"
@@ -143,7 +117,7 @@ def tool_schema(space: CoordinateSpace) -> dict[str, object]:
             "the bottom-right corner, whatever the screen's real resolution."
         )
     else:
-        w, h = _dim(space.width), _dim(space.height)
+        w, h = dim(space.width), dim(space.height)
         convention = (
             f"Coordinates are pixels of the {w}x{h} screenshot you are shown: x from the left "
             f"edge (0-{w}) and y from the top edge (0-{h}); (0, 0) is the top-left corner."
@@ -162,82 +136,49 @@ def tool_schema(space: CoordinateSpace) -> dict[str, object]:
         f"* {convention}\n"
         "* Call exactly one action per reply; you get a new screenshot after each action."
     )
-    actions_doc = (
-        "The action to perform. The available actions are:\n"
-        "* `key`: Press the keys in `keys` together as one combination, e.g. "
-        '["ctrl", "c"]; a single key is a list of one.\n'
-        "* `type`: Type the string `text` on the keyboard, exactly as given.\n"
-        "* `mouse_move`: Move the cursor to `coordinate`.\n"
-        "* `left_click`: Click the left mouse button at `coordinate`.\n"
-        "* `left_click_drag`: Press the left button at `start_coordinate` (or where the cursor "
-        "is, if omitted), drag to `coordinate` and release.\n"
-        "* `right_click`: Click the right mouse button at `coordinate`.\n"
-        "* `middle_click`: Click the middle mouse button at `coordinate`.\n"
-        "* `double_click`: Double-click the left mouse button at `coordinate`.\n"
-        "* `triple_click`: Triple-click the left mouse button at `coordinate` (selects a line "
-        "or paragraph).\n"
-        "* `scroll`: Turn the mouse wheel vertically by `pixels` clicks (positive scrolls up, "
-        "negative down), over `coordinate` if given.\n"
-        "* `hscroll`: Turn the mouse wheel horizontally by `pixels` clicks (positive scrolls "
-        "right, negative left), over `coordinate` if given.\n"
-        "* `wait`: Wait `time` seconds for something on the screen to change.\n"
-        "* `terminate`: End the task and report `status`: success or failure.\n"
-        "* `answer`: End the task with `text` as the answer to the user's question."
+    actions_doc = "The action to perform. The available actions are:\n" + "\n".join(
+        f"* `{cls.spec.name}`: {cls.spec.doc}" for cls in ACTION_TYPES.values()
     )
-    point = {
-        "type": "array",
-        "items": {"type": "number"},
-        "minItems": 2,
-        "maxItems": 2,
+    properties: dict[str, object] = {
+        "action": {"description": actions_doc, "enum": list(ACTION_TYPES), "type": "string"}
     }
+    for name, uses in _parameter_uses().items():
+        param = uses[0][1]
+        about = param.about.replace(CONVENTION, convention)
+        # A copy: a caller may change the schema it gets, never the declaration.
+        schema = copy.deepcopy(dict(param.schema))
+        properties[name] = {"description": f"{about} {_usage(uses)}", **schema}
     parameters: dict[str, object] = {
         "type": "object",
-        "properties": {
-            "action": {"description": actions_doc, "enum": list(ACTION_NAMES), "type": "string"},
-            "keys": {
-                "description": "The keys to press together. Required only by `action=key`.",
-                "type": "array",
-                "items": {"type": "string"},
-            },
-            "text": {
-                "description": "The text to type, or the answer. Required only by "
-                "`action=type` and `action=answer`.",
-                "type": "string",
-            },
-            "coordinate": {
-                "description": "(x, y): where the action happens, or where a drag ends. "
-                f"{convention} Required by the click actions, `mouse_move` and "
-                "`left_click_drag`; optional for `scroll` and `hscroll`.",
-                **point,
-            },
-            "start_coordinate": {
-                "description": "(x, y): where a drag starts, in the same convention as "
-                "`coordinate`. Optional, only for `action=left_click_drag`.",
-                **point,
-            },
-            "pixels": {
-                "description": "How many wheel clicks to scroll (a whole number, at most "
-                f"{MAX_SCROLL_CLICKS} either way); positive scrolls up or right, negative down "
-                "or left. Required only by `action=scroll` and `action=hscroll`.",
-                "type": "number",
-            },
-            "time": {
-                "description": f"Seconds to wait (more than 0, at most {MAX_WAIT_S:g}). "
-                "Required only by `action=wait`.",
-                "type": "number",
-            },
-            "status": {
-                "description": "Whether the task succeeded. Required only by `action=terminate`.",
-                "type": "string",
-                "enum": ["success", "failure"],
-            },
-        },
+        "properties": properties,
         "required": ["action"],
     }
     return {
         "type": "function",
         "function": {"name": TOOL_NAME, "description": description, "parameters": parameters},
     }
+
+
+def _usage(uses: Sequence[tuple[ActionSpec, Param]]) -> str:
+    """Which actions require or accept a parameter, as its description says it."""
+    required = [spec for spec, param in uses if param.required]
+    optional = [spec for spec, param in uses if not param.required]
+    if not optional:
+        return f"Required only by {_and([f'`action={s.name}`' for s in required])}."
+    if not required:
+        return f"Optional, only for {_and([f'`action={s.name}`' for s in optional])}."
+    return f"Required by {_and(_grouped(required))}; optional for {_and(_grouped(optional))}."
+
+
+def _grouped(specs: Sequence[ActionSpec]) -> list[str]:
+    """Action names, a declared group named once in place of its members, groups first."""
+    groups = list(dict.fromkeys(s.group for s in specs if s.group is not None))
+    return groups + [f"`{s.name}`" for s in specs if s.group is None]
+
+
+def _and(items: Sequence[str]) -> str:
+    """Names joined by commas and a last "and"."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def tools_system_text(tools: Sequence[Mapping[str, object]]) -> str:
@@ -256,11 +197,6 @@ def _plain(value: object) -> object:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
-
-
-def _dim(value: float) -> str:
-    """A size for display: integral sizes without the trailing .0."""
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 # --------------------------------------------------------------------------- writing calls
@@ -318,7 +254,7 @@ def call_arguments(text: str) -> dict[str, object] | None:
 def parse_arguments(arguments: Mapping[str, object], space: CoordinateSpace) -> Action:
     """Validate computer_use arguments into an action; raise ProtocolError saying what is wrong."""
     if not isinstance(arguments, Mapping):
-        raise ProtocolError(f"arguments must be a JSON object, not {_kind(arguments)}")
+        raise ProtocolError(f"arguments must be a JSON object, not {kind(arguments)}")
     given: dict[str, object] = {}
     for name, value in arguments.items():
         if not isinstance(name, str):
@@ -328,53 +264,10 @@ def parse_arguments(arguments: Mapping[str, object], space: CoordinateSpace) -> 
         if value is None:
             continue  # models often write every parameter, the unused ones as null
         given[name] = value
-    if "action" not in given:
-        raise ProtocolError("missing parameter 'action'")
-    raw_action = given.pop("action")
-    if not isinstance(raw_action, str):
-        raise ProtocolError(f"action must be a string, not {_kind(raw_action)}")
-    action = raw_action.strip()
-    if action not in _PARAMS:
-        raise ProtocolError(f"unknown action {_show(action)}")
-    required, optional = _PARAMS[action]
-    for name in given:
-        if name not in required and name not in optional:
-            raise ProtocolError(f"unexpected parameter {_show(name)} for {action}")
-    for name in required:
-        if name not in given:
-            raise ProtocolError(f"missing parameter '{name}' for {action}")
-
-    match action:
-        case "key":
-            return Key(_keys(given["keys"]))
-        case "type":
-            return Type(_typeable(_text(given["text"], "text")))
-        case "answer":
-            return Answer(_text(given["text"], "text"))
-        case "left_click_drag":
-            start = given.get("start_coordinate")
-            return LeftClickDrag(
-                _point(given["coordinate"], "coordinate", space),
-                None if start is None else _point(start, "start_coordinate", space),
-            )
-        case "scroll" | "hscroll":
-            where = given.get("coordinate")
-            point = None if where is None else _point(where, "coordinate", space)
-            pixels = _pixels(given["pixels"])
-            return Scroll(pixels, point) if action == "scroll" else HScroll(pixels, point)
-        case "wait":
-            return Wait(_time(given["time"]))
-        case "terminate":
-            return Terminate(_status(given["status"]))
-    pointer: dict[str, Callable[[Point], Action]] = {
-        "mouse_move": MouseMove,
-        "left_click": LeftClick,
-        "right_click": RightClick,
-        "middle_click": MiddleClick,
-        "double_click": DoubleClick,
-        "triple_click": TripleClick,
-    }
-    return pointer[action](_point(given["coordinate"], "coordinate", space))
+    try:
+        return action_from_json(given, space)
+    except ArgumentError as exc:
+        raise ProtocolError(exc.message(_show)) from None
 
 
 def _decode(value: object) -> object:
@@ -388,184 +281,6 @@ def _decode(value: object) -> object:
         return json.loads(text)
     except (ValueError, RecursionError):
         return value  # left as text; the type check of the parameter reports it
-
-
-def _number(value: object, what: str) -> float:
-    """A finite real number (bool excluded: JSON true is not 1)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ProtocolError(f"{what} must be a number, not {_kind(value)}")
-    try:
-        number = float(value)
-    except OverflowError:
-        raise ProtocolError(f"{what} is too large") from None
-    if not math.isfinite(number):
-        raise ProtocolError(f"{what} must be finite, not {number}")
-    return number
-
-
-def _point(value: object, what: str, space: CoordinateSpace) -> Point:
-    """An [x, y] pair of finite numbers inside the coordinate space."""
-    if not isinstance(value, list | tuple) or len(value) != 2:
-        if isinstance(value, list | tuple):
-            raise ProtocolError(f"{what} must be [x, y], got {len(value)} numbers")
-        raise ProtocolError(f"{what} must be [x, y], not {_kind(value)} {_show(value)}")
-    x = _number(value[0], f"{what} x")
-    y = _number(value[1], f"{what} y")
-    point = (x, y)
-    if not space.contains(point):
-        if space.kind == "relative":
-            where = "the relative 0-1000 range"
-        else:
-            where = f"the {_dim(space.width)}x{_dim(space.height)} screenshot"
-        raise ProtocolError(f"{what} [{x:g}, {y:g}] is outside {where}")
-    return point
-
-
-def _keys(value: object) -> tuple[str, ...]:
-    """A key combination: a list of key names, or one "ctrl+c"-style string."""
-    items: list[object]
-    if isinstance(value, str):
-        items = [value]
-    elif isinstance(value, list | tuple):
-        items = list(value)
-    else:
-        raise ProtocolError(f"keys must be a list of strings, not {_kind(value)}")
-    if not items:
-        raise ProtocolError("keys is empty")
-    if len(items) > MAX_KEYS:
-        raise ProtocolError(f"{len(items)} keys; at most {MAX_KEYS} at once")
-    keys: list[str] = []
-    for item in items:
-        if not isinstance(item, str):
-            raise ProtocolError(f"keys must be strings, not {_kind(item)}")
-        if len(item) > MAX_KEYS * (MAX_KEY_CHARS + 1):
-            raise ProtocolError(f"key {_show(item)} is too long")
-        keys.extend(_split_chord(item))
-        if len(keys) > MAX_KEYS:
-            raise ProtocolError(f"more than {MAX_KEYS} keys at once")
-    for key in keys:
-        if len(key) > MAX_KEY_CHARS:
-            raise ProtocolError(f"key {_show(key)} is longer than {MAX_KEY_CHARS} characters")
-        _check_unicode(key, "keys")
-    # An unknown key name is not a valid action: refuse it here, before anyone approves it.
-    from actions.keys import KeyNameError, normalize_chord
-
-    try:
-        normalize_chord(keys)
-    except KeyNameError:
-        # KeyNameError names the key in repr form: say it again, verbatim.
-        raise ProtocolError(f"unknown key in {_show('+'.join(keys))}") from None
-    return tuple(keys)
-
-
-def _split_chord(item: str) -> list[str]:
-    """Split "ctrl+shift+t" into keys; a "+" where a key is expected is the plus key itself."""
-    if item == "+":
-        return ["+"]
-    if not item.strip():
-        raise ProtocolError("empty key")
-    keys: list[str] = []
-    i, n = 0, len(item)
-    while True:
-        if item[i] == "+":
-            keys.append("+")
-            i += 1
-            if i < n and item[i] != "+":
-                raise ProtocolError(f"malformed key combination {_show(item)}")
-        else:
-            j = item.find("+", i)
-            j = n if j == -1 else j
-            key = item[i:j].strip()
-            if not key:
-                raise ProtocolError(f"empty key in {_show(item)}")
-            keys.append(key)
-            i = j
-        if i == n:
-            return keys
-        i += 1  # the "+" between two keys
-        if i == n:
-            raise ProtocolError(f"key combination {_show(item)} ends with '+'")
-
-
-def _text(value: object, what: str) -> str:
-    """Text to type or answer: kept exactly, but bounded and free of NUL."""
-    if not isinstance(value, str):
-        raise ProtocolError(f"{what} must be a string, not {_kind(value)}")
-    if not value:
-        raise ProtocolError(f"{what} is empty")
-    if len(value) > MAX_TEXT_CHARS:
-        raise ProtocolError(f"{what} is {len(value)} characters; at most {MAX_TEXT_CHARS}")
-    if "\x00" in value:
-        raise ProtocolError(f"{what} contains a NUL character")
-    _check_unicode(value, what)
-    return value
-
-
-def _typeable(text: str) -> str:
-    """Text a keyboard can type: no control characters but newline, tab and carriage return."""
-    for i, ch in enumerate(text):
-        if ch not in "\n\t\r" and unicodedata.category(ch) == "Cc":
-            raise ProtocolError(
-                f"text contains control character U+{ord(ch):04X} at index {i}: only \\n and "
-                "\\t can be typed; use the key action for other keys"
-            )
-    return text
-
-
-def _check_unicode(value: str, what: str) -> None:
-    """Reject lone surrogates (possible through JSON escapes): nothing can type them."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ProtocolError(f"{what} is not valid Unicode (lone surrogate)") from None
-
-
-def _pixels(value: object) -> int:
-    """Wheel clicks: a whole, non-zero number within the limit."""
-    number = _number(value, "pixels")
-    if not number.is_integer():
-        raise ProtocolError(f"pixels must be a whole number, not {number:g}")
-    if number == 0:
-        raise ProtocolError("pixels is 0; scroll by a non-zero number of clicks")
-    if abs(number) > MAX_SCROLL_CLICKS:
-        raise ProtocolError(f"pixels {number:g} is beyond +/-{MAX_SCROLL_CLICKS} wheel clicks")
-    return int(number)
-
-
-def _time(value: object) -> float:
-    """Seconds to wait: more than 0, at most the limit."""
-    number = _number(value, "time")
-    if not 0.0 < number <= MAX_WAIT_S:
-        raise ProtocolError(f"time {number:g} is not within (0, {MAX_WAIT_S:g}] seconds")
-    return number
-
-
-def _status(value: object) -> Literal["success", "failure"]:
-    """The end status of terminate."""
-    if isinstance(value, str):
-        status = value.strip()
-        if status == "success":
-            return "success"
-        if status == "failure":
-            return "failure"
-    raise ProtocolError(f"status must be 'success' or 'failure', not {_show(value)}")
-
-
-def _kind(value: object) -> str:
-    """The JSON name of a value's type, for error messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
 
 
 # Every character str.splitlines() breaks a line at.
@@ -804,13 +519,12 @@ def _read_function(text: str, pos: int) -> tuple[_Call, int]:
 def _xml_arguments(params: Mapping[str, str]) -> dict[str, object]:
     """XML parameter strings as arguments: strings verbatim, the rest left for JSON decoding."""
     args: dict[str, object] = dict(params)
-    action = params.get("action", "").strip()
-    required, optional = _PARAMS.get(action, ((), ()))
+    cls = ACTION_TYPES.get(params.get("action", "").strip())
     for name, value in params.items():
         # In XML, null is spelled "null"; for a string parameter the action does not take,
         # that is the model writing every parameter with unused ones null, not text to type.
         if name in STRING_PARAMS and name != "action" and value.strip() == "null":
-            if action in _PARAMS and name not in required and name not in optional:
+            if cls is not None and all(p.name != name for p in cls.spec.params):
                 args[name] = None
     return args
 
@@ -831,7 +545,7 @@ def _read_json_call(text: str, pos: int) -> tuple[_Call, int]:
 def _json_envelope(obj: object, source: Literal["json"]) -> _Call:
     """Check the {"name", "arguments"} envelope of a JSON tool call."""
     if not isinstance(obj, dict):
-        raise ProtocolError(f"JSON tool call must be an object, not {_kind(obj)}")
+        raise ProtocolError(f"JSON tool call must be an object, not {kind(obj)}")
     extra = [k for k in obj if k not in ("name", "arguments")]
     if extra:
         raise ProtocolError(f"unexpected key {_show(extra[0])} in JSON tool call")
@@ -859,7 +573,7 @@ def _arguments_object(value: object) -> Mapping[str, object]:
         except ValueError as exc:
             raise ProtocolError(f"malformed JSON arguments: {_json_reason(exc)}") from None
     if not isinstance(value, dict):
-        raise ProtocolError(f"tool call arguments must be an object, not {_kind(value)}")
+        raise ProtocolError(f"tool call arguments must be an object, not {kind(value)}")
     return value
 
 

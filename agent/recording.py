@@ -6,22 +6,28 @@ import errno
 import json
 import os
 import secrets
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from actions.screen import Monitor
-from agent.backends.base import ChatMessage, ImagePart, Part, ToolCall
+from agent.backends.base import ChatMessage, ImagePart, Part
 from agent.backends.openai_compat import API_KEY_ENV
+from agent.records import (
+    FORMAT_VERSION,
+    READABLE_VERSIONS,
+    PromptRecord,
+    StepRecord,
+    monitor_json,
+    now_iso,
+    tool_call_from_json,
+    tool_call_json,
+)
 from agent.secrets import MARKER, Redactor, find_secrets, secrets_from_env
 
-# 2 added each step's `prompt` (the messages sent); 3 writes a step that executes an action
-# twice, `"phase": "executing"` before it acts and `"phase": "done"` after, and readers keep
-# the last line of each index. Readers accept every version listed here.
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+# The step record and the format's version are defined in agent/records.py; this module
+# writes and reads run folders.
 # The `result` readers show for a step whose last line is "executing": the process ended
 # while the action ran (kill -9, power loss), so it may have run, in part or whole.
 INTERRUPTED = "interrupted during execution (may have run)"
@@ -33,12 +39,6 @@ _RESERVE = ".reserve"
 
 class RecordingError(RuntimeError):
     """The recording cannot be written (disk full, folder gone, permission); one line."""
-
-
-def now_iso(ts: float | None = None) -> str:
-    """A UTC timestamp in ISO 8601 with milliseconds."""
-    dt = datetime.fromtimestamp(time.time() if ts is None else ts, tz=UTC)
-    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_run_id() -> str:
@@ -54,42 +54,6 @@ def _write_atomic(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-
-
-def new_step_record(index: int) -> dict[str, Any]:
-    """A step record before anything is known: every field of the format, empty."""
-    return {
-        "index": index,
-        "phase": "done",
-        "started_at": now_iso(),
-        "ended_at": None,
-        "screenshot": None,
-        "screen": None,
-        "prompt": None,
-        "tokens": {},
-        "thinking": "",
-        "raw_output": "",
-        "tool_calls": [],
-        "action": None,
-        "parse_error": None,
-        "decision": None,
-        "execution": None,
-        "result": None,
-        "error": None,
-        "timings": {},
-    }
-
-
-def monitor_json(m: Monitor) -> dict[str, Any]:
-    """A monitor as recordings store it: origin and size in input pixels, and the scale."""
-    return {
-        "index": m.index,
-        "left": m.left,
-        "top": m.top,
-        "width": m.width,
-        "height": m.height,
-        "scale": m.scale,
-    }
 
 
 def run_info(
@@ -197,7 +161,7 @@ class Recorder:
         why = exc.strerror or str(exc) or type(exc).__name__
         return RecordingError(f"cannot write the recording to {self.dir}: {why}")
 
-    def prompt_record(self, messages: list[ChatMessage]) -> dict[str, Any]:
+    def prompt_record(self, messages: list[ChatMessage]) -> PromptRecord:
         """A step's `prompt` field: the messages after those it shares with the previous step."""
         encoded = [encode_message(m, self.dir) for m in messages]
         same = 0
@@ -206,10 +170,14 @@ class Recorder:
                 break
             same += 1
         self._last_prompt = encoded
-        return {"same_as_previous": same, "count": len(encoded), "messages": encoded[same:]}
+        return PromptRecord(same, len(encoded), encoded[same:])
+
+    def write_step(self, step: StepRecord) -> None:
+        """Append one step record (see append_step; RecordingError when it cannot)."""
+        self.append_step(step.to_json())
 
     def append_step(self, record: dict[str, Any]) -> None:
-        """Append one step, redacted, as one whole JSON line, in the OS before this returns.
+        """Append one step's JSON, redacted, as one whole line, in the OS before this returns.
 
         Raises RecordingError when it cannot (disk full, folder gone, permission); the file
         then ends as it did before: a line is written whole or not at all.
@@ -432,12 +400,19 @@ def typing_of(args: object) -> tuple[str, tuple[str, ...]] | None:
 
 @dataclass(slots=True)
 class Recording:
-    """A run read back: its info, its complete steps, and any problems found reading it."""
+    """A run read back: its info, its complete steps, and any problems found reading it.
+
+    `steps` are the lines as read (JSON objects); `records` the same steps typed.
+    """
 
     dir: Path
     info: dict[str, Any]
     steps: list[dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
+    records: list[StepRecord] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.records = [StepRecord.from_json(s) for s in self.steps]
 
 
 def read_steps(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
@@ -511,9 +486,7 @@ def encode_message(message: ChatMessage, run_dir: Path) -> dict[str, Any]:
         content.append({"type": "image", "path": path, "width": part.width, "height": part.height})
     encoded: dict[str, Any] = {"role": message.role, "content": content}
     if message.tool_calls:
-        encoded["tool_calls"] = [
-            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in message.tool_calls
-        ]
+        encoded["tool_calls"] = [tool_call_json(c) for c in message.tool_calls]
     if message.tool_call_id is not None:
         encoded["tool_call_id"] = message.tool_call_id
     return encoded
@@ -522,12 +495,11 @@ def encode_message(message: ChatMessage, run_dir: Path) -> dict[str, Any]:
 def prompt_messages(recording: Recording, index: int) -> list[dict[str, Any]] | None:
     """The full message list sent at step `index` (images as paths); None when not recorded."""
     full: list[dict[str, Any]] | None = None
-    for step in recording.steps:
-        prompt = step.get("prompt")
+    for step in recording.records:
+        prompt = step.prompt
         if prompt is not None:
-            base = full or []
-            full = base[: int(prompt["same_as_previous"])] + list(prompt["messages"])
-        if step.get("index") == index:
+            full = (full or [])[: prompt.same_as_previous] + list(prompt.messages)
+        if step.index == index:
             return full if prompt is not None else None
     return None
 
@@ -545,9 +517,6 @@ def load_messages(recording: Recording, messages: list[dict[str, Any]]) -> list[
                 parts.append(
                     ImagePart(path.read_bytes(), int(part["width"]), int(part["height"]), str(path))
                 )
-        calls = tuple(
-            ToolCall(str(c["name"]), str(c["arguments"]), c.get("id"))
-            for c in msg.get("tool_calls") or ()
-        )
+        calls = tuple(tool_call_from_json(c) for c in msg.get("tool_calls") or ())
         out.append(ChatMessage(msg["role"], tuple(parts), calls, msg.get("tool_call_id")))
     return out

@@ -8,13 +8,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from actions.screen import CoordinateSpace, Monitor
-from actions.types import FINAL_ACTIONS, Action, Key, Type, describe
+from actions.dispatch import ExecResult
+from actions.screen import CoordinateSpace, Frame, Monitor
+from actions.types import FINAL_ACTIONS, Action, Key, Type, action_arguments, describe
 from actions.window import FocusedWindow
-from agent.backends.base import Backend, ChatMessage, Completion, ImagePart
+from agent.approval import DecidedBy, Decision
+from agent.backends.base import Backend, ChatMessage, Completion
 from agent.loop import ExecutorLike, ScreenLike
 from agent.protocol import Proposal, ProtocolError, parse_arguments, parse_completion, tool_schema
-from agent.recording import INTERRUPTED, Recording, load_messages, prompt_messages
+from agent.recording import INTERRUPTED, Recorder, Recording, load_messages, prompt_messages
+from agent.records import DecisionRecord, ExecutionRecord, StepRecord, now_iso
 from agent.risk import SAFE, Risk, RiskGuard, RiskRules
 from agent.secrets import MARKER
 
@@ -44,40 +47,27 @@ def screen_difference(recorded_png: bytes, live: Any) -> float:
     return float(np.mean(np.abs(a - b) > PIXEL_TOLERANCE))
 
 
-def step_geometry(step: dict[str, Any]) -> tuple[CoordinateSpace, Monitor] | None:
+def step_geometry(step: StepRecord) -> tuple[CoordinateSpace, Monitor] | None:
     """The coordinate space and monitor a step was recorded with; None if it saw no screen."""
-    screen = step.get("screen")
-    if not screen:
+    if step.screen is None:
         return None
-    c, m = screen["coords"], screen["monitor"]
-    space = CoordinateSpace(c["kind"], float(c["width"]), float(c["height"]))
-    monitor = Monitor(
-        int(m["index"]),
-        int(m["left"]),
-        int(m["top"]),
-        int(m["width"]),
-        int(m["height"]),
-        float(m.get("scale", 1.0)),
-    )
-    return space, monitor
+    return step.screen.coords, step.screen.monitor
 
 
-def executed_action(step: dict[str, Any]) -> Action | None:
+def executed_action(step: StepRecord) -> Action | None:
     """The action a step really executed (after any edit), or None if nothing ran."""
-    execution = step.get("execution")
-    geometry = step_geometry(step)
-    if not execution or not execution.get("action") or geometry is None:
+    execution = step.execution
+    if execution is None or not execution.action or step.screen is None:
         return None
-    return parse_arguments(execution["action"], geometry[0])
+    return parse_arguments(execution.action, step.screen.coords)
 
 
-def recorded_action(step: dict[str, Any]) -> Action | None:
+def recorded_action(step: StepRecord) -> Action | None:
     """The action the model proposed at a step, or None (invalid output, no step)."""
-    geometry = step_geometry(step)
-    if not step.get("action") or geometry is None:
+    if not step.action or step.screen is None:
         return None
     try:
-        return parse_arguments(step["action"], geometry[0])
+        return parse_arguments(step.action, step.screen.coords)
     except ProtocolError:
         return None
 
@@ -176,6 +166,8 @@ def replay(
     gate: Gate | None = None,
     params: Mapping[str, str] | None = None,
     healer: Healer | None = None,
+    recorder: Recorder | None = None,
+    decided_by: DecidedBy = "user",
 ) -> ReplayResult:
     """Re-execute a recording's executed actions in order, checking the screen before each.
 
@@ -185,24 +177,28 @@ def replay(
     healer, each pointer action's target is checked instead of the whole screen, and
     re-grounded by the model when it moved (agent/heal.py); `confirm` then sees a step the
     model could not re-ground as differing, so a person decides (or the replay stops).
+    With a recorder, the replay is itself recorded like a run: each step's live screen, action,
+    risk, decision, check (and healing) on disk before the action runs, its execution after;
+    `recorder.finish` is the caller's.
     """
+    out = _ReplayRecording(recorder, decided_by)
     settings = recording.info.get("settings") or {}
     settle_min = float(settings.get("settle_min_s", 0.1))
     settle_max = float(settings.get("settle_max_s", 2.0))
     executed = 0
-    for step in recording.steps:
-        index = int(step["index"])
+    for step in recording.records:
+        index = step.index
         try:
             action = executed_action(step)
         except ProtocolError as exc:
             return ReplayResult(False, f"step {index + 1}: unreadable action: {exc}", executed)
-        if step.get("interrupted"):
+        if step.interrupted:
             # The recorded process ended while this ran: unknown how much of it happened.
             log(f"step {index + 1}: {INTERRUPTED}; not replayed")
             continue
         if action is None or isinstance(action, FINAL_ACTIONS):
-            kind = (step.get("decision") or {}).get("kind")
-            why = f"decision {kind}" if kind else step.get("parse_error") or "nothing executed"
+            kind = step.decision.kind if step.decision is not None else None
+            why = f"decision {kind}" if kind else step.parse_error or "nothing executed"
             log(f"step {index + 1}: nothing to replay ({why})")
             continue
         if params and isinstance(action, Type):
@@ -221,22 +217,29 @@ def replay(
         assert geometry is not None  # executed_action found one
         space, monitor = geometry
         note = None
+        live = screen.capture()
+        heal: dict[str, object] | None = None
         if healer is not None:
-            fix = healer.check_and_fix(step, action, screen.capture(), space)
+            fix = healer.check_and_fix(step, action, live, space)
             note = fix.note.line()
+            heal = fix.note.to_json()
             log(f"step {index + 1}: {note}")
             action = fix.action or action  # not re-grounded: a person decides on the recorded one
             difference = 0.0 if fix.action is not None else 1.0
         else:
-            recorded = (recording.dir / step["screenshot"]).read_bytes()
-            difference = screen_difference(recorded, screen.capture().to_pil())
+            recorded = (recording.dir / str(step.screenshot)).read_bytes()
+            difference = screen_difference(recorded, live.to_pil())
         risk = gate.assess(action) if gate is not None else SAFE
+        rec = out.step(live, space, action, risk, index, difference, heal)
         if risk.level == "blocked":
+            out.decided(rec, Decision("reject", by="rules", note=risk.reason))
             return ReplayResult(False, _blocked(index, risk), executed)
         verdict = confirm(Check(index, action, difference, threshold, risk, note))
         if verdict == "stop" or (stop is not None and stop.is_set()):
+            out.decided(rec, Decision("stop", note="replay stopped before this step"))
             return ReplayResult(False, f"stopped before step {index + 1}", executed)
         if verdict == "skip":
+            out.decided(rec, Decision("skip", note="skipped in the replay"))
             log(f"step {index + 1}: skipped")
             continue
         if gate is not None:
@@ -252,7 +255,9 @@ def replay(
                     "nothing was executed",
                     executed,
                 )
+        out.executing(rec, action)
         result = executor.execute(action, space=space, monitor=monitor, cancel=stop)
+        out.executed(rec, result, action)
         if gate is not None:
             gate.executed(action)
         if not result.ok:
@@ -263,6 +268,69 @@ def replay(
         log(f"step {index + 1}: executed {describe(action)}")
         screen.wait_until_stable(min_s=settle_min, max_s=settle_max)
     return ReplayResult(True, f"replayed {executed} actions", executed)
+
+
+class _ReplayRecording:
+    """The replay's own recording, step by step (nothing when there is no recorder)."""
+
+    def __init__(self, recorder: Recorder | None, by: DecidedBy) -> None:
+        self.recorder = recorder
+        self.by = by
+        self.count = 0
+
+    def step(
+        self,
+        live: Frame,
+        space: CoordinateSpace,
+        action: Action,
+        risk: Risk,
+        source: int,
+        difference: float,
+        heal: dict[str, object] | None,
+    ) -> StepRecord | None:
+        """A new step for the action about to be decided, its live screen saved."""
+        if self.recorder is None:
+            return None
+        from agent.records import ScreenRecord
+        from agent.vision import prepare
+
+        obs = prepare(live)
+        rec = StepRecord(self.count, phase="executing")
+        self.count += 1
+        rec.screenshot = self.recorder.save_screenshot(rec.index, obs.image.png)
+        rec.screen = ScreenRecord.of(obs, space)
+        rec.action = action_arguments(action)
+        rec.risk = risk
+        rec.extra["replay"] = {"source_step": source, "difference": round(difference, 4)}
+        if heal is not None:
+            rec.extra["heal"] = heal
+        return rec
+
+    def decided(self, rec: StepRecord | None, decision: Decision) -> None:
+        """A step that ends without running: its decision, written."""
+        if rec is None or self.recorder is None:
+            return
+        rec.decision = DecisionRecord.of(decision)
+        rec.phase = "done"
+        rec.ended_at = now_iso()
+        self.recorder.write_step(rec)
+
+    def executing(self, rec: StepRecord | None, action: Action) -> None:
+        """On disk before the action runs (RecordingError: it does not run)."""
+        if rec is None or self.recorder is None:
+            return
+        rec.decision = DecisionRecord.of(Decision("approve", by=self.by))
+        rec.to_run = action_arguments(action)
+        self.recorder.write_step(rec)
+
+    def executed(self, rec: StepRecord | None, result: ExecResult, action: Action) -> None:
+        """What the action did."""
+        if rec is None or self.recorder is None:
+            return
+        rec.execution = ExecutionRecord.of(result, action)
+        rec.phase = "done"
+        rec.ended_at = now_iso()
+        self.recorder.write_step(rec)
 
 
 def _blocked(index: int, risk: Risk) -> str:
@@ -278,7 +346,7 @@ class AskAgain:
     """A recorded step's proposal next to what the current backend proposes for it now."""
 
     index: int
-    recorded: dict[str, Any]
+    recorded: StepRecord
     proposal: Proposal
     completion: Completion
     messages: list[ChatMessage]
@@ -315,7 +383,7 @@ def ask_again(
     cancel: threading.Event | None = None,
 ) -> AskAgain:
     """Send a recorded step's prompt to a backend again; executes nothing."""
-    steps = {int(s["index"]): s for s in recording.steps}
+    steps = {s.index: s for s in recording.records}
     if index not in steps:
         raise ValueError(f"the recording has no step {index + 1} (it has {len(steps)})")
     step = steps[index]
@@ -325,8 +393,3 @@ def ask_again(
     messages = step_messages(recording, index, task)
     completion = backend.complete(messages, [tool_schema(geometry[0])], cancel=cancel)
     return AskAgain(index, step, parse_completion(completion, geometry[0]), completion, messages)
-
-
-def image_parts(messages: list[ChatMessage]) -> list[ImagePart]:
-    """The screenshots in a message list, in order."""
-    return [p for m in messages for p in m.content if isinstance(p, ImagePart)]

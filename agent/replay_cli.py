@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from agent.textsafe import one_line, visible
 
 if TYPE_CHECKING:
+    from agent.records import StepRecord
     from agent.replay import Verdict
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -188,6 +189,7 @@ def command_execute(
     from actions.private_desktop import DesktopError
     from actions.screen import DisplayError
     from agent.config import ConfigError, from_args
+    from agent.recording import RecordingError
     from agent.replay import DEFAULT_THRESHOLD, LiveGate, replay
     from agent.routine import RoutineError, bind_params, parse_params
     from agent.session import Session, SessionError
@@ -232,6 +234,17 @@ def command_execute(
                 max_pixels=session.config.max_pixels,
             )
         try:
+            # The replay is recorded like a run (its own folder in the runs folder).
+            recorder = session.recorder(
+                str(recording.info.get("task") or ""),
+                model=False,
+                replay={"source_run": str(recording.dir), "heal": bool(args.heal)},
+            )
+        except SessionError as exc:
+            return fail(str(exc))
+        print(f"deskpilot: recording the replay to {recorder.dir}", file=sys.stderr)
+        result = None
+        try:
             result = replay(
                 recording,
                 screen=screen,
@@ -242,14 +255,24 @@ def command_execute(
                 gate=gate,
                 params=params,
                 healer=healer,
+                recorder=recorder,
+                decided_by="auto" if session.config.approve == "auto" else "user",
             )
         except FailSafeTriggered:
             session.release()
             print("deskpilot: stopped: pyautogui fail-safe (pointer in a corner)", file=sys.stderr)
             return EXIT_FAILED
+        except RecordingError as exc:  # a step not on disk does not run: the replay ends
+            print(
+                f"deskpilot: error: {one_line(str(exc))}; nothing more was executed",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
         except KeyboardInterrupt:  # Ctrl-C or another ending signal (agent.interrupts)
             session.release()  # mid-action: no key or button may stay held
             raise
+        finally:
+            _finish_replay_recording(recorder, result, check)
     finally:
         if healer is not None:
             healer.close()
@@ -260,6 +283,22 @@ def command_execute(
     done = "done" if result.ok else "stopped"
     print(f"deskpilot: replay {done}: {one_line(message)}", file=sys.stderr)
     return int(result.exit_code)
+
+
+def _finish_replay_recording(recorder: Any, result: Any, check: TerminalCheck) -> None:
+    """The replay recording's outcome; a failed write is said in one line, never raised."""
+    from agent.recording import RecordingError
+
+    if result is None:
+        outcome = {"status": "stopped", "message": "interrupted", "steps": 0}
+    else:
+        message = check.refused or check.stopped_for_difference or result.message
+        status = "success" if result.ok else "stopped"
+        outcome = {"status": status, "message": message, "steps": result.executed}
+    try:
+        recorder.finish(outcome)
+    except RecordingError as exc:
+        print(f"deskpilot: error: {one_line(str(exc))}", file=sys.stderr)
 
 
 def command_ask_again(
@@ -294,7 +333,7 @@ def command_ask_again(
     return EXIT_OK
 
 
-def side_by_side(step: dict[str, Any], again: Any, recorded: Any) -> str:
+def side_by_side(step: StepRecord, again: Any, recorded: Any) -> str:
     """The recorded proposal and the new one in two columns."""
     import textwrap
 
@@ -311,7 +350,7 @@ def side_by_side(step: dict[str, Any], again: Any, recorded: Any) -> str:
             wrapped += textwrap.wrap(line, 48) or [""]
         return wrapped
 
-    left = column(recorded, step.get("parse_error"), str(step.get("thinking") or ""))
+    left = column(recorded, step.parse_error, step.thinking)
     prop = again.proposal
     right = column(prop.action, prop.error, prop.thinking)
     rows = [f"step {again.index + 1}", f"{'recorded':<50}| {'asked again now'}", "-" * 100]

@@ -17,19 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from actions.keys import KeyNameError, normalize_chord
-from actions.types import (
-    Action,
-    DoubleClick,
-    Key,
-    LeftClick,
-    LeftClickDrag,
-    MiddleClick,
-    RightClick,
-    TripleClick,
-    Type,
-    action_arguments,
-)
+from actions.keys import KeyNameError, chord_text, normalize_chord
+from actions.types import ACTION_TYPES, Action, Key, MiddleClick, Type
 from actions.window import FocusedWindow
 from agent.commands import (
     DANGEROUS,
@@ -43,7 +32,8 @@ from agent.shell import parse
 
 Level = Literal["safe", "risky", "blocked"]
 
-CLICKS = (LeftClick, DoubleClick, TripleClick, RightClick, MiddleClick, LeftClickDrag)
+# Actions that press a mouse button somewhere (their declaration names the button).
+CLICKS = tuple(cls for cls in ACTION_TYPES.values() if cls.spec.button is not None)
 
 # (name, pattern): typed text that is dangerous outside a POSIX shell (SQL, Windows shells) or
 # that no parser needs to read; shell commands are judged on their parsed form (agent/commands.py).
@@ -338,8 +328,6 @@ class RiskRules:
         if defaults:
             terminals = list(DEFAULT_TERMINALS) + terminals
         blocked_actions = set(_strings(table.get("blocked_actions", []), "blocked_actions", source))
-        from actions.types import ACTION_TYPES
-
         bad = sorted(blocked_actions - set(ACTION_TYPES))
         if bad:
             raise RiskConfigError(
@@ -444,7 +432,7 @@ class RiskRules:
         return PendingLine(line.text, unknown=True)
 
     def _blocked(self, action: Action, context: RiskContext) -> Risk | None:
-        name = str(action_arguments(action)["action"])
+        name = action.name
         if name in self.blocked_actions:
             return Risk(
                 "blocked", f"{name} actions are blocked by your rules", f"blocked_actions:{name}"
@@ -460,7 +448,7 @@ class RiskRules:
             chord = _safe_chord(action.keys)
             found = _contained(chord, self.blocked_keys)
             if found is not None:
-                combo = "+".join(_ordered(found))
+                combo = chord_text(_ordered(found))
                 return Risk(
                     "blocked",
                     f"the key combination {combo} is blocked by your rules",
@@ -484,14 +472,14 @@ class RiskRules:
                 return None
             found = _contained(chord, self.risky_keys)
             if found is not None:
-                combo = "+".join(_ordered(found))
+                combo = chord_text(_ordered(found))
                 return Risk(
                     "risky",
                     f"{combo} can close, quit, lock or switch the session",
                     f"risky_keys:{combo}",
                 )
             if _submits(chord):
-                what = "Enter" if "enter" in chord else shown("+".join(_ordered(chord)))
+                what = "Enter" if "enter" in chord else shown(chord_text(_ordered(chord)))
                 # The line it runs may hold what the chord's other keys type, or is unknown.
                 text = _new_text(action)
                 pending = PendingLine(

@@ -101,6 +101,15 @@ def load_example(config: RunConfig) -> tuple[Any, ...]:
         raise SessionError(str(exc)) from None
 
 
+class _NoModel:
+    """run.json's backend for a recording whose actions came from no model."""
+
+    model = None
+
+    def describe(self) -> dict[str, object]:
+        return {"kind": "none", "note": "the actions came from a recording, not a model"}
+
+
 class Session:
     """The parts of one run (or one MCP server, or one replay), built on first use."""
 
@@ -114,12 +123,16 @@ class Session:
         secrets: Iterable[str] = (),
         wrappers: Wrappers | None = None,
         on_desktop: Callable[[PrivateDesktop | None], None] | None = None,
+        desktop: Desktop | None = None,
+        loop_overrides: dict[str, Any] | None = None,
     ) -> None:
         """Raises SessionError for bad risk rules or a secret variable that is not set.
 
         display: an X server to act on (None: the session's, or a private desktop when the
         configuration asks for one); backend: a warm backend to use and leave open.
         on_desktop: told of a private desktop once it runs, and None when it ended.
+        desktop: one already open (tests, other front ends); closed with the session.
+        loop_overrides: LoopSettings fields that are not run options (tests' short settles).
         """
         self.config = config.validated()
         self.rules = load_risk_rules(config)
@@ -132,7 +145,8 @@ class Session:
         self._on_desktop = on_desktop
         self._backend = backend
         self._own_backend = backend is None
-        self._desktop: Desktop | None = None
+        self._desktop: Desktop | None = desktop
+        self._loop_overrides = dict(loop_overrides or {})
         self._private: PrivateDesktop | None = None
         self._closed = False
         self.cancel = threading.Event()  # set by close(): a backend still loading gives up
@@ -234,7 +248,7 @@ class Session:
             values["max_pixels"] = self.config.max_pixels
         if self.example:
             values["example"] = self.example
-        return LoopSettings(**{**values, **overrides})
+        return LoopSettings(**{**values, **self._loop_overrides, **overrides})
 
     def decider(self, person: Decide | None, stepper: Decide | None = None) -> Decide:
         """The approval policy of the configured mode; breakpoints ask `stepper` (or person)."""
@@ -244,8 +258,11 @@ class Session:
             return decide
         return with_breakpoints(decide, ask, self.breakpoints)
 
-    def run_info(self, task: str, **extra: Any) -> dict[str, Any]:
-        """run.json's opening: the same words whichever front end starts the run."""
+    def run_info(self, task: str, *, model: bool = True, **extra: Any) -> dict[str, Any]:
+        """run.json's opening: the same words whichever front end starts the run.
+
+        model=False: a recording of actions no model proposed (a replay, a demonstration).
+        """
         from agent.recording import run_info
 
         desktop: dict[str, Any] = {}
@@ -255,7 +272,7 @@ class Session:
             desktop = recorded(self.config.desktop, self.config.desktop_size, self.config.open)
         return run_info(
             task,
-            backend=self.backend,
+            backend=self.backend if model else _NoModel(),
             approval=self.config.approve,
             monitor=self.desktop.screen.monitor,
             settings=self.loop_settings().to_json(),
@@ -265,12 +282,12 @@ class Session:
             **extra,
         )
 
-    def recorder(self, task: str, **extra: Any) -> Recorder:
+    def recorder(self, task: str, *, model: bool = True, **extra: Any) -> Recorder:
         """A new recording in the runs folder; SessionError when it cannot be written."""
         from agent.recording import Recorder
 
         folder = self.config.runs_path()
-        info = self.run_info(task, **extra)
+        info = self.run_info(task, model=model, **extra)
         try:
             return Recorder(folder, info, redactor=self.redactor)
         except OSError as exc:

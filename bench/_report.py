@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import time
 from pathlib import Path
 from typing import Any
+
+from bench._x11 import ROOT
+
+
+def bench_parser(module: str, doc: str | None) -> argparse.ArgumentParser:
+    """A bench's command line: `python -m bench.MODULE`, --out defaulting to runs/bench/."""
+    parser = argparse.ArgumentParser(prog=f"python -m bench.{module}", description=doc)
+    parser.add_argument("--out", default=str(ROOT / "runs" / "bench" / f"{module}.json"))
+    return parser
 
 
 def machine(**extra: Any) -> dict[str, Any]:
@@ -17,6 +28,15 @@ def machine(**extra: Any) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "load_avg": os.getloadavg(),
         **extra,
+    }
+
+
+def report_head(bench: str, **machine_extra: Any) -> dict[str, Any]:
+    """What every report starts with: which bench, when, and on what machine."""
+    return {
+        "bench": bench,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine(**machine_extra),
     }
 
 

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 def desktop_picture(width: int, height: int, path: Path, seed: int = 8) -> Path:
@@ -41,47 +37,30 @@ def desktop_picture(width: int, height: int, path: Path, seed: int = 8) -> Path:
 
 
 @contextmanager
-def private_desktop(width: int, height: int) -> Iterator[str]:
-    """A private Xvfb with a full-screen desktop picture; DISPLAY/XAUTHORITY set in this process."""
+def private_desktop(width: int, height: int, *, picture: bool = True) -> Iterator[str]:
+    """A private Xvfb (with a full-screen desktop picture unless not wanted); DISPLAY set here."""
     from tests.support.animate import start_animate_app
-    from tests.x11 import Xvfb
+    from tests.support.x11 import start_xvfb
 
-    server = Xvfb.start(width, height)
-    saved = {name: os.environ.get(name) for name in ("DISPLAY", "XAUTHORITY")}
-    with tempfile.TemporaryDirectory(prefix="deskpilot-bench-x-") as tmp:
-        auth = Path(tmp) / "Xauthority"
-        auth.touch()
-        os.environ["DISPLAY"], os.environ["XAUTHORITY"] = server.display, str(auth)
-        picture = desktop_picture(width, height, Path(tmp) / "desktop.png")
-        app = start_animate_app(
-            server.display, Path(tmp) / "app.jsonl", (0, 0, width, height), image=picture
-        )
-        try:
-            yield server.display
-        finally:
-            app.close()
-            server.stop()
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-
-
-@contextmanager
-def scripted_server(steps: int) -> Iterator[str]:
-    """The scripted model in its own process (as a real server is): mouse_move, instantly."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench._server", str(steps)],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    saved = os.environ.get("DISPLAY")
+    server = start_xvfb(width, height)  # XAUTHORITY holds its cookie until it closes
+    os.environ["DISPLAY"] = server.display
     try:
-        assert proc.stdout is not None
-        yield proc.stdout.readline().strip()
+        with tempfile.TemporaryDirectory(prefix="deskpilot-bench-x-") as tmp:
+            app = None
+            if picture:
+                image = desktop_picture(width, height, Path(tmp) / "desktop.png")
+                app = start_animate_app(
+                    server.display, Path(tmp) / "app.jsonl", (0, 0, width, height), image=image
+                )
+            try:
+                yield server.display
+            finally:
+                if app is not None:
+                    app.close()
     finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        proc.wait(timeout=10)
+        server.close()
+        if saved is None:
+            os.environ.pop("DISPLAY", None)
+        else:
+            os.environ["DISPLAY"] = saved

@@ -18,15 +18,15 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench._report import machine, write_report
-from bench._x11 import ROOT, private_desktop
+from bench._child import run_child
+from bench._report import bench_parser, report_head, write_report
+from bench._server import serve_until_stdin_closes, serving
+from bench._x11 import private_desktop
 
 TARGET_MS = 50.0
 TICK_MS = 5
@@ -59,8 +59,7 @@ def run_script() -> list[tuple[str, dict[str, Any]]]:
 def serve(runs: int) -> None:
     """Print the /v1 URL, serve `runs` scripted runs until stdin closes."""
     from actions.screen import CoordinateSpace, Monitor, screen_to_model
-    from bench._server import _Discard
-    from tests.support.scripted_server import Reply, ScriptedServer, xml_call
+    from tests.support.scripted_server import CountOnly, Reply, ScriptedServer, xml_call
 
     monitor = Monitor(1, 0, 0, SIZE[0], SIZE[1], primary=True)
     space = CoordinateSpace.relative()
@@ -73,8 +72,7 @@ def serve(runs: int) -> None:
             script.append(
                 Reply(xml_call(action=action, **params), reasoning=REASONING, delay_s=0.2)
             )
-    server = ScriptedServer(script)
-    server.requests = _Discard()
+    server = ScriptedServer(script, requests=CountOnly())
     base = server._httpd.RequestHandlerClass
 
     class Paced(base):  # type: ignore[valid-type,misc]
@@ -88,9 +86,7 @@ def serve(runs: int) -> None:
             super()._chunk(delta, *args, **kwargs)
 
     server._httpd.RequestHandlerClass = Paced
-    print(server.url, flush=True)
-    sys.stdin.read()
-    server.close()
+    serve_until_stdin_closes(server)
 
 
 # -- the app, in the child process ----------------------------------------------------------
@@ -191,46 +187,25 @@ def child(url: str, runs: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Desktop + server here, the app in a child process; print the table, write the JSON."""
-    parser = argparse.ArgumentParser(prog="python -m bench.bench_gui", description=__doc__)
+    parser = bench_parser("bench_gui", __doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=str(ROOT / "runs" / "bench" / "bench_gui.json"))
     args = parser.parse_args(argv)
     if args.serve is not None:
         serve(args.serve)
         return 0
     if args.child:
-        print(json.dumps(child(args.child, args.runs)))
-        return 0
-    server = subprocess.Popen(
-        [sys.executable, "-m", "bench.bench_gui", "--serve", str(args.runs)],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        url = server.stdout.readline().strip()
-        with private_desktop(*SIZE):
-            env = {k: v for k, v in os.environ.items() if k != "WAYLAND_DISPLAY"}
-            proc = subprocess.run(
-                [sys.executable, "-m", "bench.bench_gui", "--child", url, "--runs", str(args.runs)],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
-    finally:
-        if server.stdin is not None:
-            server.stdin.close()
-        server.wait(timeout=10)
-    if proc.returncode != 0:
-        print(proc.stderr[-3000:], file=sys.stderr)
+        print(json.dumps(child(args.child, args.runs)), flush=True)
+        # PySide6 can crash while the interpreter tears the app's objects down (a refcount
+        # error in bool_dealloc): the figures are out, so leave without the teardown.
+        os._exit(0)
+    with serving("bench.bench_gui", "--serve", str(args.runs)) as url, private_desktop(*SIZE):
+        env = {k: v for k, v in os.environ.items() if k != "WAYLAND_DISPLAY"}
+        result = run_child("bench_gui", url, "--runs", str(args.runs), timeout_s=600, env=env)
+    if result is None:
         return 1
-    rows = json.loads(proc.stdout.strip().splitlines()[-1])["runs"]
+    rows = result["runs"]
     head = (
         f"{'run':>3} {'outcome':>8} {'run s':>6} {'ticks':>6} {'max ms':>7} {'p99':>6} "
         f"{'p50':>5} {'>50ms':>6} {'target':>7}"
@@ -248,9 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{TAIL_MS} ms; target: none > {TARGET_MS:.0f} ms)"
     )
     report = {
-        "bench": "gui",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine(),
+        **report_head("gui"),
         "screen": f"{SIZE[0]}x{SIZE[1]}",
         "tick_ms": TICK_MS,
         "target_ms": TARGET_MS,

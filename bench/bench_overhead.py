@@ -19,15 +19,15 @@ import io
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, cast
 
-from bench._report import machine, write_report
-from bench._x11 import ROOT, private_desktop, scripted_server
+from bench._child import run_child
+from bench._report import bench_parser, report_head, write_report
+from bench._server import scripted_server
+from bench._x11 import private_desktop
 
 TARGET_MS = {"1920x1080": 20.0, "3840x2160": 50.0}
 TARGET_RATIO = 5.0
@@ -149,36 +149,20 @@ def child(size: str, steps: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run every size in a child process, print the table, write the JSON."""
-    parser = argparse.ArgumentParser(prog="python -m bench.bench_overhead", description=__doc__)
+    parser = bench_parser("bench_overhead", __doc__)
     parser.add_argument("--sizes", default="1920x1080,3840x2160")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=str(ROOT / "runs" / "bench" / "bench_overhead.json"))
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child, args.steps)))
         return 0
     rows = []
     for size in args.sizes.split(","):
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bench.bench_overhead",
-                "--child",
-                size,
-                "--steps",
-                str(args.steps),
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if proc.returncode != 0:
-            print(proc.stderr[-3000:], file=sys.stderr)
+        row = run_child("bench_overhead", size, "--steps", str(args.steps), timeout_s=600)
+        if row is None:
             return 1
-        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        rows.append(row)
     head = (
         f"{'screen':<10} {'ours ms':>8} {'p90':>6} {'capture':>8} {'encode':>7} {'model':>6} "
         f"{'execute':>8} {'peers ms':>9} {'ratio':>6} {'target':>7}"
@@ -216,9 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         f"the peers, <= {TARGET_STEP_SLEEP_RATIO}x the peers with a {PEER_SLEEP_S:g} s sleep)"
     )
     report = {
-        "bench": "overhead",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine(),
+        **report_head("overhead"),
         "steps": args.steps,
         "target_ratio": TARGET_RATIO,
         "results": rows,

@@ -5,7 +5,7 @@ copied from the released config.json; no hub access needed), the agent's own pro
 (agent/prompt.py, tool schema, history), 1280x720 screenshots, greedy decoding of a fixed
 number of tokens. Every step runs with the cache; step 6 (or every step with --plain all) also
 runs without it, on the same weights, and the answers are compared.
-The tokenizer is the test suite's tiny byte-level BPE (tests/worker/tiny_qwen35.py): image
+The tokenizer is the test suite's tiny byte-level BPE (tests/support/tiny_qwen35.py): image
 tokens are exact (880 per 1280x720 screenshot), text takes more tokens than Qwen's real
 vocabulary would, so the prompts' text share is larger than in real use.
 Target: prefill of step 6 <= 0.4x the same step without the cache (--history-images 6: no
@@ -23,13 +23,12 @@ import argparse
 import importlib.util
 import io
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench._report import machine, write_report
+from bench._report import report_head, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 0.4
@@ -132,9 +131,8 @@ def build(device: str, dtype_name: str) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForImageTextToText, Qwen3_5Config
 
-    sys.path.insert(0, str(ROOT))
     from agent.backends.worker.processor import build_processor
-    from tests.worker import tiny_qwen35
+    from tests.support import tiny_qwen35
 
     tokenizer = tiny_qwen35.build_tokenizer()
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t, _ in tiny_qwen35.ADDED_TOKENS}
@@ -165,11 +163,10 @@ def token_counts(steps: int, history_images: int) -> list[dict[str, int]]:
     """Per step: prompt tokens and the tokens the cache resumes from (no model is run)."""
     import torch
 
-    sys.path.insert(0, str(ROOT))
     from agent.backends.worker.engine import Engine
     from agent.backends.worker.prefix_cache import PrefixCache
     from agent.backends.worker.processor import build_processor
-    from tests.worker import tiny_qwen35
+    from tests.support import tiny_qwen35
 
     folder = Path(tempfile.mkdtemp(prefix="deskpilot-bench-prefix-"))
     tiny_qwen35.build_tokenizer().save_pretrained(folder)
@@ -289,9 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     decode = [r["decode_s"] for r in rows]
     report = {
-        "bench": "prefix",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine(
+        **report_head(
+            "prefix",
             device=args.device,
             dtype=args.dtype,
             torch=torch.__version__,

@@ -69,7 +69,7 @@ def one_round(display: str, tmp: Path, delay_s: float, n: int) -> list[dict[str,
     """Agent (instant), agent (delay_s per step), routine replay; one row each."""
     from tests.e2e.test_run_cli import only_run
     from tests.support.scripted_server import ScriptedServer
-    from tests.x11 import start_probe_app
+    from tests.support.x11 import start_probe_app
 
     rows: list[dict[str, Any]] = []
     routine = tmp / f"routine-{n}"
@@ -135,26 +135,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=2.0, help="seconds per step, slow model")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench" / "bench_routine.json"))
     args = parser.parse_args(argv)
-    from tests.x11 import Xvfb
+    from tests.support.x11 import start_xvfb
 
-    server = Xvfb.start(1920, 1080)
     saved = {name: os.environ.get(name) for name in ("DISPLAY", "XAUTHORITY")}
+    server = start_xvfb(1920, 1080)  # admits its cookie through XAUTHORITY until close()
     rows: list[dict[str, Any]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="deskpilot-bench-routine-") as tmp:
-            auth = Path(tmp) / "Xauthority"
-            auth.touch()
-            os.environ["DISPLAY"], os.environ["XAUTHORITY"] = server.display, str(auth)
+            os.environ["DISPLAY"] = server.display
             os.environ.pop("WAYLAND_DISPLAY", None)
             for n in range(args.rounds):
                 rows += one_round(server.display, Path(tmp), args.delay, n)
     finally:
+        server.close()
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        server.stop()
     labels = list(dict.fromkeys(r["pipeline"] for r in rows))
     median: dict[str, float] = {}
     for label in labels:

@@ -13,15 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench._report import machine, write_report
-from bench._x11 import ROOT, private_desktop
+from bench._child import run_child
+from bench._report import bench_parser, report_head, write_report
+from bench._x11 import private_desktop
 
 TARGET_STILL_MS = 50.0
 APP = (200, 150, 900, 600)
@@ -84,25 +83,16 @@ def child(runs: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run in a child process (pyautogui binds the display at import); table and JSON."""
-    parser = argparse.ArgumentParser(prog="python -m bench.bench_settle", description=__doc__)
+    parser = bench_parser("bench_settle", __doc__)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=str(ROOT / "runs" / "bench" / "bench_settle.json"))
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.runs)))
         return 0
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.bench_settle", "--child", "--runs", str(args.runs)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if proc.returncode != 0:
-        print(proc.stderr[-3000:], file=sys.stderr)
+    r = run_child("bench_settle", "--runs", str(args.runs), timeout_s=600)
+    if r is None:
         return 1
-    r = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f"{'case':<34} {'median ms':>10} {'max ms':>8}")
     print("-" * 54)
     still, worst = r["still_median_ms"], r["still_max_ms"]
@@ -124,9 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'ok' if ok else 'MISSED'})"
     )
     report = {
-        "bench": "settle",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine(),
+        **report_head("settle"),
         "runs": args.runs,
         "target_still_ms": TARGET_STILL_MS,
         "within_target": ok,

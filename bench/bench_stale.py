@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from bench._report import machine, write_report
-from bench._x11 import ROOT, private_desktop
+from bench._child import run_child
+from bench._report import bench_parser, report_head, write_report
+from bench._x11 import private_desktop
 
 
 def child(rounds: int) -> list[dict[str, Any]]:
@@ -41,25 +39,16 @@ def child(rounds: int) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run in a child process (pyautogui binds the display at import); table and JSON."""
-    parser = argparse.ArgumentParser(prog="python -m bench.bench_stale", description=__doc__)
+    parser = bench_parser("bench_stale", __doc__)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=str(ROOT / "runs" / "bench" / "bench_stale.json"))
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.rounds)))
         return 0
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.bench_stale", "--child", "--rounds", str(args.rounds)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    if proc.returncode != 0:
-        print(proc.stderr[-3000:], file=sys.stderr)
+    rows = run_child("bench_stale", "--rounds", str(args.rounds), timeout_s=1200)
+    if rows is None:
         return 1
-    rows = json.loads(proc.stdout.strip().splitlines()[-1])
     head = f"{'scenario':<48} {'pipeline':<16} {'on changed':>10} {'held':>5} {'wrongly':>8}"
     print(head)
     head += "  clicks"
@@ -85,9 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = ours["executed_on_changed_target"] == 0 and ours["wrongly_held_back"] == 0
     print(f"(target: deskpilot 0 and 0: {'ok' if ok else 'MISSED'})")
     report = {
-        "bench": "stale",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine(),
+        **report_head("stale"),
         "rounds": args.rounds,
         "rows": rows,
         "totals": totals,

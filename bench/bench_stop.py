@@ -20,8 +20,6 @@ import math
 import random
 import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -30,8 +28,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench._report import machine, write_report
-from bench._x11 import ROOT
+from bench._child import run_child
+from bench._report import bench_parser, report_head, write_report
+from bench._server import serve_until_stdin_closes, serving
+from bench._x11 import private_desktop
 
 STATES = ("idle", "prefill", "generating", "typing", "drag", "wait", "settle")
 TYPED = ("Hello, World! stop me 123\n" * 80)[:2000]
@@ -68,22 +68,11 @@ def reply_for(body: dict[str, Any]) -> Any:
     return Reply(move)
 
 
-class _Forget(list[dict[str, Any]]):
-    """The server's request log, counting requests without keeping megabytes of base64."""
-
-    def append(self, item: dict[str, Any]) -> None:
-        super().append({})
-
-
 def serve() -> None:
     """`--serve`: print the /v1 URL, answer stop trials until stdin closes."""
-    from tests.support.scripted_server import ScriptedServer
+    from tests.support.scripted_server import CountOnly, ScriptedServer
 
-    server = ScriptedServer([reply_for] * 100_000)
-    server.requests = _Forget()
-    print(server.url, flush=True)
-    sys.stdin.read()
-    server.close()
+    serve_until_stdin_closes(ScriptedServer([reply_for] * 100_000, requests=CountOnly()))
 
 
 @dataclass
@@ -139,7 +128,7 @@ class StopRig:
         from actions.executor import Executor
         from actions.screen import CoordinateSpace, Screen, screen_to_model
         from agent.backends.openai_compat import OpenAIBackend
-        from tests.x11 import InputRecorder
+        from tests.support.x11 import InputRecorder
 
         self.display = display
         self.runs_dir = runs_dir
@@ -175,18 +164,20 @@ class StopRig:
         finally:
             dpy.close()
 
-    def _trigger(self, state: str) -> tuple[str, float]:
-        """The loop event that says the state is reached, and how long to wait after it."""
+    def _trigger(self, state: str) -> tuple[type | None, float]:
+        """The loop event class that says the state is reached, and how long to wait after it."""
+        from agent.events import ActionExecuted, DecisionMade, ScreenObserved, TextStreamed
+
         u = self._rng.uniform
         return {
-            "idle": ("", u(0.0, 0.05)),  # the blocking decide itself says so
-            "prefill": ("observation", u(0.05, 0.3)),
-            "generating": ("delta", u(0.0, 0.1)),
+            "idle": (None, u(0.0, 0.05)),  # the blocking decide itself says so
+            "prefill": (ScreenObserved, u(0.05, 0.3)),
+            "generating": (TextStreamed, u(0.0, 0.1)),
             # After the decision the freshness check runs first (5-15 ms, more under load).
-            "typing": ("decision", u(0.1, 0.5)),
-            "drag": ("decision", u(0.1, 0.8)),
-            "wait": ("decision", u(0.05, 0.5)),
-            "settle": ("executed", u(0.0, 0.04)),
+            "typing": (DecisionMade, u(0.1, 0.5)),
+            "drag": (DecisionMade, u(0.1, 0.8)),
+            "wait": (DecisionMade, u(0.05, 0.5)),
+            "settle": (ActionExecuted, u(0.0, 0.04)),
         }[state]
 
     def trial(self, state: str, *, release: bool = True) -> StopSample:
@@ -196,9 +187,10 @@ class StopRig:
         otherwise only set the event, and release after the run returned (the CLI).
         """
         from agent.approval import ApprovalRequest, Decision, auto_approve
-        from agent.loop import Event, LoopSettings, run_task
+        from agent.events import Event, StepStarted
+        from agent.loop import LoopSettings, run_task
         from agent.recording import Recorder, read_run
-        from tests.x11 import held_input
+        from tests.support.x11 import held_input
 
         self._n += 1
         n = self._n
@@ -207,9 +199,9 @@ class StopRig:
         started: list[int] = []
 
         def on_event(event: Event) -> None:
-            if event.kind == "step_started":
+            if isinstance(event, StepStarted):
                 started.append(event.step)
-            if event.kind == kind:
+            if kind is not None and isinstance(event, kind):
                 trigger.set()
 
         def blocked(request: ApprovalRequest) -> Decision:
@@ -338,35 +330,24 @@ def summarize(samples: list[StopSample]) -> dict[str, Any]:
 
 def child(per_state: int, states: list[str]) -> dict[str, Any]:
     """Every trial on one private display, round-robin over the states."""
-    import os
+    from tests.support.x11 import start_probe_app, start_xterm
 
-    from tests.x11 import Xvfb, start_probe_app, start_xterm
-
-    server = Xvfb.start(1920, 1080)
-    with tempfile.TemporaryDirectory(prefix="deskpilot-bench-stop-") as tmp:
-        auth = Path(tmp) / "Xauthority"
-        auth.touch()
-        os.environ["DISPLAY"], os.environ["XAUTHORITY"] = server.display, str(auth)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.bench_stop", "--serve"],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert proc.stdout is not None and proc.stdin is not None
-        url = proc.stdout.readline().strip()
+    with (
+        private_desktop(1920, 1080, picture=False) as display,
+        tempfile.TemporaryDirectory(prefix="deskpilot-bench-stop-") as tmp,
+        serving("bench.bench_stop", "--serve") as url,
+    ):
         term = start_xterm(
-            server.display, "cat > /dev/null", position=XTERM_POSITION, title="stop bench xterm"
+            display, "cat > /dev/null", position=XTERM_POSITION, title="stop bench xterm"
         )
         probe = start_probe_app(
-            server.display, Path(tmp) / "probe.jsonl", PROBE_GEOMETRY, "stop bench probe"
+            display, Path(tmp) / "probe.jsonl", PROBE_GEOMETRY, "stop bench probe"
         )
         rig = None
         try:
             cx, cy, cw, ch = probe.rect("canvas")
             rig = StopRig(
-                server.display,
+                display,
                 url,
                 Path(tmp) / "runs",
                 type_window=term.window,
@@ -379,9 +360,6 @@ def child(per_state: int, states: list[str]) -> dict[str, Any]:
                 rig.close()
             probe.close()
             term.close()
-            proc.stdin.close()
-            proc.wait(timeout=10)
-            server.stop()
     return {
         "summary": summarize(samples),
         "unclean": [asdict(s) for s in samples if not s.clean or not s.reached][:20],
@@ -390,12 +368,11 @@ def child(per_state: int, states: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run in a child process (pyautogui binds the display at import); table and JSON."""
-    parser = argparse.ArgumentParser(prog="python -m bench.bench_stop", description=__doc__)
+    parser = bench_parser("bench_stop", __doc__)
     parser.add_argument("--per-state", type=int, default=50)
     parser.add_argument("--states", default=",".join(STATES))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=str(ROOT / "runs" / "bench" / "bench_stop.json"))
     args = parser.parse_args(argv)
     states = [s for s in args.states.split(",") if s]
     unknown = [s for s in states if s not in STATES]
@@ -408,26 +385,16 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(args.per_state, states)))
         return 0
     t0 = time.monotonic()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.bench_stop",
-            "--child",
-            "--per-state",
-            str(args.per_state),
-            "--states",
-            ",".join(states),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1800,
+    r = run_child(
+        "bench_stop",
+        "--per-state",
+        str(args.per_state),
+        "--states",
+        ",".join(states),
+        timeout_s=1800,
     )
-    if proc.returncode != 0:
-        print(proc.stderr[-3000:], file=sys.stderr)
+    if r is None:
         return 1
-    r = json.loads(proc.stdout.strip().splitlines()[-1])
     wall = time.monotonic() - t0
     head = f"{'state':<11} {'n':>3} {'ok':>3}  {'to return p50/p99/max ms':>26}"
     print(head + f"  {'to released p50/p99/max ms':>28}")
@@ -442,9 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'all trials' if ok else 'SOME TRIALS FAILED, see unclean in the JSON'})"
     )
     report = {
-        "bench": "stop",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine(),
+        **report_head("stop"),
         "per_state": args.per_state,
         "wall_s": round(wall, 1),
         "all_clean": ok,

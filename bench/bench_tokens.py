@@ -11,12 +11,10 @@ Usage: python -m bench.bench_tokens
 
 from __future__ import annotations
 
-import argparse
 import time
 from typing import Any
 
-from bench._report import write_report
-from bench._x11 import ROOT
+from bench._report import bench_parser, write_report
 
 TARGET_RATIO = 1.1
 SCREENS = ((1280, 720), (1920, 1080), (2560, 1440), (3840, 2160))
@@ -60,8 +58,7 @@ def prompt_tokens(builder: Any, steps: int, width: int, height: int) -> tuple[in
 
 def main(argv: list[str] | None = None) -> int:
     """Print the tables, write the JSON."""
-    parser = argparse.ArgumentParser(prog="python -m bench.bench_tokens", description=__doc__)
-    parser.add_argument("--out", default=str(ROOT / "runs" / "bench" / "bench_tokens.json"))
+    parser = bench_parser("bench_tokens", __doc__)
     args = parser.parse_args(argv)
     from agent.loop import LoopSettings
     from agent.prompt import PromptBuilder

@@ -13,13 +13,12 @@ import importlib.util
 import io
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench._report import machine, write_report
+from bench._report import bench_parser, report_head, write_report
 
 TARGET_RATIO = 1.1
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,8 +42,7 @@ def screenshot_png(width: int, height: int) -> bytes:
 
 def tiny_models(root: Path) -> dict[str, Path]:
     """The tiny dense and MoE checkpoints the worker tests use."""
-    sys.path.insert(0, str(ROOT))
-    from tests.worker import tiny_qwen35
+    from tests.support import tiny_qwen35
 
     return {v: tiny_qwen35.build(root / v, v) for v in ("dense", "moe")}
 
@@ -157,14 +155,13 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the bench, print the table, write the JSON."""
-    parser = argparse.ArgumentParser(prog="python -m bench.bench_worker", description=__doc__)
+    parser = bench_parser("bench_worker", __doc__)
     parser.add_argument("--model", help="a model id or folder (default: tiny dense + MoE)")
     parser.add_argument("--device", help="cuda, cuda:N, mps or cpu (default: auto)")
     parser.add_argument("--dtype", help="bfloat16, float16 or float32 (default: auto)")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--size", default="640x400", help="screenshot WIDTHxHEIGHT")
-    parser.add_argument("--out", default=str(ROOT / "runs" / "bench" / "bench_worker.json"))
     args = parser.parse_args(argv)
     for name in ("torch", "transformers"):
         if importlib.util.find_spec(name) is None:
@@ -187,9 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     import transformers
 
     report = {
-        "bench": "worker",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine(
+        **report_head(
+            "worker",
             torch=torch.__version__,
             transformers=transformers.__version__,
             cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

@@ -1,19 +1,16 @@
-"""Shared fixtures: a private Xvfb display, the probe app and xterm on it (see tests/x11.py)."""
+"""Shared fixtures: a private Xvfb display, the probe app and xterm on it (tests/support/x11.py)."""
 
 from __future__ import annotations
 
 import itertools
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from x11 import ProbeApp, XTerm, Xvfb, start_probe_app, start_xterm  # noqa: E402
+from tests.support.x11 import ProbeApp, XTerm, start_probe_app, start_xterm, start_xvfb
 
 _counter = itertools.count(1)
 
@@ -32,14 +29,10 @@ def xdisplay() -> Iterator[str]:
     if pyautogui is not None:
         # pyautogui binds to DISPLAY at import: input would go to some other display.
         pytest.fail("pyautogui was imported before the private display started", pytrace=False)
-    server = Xvfb.start(1920, 1080)
-    session = ("DISPLAY", "XAUTHORITY", "WAYLAND_DISPLAY", "XDG_SESSION_TYPE")
+    session = ("DISPLAY", "WAYLAND_DISPLAY", "XDG_SESSION_TYPE")
     saved = {name: os.environ.get(name) for name in session}
-    auth_dir = tempfile.TemporaryDirectory(prefix="deskpilot-xauth-")
-    auth_file = Path(auth_dir.name) / "Xauthority"
-    auth_file.touch()
+    server = start_xvfb(1920, 1080)  # points XAUTHORITY at its cookie until it closes
     os.environ["DISPLAY"] = server.display
-    os.environ["XAUTHORITY"] = str(auth_file)
     # Run from a Wayland desktop, `main.py run` would otherwise drive that desktop, not Xvfb.
     os.environ.pop("WAYLAND_DISPLAY", None)
     os.environ["XDG_SESSION_TYPE"] = "x11"
@@ -51,8 +44,7 @@ def xdisplay() -> Iterator[str]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        server.stop()
-        auth_dir.cleanup()
+        server.close()
 
 
 ProbeFactory = Callable[..., ProbeApp]

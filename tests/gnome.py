@@ -24,7 +24,7 @@ LIBEXEC = Path("/usr/libexec")
 PORTALS = Path("/usr/share/xdg-desktop-portal/portals")
 GNOME_PACKAGES = (
     "mutter xdg-desktop-portal xdg-desktop-portal-gnome pipewire wireplumber dbus "
-    "gstreamer1.0-tools gstreamer1.0-pipewire python3-pyatspi at-spi2-core foot"
+    "gstreamer1.0-tools gstreamer1.0-pipewire python3-pyatspi at-spi2-core foot wl-clipboard"
 )
 APT_HINT = f"apt-get install -y --no-install-recommends {GNOME_PACKAGES}"
 
@@ -33,7 +33,8 @@ def missing_parts() -> list[str]:
     """What a headless GNOME session for the tests lacks."""
     missing = [
         t
-        for t in ("mutter", "pipewire", "wireplumber", "dbus-daemon", "gst-launch-1.0", "foot")
+        for t in ("mutter", "pipewire", "wireplumber", "dbus-daemon", "gst-launch-1.0")
+        + ("foot", "wl-copy")
         if shutil.which(t) is None
     ]
     missing += [

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-WAYLAND_TOOLS = ("sway", "swaymsg", "foot")
-APT_HINT = "apt-get install -y --no-install-recommends sway foot fonts-dejavu-core"
+WAYLAND_TOOLS = ("sway", "swaymsg", "foot", "wl-copy", "wl-paste")
+APT_HINT = "apt-get install -y --no-install-recommends sway foot wl-clipboard fonts-dejavu-core"
 
 
 def missing_tools() -> list[str]:

@@ -47,6 +47,7 @@ from PySide6.QtWidgets import (
 from actions.screen import Monitor
 from agent import interrupts
 from agent.approval import ApprovalRequest, Decision
+from agent.events import Event
 from agent.textsafe import visible
 from ui.app_text import app_words
 from ui.choreography import Choreography
@@ -57,6 +58,7 @@ from ui.run_form import RunForm
 from ui.run_view import RunPresenter
 from ui.settings import AppSettings, load_settings, save_settings
 from ui.settings_dialog import SettingsDialog
+from ui.wayland import CaptureHider, on_wayland
 from ui.widgets import (
     ApprovalPanel,
     ControlBar,
@@ -231,10 +233,18 @@ class MainWindow(QMainWindow):
         self.settings = settings or load_settings(settings_file)
         self.setWindowTitle("deskpilot")
         self.bar = ControlBar(describe_combo(self.settings.hotkey))
+        # Wayland tells no client where its windows are: they hide during captures instead.
+        self.capture_hider = CaptureHider(lambda: [self, self.bar]) if on_wayland() else None
         self.choreography = Choreography(
-            self, self.bar, lambda: self.settings.run.desktop == "user"
+            self,
+            self.bar,
+            lambda: self.settings.run.desktop == "user",
+            positions_known=self.capture_hider is None,
         )
-        self.controller = RunController(excluded=lambda: list(self.choreography.excluded))
+        self.controller = RunController(
+            excluded=lambda: list(self.choreography.excluded),
+            hide=self.capture_hider.hidden if self.capture_hider is not None else None,
+        )
         # Taking over a private desktop (ui/takeover.py): its X display while one runs.
         self.private_display = ""
         self.takeover: Any = None
@@ -703,7 +713,7 @@ class MainWindow(QMainWindow):
 
     # -- controller signals ---------------------------------------------------------------
 
-    def on_event(self, event: Any) -> None:
+    def on_event(self, event: Event) -> None:
         """Show one loop event (ui/run_view.py renders them all)."""
         self.presenter.on_event(event)
 

@@ -25,9 +25,17 @@ class Choreography:
     """Hides and shows the main window around the agent's work; keeps `excluded` current."""
 
     def __init__(
-        self, window: QMainWindow, bar: ControlBar, on_user_desktop: Callable[[], bool]
+        self,
+        window: QMainWindow,
+        bar: ControlBar,
+        on_user_desktop: Callable[[], bool],
+        *,
+        positions_known: bool = True,
     ) -> None:
         self.window = window
+        # False on Wayland: Qt's positions are not the screen's, and the windows hide during
+        # each capture instead (ui/wayland.py), so there is nothing to exclude by rectangle.
+        self.positions_known = positions_known
         self.bar = bar
         self.on_user_desktop = on_user_desktop
         self.excluded: list[Rect] = []
@@ -65,7 +73,9 @@ class Choreography:
     def update_excluded(self) -> None:
         """Rectangles the agent must neither see nor act on: the bar, and this window if shown."""
         rects = [self.bar.global_rect()] if self.bar.isVisible() else []
-        if self.window.isVisible():
+        if not self.positions_known:
+            rects = []
+        elif self.window.isVisible():
             g = self.window.frameGeometry()
             rects.append((g.x(), g.y(), g.width(), g.height()))
         self.excluded = rects

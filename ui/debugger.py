@@ -12,7 +12,6 @@ import sys
 import threading
 from collections.abc import Callable, MutableSet
 from dataclasses import replace
-from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QImage, QImageReader, QKeySequence, QShortcut
@@ -35,6 +34,7 @@ from actions.types import Action
 from agent.backends.base import Backend
 from agent.config import RunConfig
 from agent.recording import Recording, prompt_messages
+from agent.records import StepRecord, tool_call_json
 from agent.replay import recorded_action, step_geometry
 from agent.textsafe import one_line, visible
 from ui.step_text import action_words, decision_words, result_words, step_lines, timing_words
@@ -108,43 +108,42 @@ class StepDetails(QTabWidget):
         self.addTab(self.prompt, "Prompt")
         self.setAccessibleName("Step details")
 
-    def show_step(self, recording: Recording, step: dict[str, Any], action: Action | None) -> None:
+    def show_step(self, recording: Recording, step: StepRecord, action: Action | None) -> None:
         """Fill every tab from one recorded step."""
         f = self.fields
         f["Action"].setText(action_words(action) if action is not None else "no valid action")
-        error = step.get("parse_error")
         f["Parse"].setText(
-            f"error: {one_line(str(error), 600)}"
-            if error
-            else f"one valid call: {one_line(_json(step.get('action')), 600)}"
+            f"error: {one_line(step.parse_error, 600)}"
+            if step.parse_error
+            else f"one valid call: {one_line(_json(step.action), 600)}"
         )
-        f["Decision"].setText(decision_words(step.get("decision")))
-        execution = step.get("execution")
-        if isinstance(execution, dict):
-            ran = one_line(_json(execution.get("action")), 300)
-            detail = one_line(str(execution.get("detail") or execution.get("error") or ""), 300)
+        f["Decision"].setText(decision_words(step.decision))
+        execution = step.execution
+        if execution is not None and execution.executed is not False:
+            ran = one_line(_json(execution.action), 300)
+            detail = one_line(execution.detail or execution.error or "", 300)
             f["Executed"].setText(f"{ran}{f' — {detail}' if detail else ''}")
         else:
             f["Executed"].setText("nothing")
         result = result_words(step)
-        fed_back = step.get("result")
-        f["Result"].setText(f"{result}; told the model: {one_line(str(fed_back), 400)}")
-        if fed_back is None:
+        if step.result is None:
             f["Result"].setText(result)
+        else:
+            f["Result"].setText(f"{result}; told the model: {one_line(step.result, 400)}")
         f["Timings"].setText(timing_words(step) or "none recorded")
-        tokens = step.get("tokens") or {}
         f["Tokens"].setText(
-            ", ".join(f"{k} {v}" for k, v in tokens.items() if v is not None) or "none recorded"
+            ", ".join(f"{k} {v}" for k, v in step.tokens.items() if v is not None)
+            or "none recorded"
         )
-        self.thinking.setPlainText(visible(str(step.get("thinking") or "")))
-        raw = visible(str(step.get("raw_output") or ""))
-        calls = step.get("tool_calls")
-        if calls:
+        self.thinking.setPlainText(visible(step.thinking))
+        raw = visible(step.raw_output)
+        if step.tool_calls:
+            calls = [tool_call_json(c) for c in step.tool_calls]
             raw += "\n\n--- structured tool calls ---\n" + visible(
                 json.dumps(calls, ensure_ascii=False, indent=1)
             )
         self.raw.setPlainText(raw)
-        messages = prompt_messages(recording, int(step.get("index", 0)))
+        messages = prompt_messages(recording, step.index)
         if messages is None:
             self.prompt.setPlainText("")
         else:
@@ -202,7 +201,8 @@ class Debugger(QMainWindow):
         self.recording = recording
         self.backend_factory = backend_factory
         self.setWindowTitle(f"deskpilot debugger: {one_line(str(recording.info.get('task', '')))}")
-        self.actions_: list[Action | None] = [self._proposed(s) for s in recording.steps]
+        self.steps = recording.records
+        self.actions_: list[Action | None] = [self._proposed(s) for s in self.steps]
         self.timeline = StepTimeline(breakpoints)
         self.search = QLineEdit()
         self.search.setPlaceholderText("thinking, output, action…")
@@ -233,7 +233,7 @@ class Debugger(QMainWindow):
         self._asking: threading.Event | None = None
         self._relay = _AskRelay()
         self._relay.done.connect(self._on_asked)
-        for row, step in enumerate(recording.steps):
+        for row, step in enumerate(self.steps):
             self.timeline.set_row(row, step_lines(step, self.actions_[row]), self._thumb(step))
         self.timeline.currentRowChanged.connect(self.show_step)
         self.back_button.clicked.connect(lambda: self.go(-1))
@@ -247,7 +247,7 @@ class Debugger(QMainWindow):
             shortcut = QShortcut(QKeySequence(keys), self)
             shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
             shortcut.activated.connect(lambda d=delta: self.go(d))
-        if recording.steps:
+        if self.steps:
             self.timeline.setCurrentRow(0)
         else:
             self.position.setText("This recording has no complete step.")
@@ -289,11 +289,11 @@ class Debugger(QMainWindow):
         layout.addWidget(split, 1)
         self.setCentralWidget(central)
 
-    def _thumb(self, step: dict[str, Any]) -> QImage | None:
+    def _thumb(self, step: StepRecord) -> QImage | None:
         """The step's screenshot, small (no overlay: at this size it would hide the picture)."""
-        if not step.get("screenshot"):
+        if not step.screenshot:
             return None
-        reader = QImageReader(str(self.recording.dir / step["screenshot"]))
+        reader = QImageReader(str(self.recording.dir / step.screenshot))
         size = reader.size()
         if size.isValid():
             reader.setScaledSize(size.scaled(THUMB, Qt.AspectRatioMode.KeepAspectRatio))
@@ -301,7 +301,7 @@ class Debugger(QMainWindow):
         return None if image.isNull() else image
 
     @staticmethod
-    def _proposed(step: dict[str, Any]) -> Action | None:
+    def _proposed(step: StepRecord) -> Action | None:
         try:
             return recorded_action(step)
         except (ValueError, TypeError, KeyError):
@@ -323,24 +323,24 @@ class Debugger(QMainWindow):
     def filter(self, text: str) -> None:
         """Hide steps whose recorded text does not contain the search text."""
         needle = text.strip().lower()
-        for row, step in enumerate(self.recording.steps):
+        for row, step in enumerate(self.steps):
             # The prompt repeats earlier steps: searching it would match every later step.
-            own = {k: v for k, v in step.items() if k != "prompt"}
+            own = {k: v for k, v in step.to_json().items() if k != "prompt"}
             haystack = json.dumps(own, ensure_ascii=False).lower()
             self.timeline.item(row).setHidden(bool(needle) and needle not in haystack)
 
     def show_step(self, row: int) -> None:
         """Show one step: its picture with the overlay, and every recorded field."""
-        if not 0 <= row < len(self.recording.steps):
+        if not 0 <= row < len(self.steps):
             return
-        step = self.recording.steps[row]
-        total = len(self.recording.steps)
+        step = self.steps[row]
+        total = len(self.steps)
         self.position.setText(f"Step {row + 1} of {total}")
         self.back_button.setEnabled(row > 0)
         self.forward_button.setEnabled(row < total - 1)
         image, geometry = QImage(), step_geometry(step)
-        if step.get("screenshot"):
-            image.load(str(self.recording.dir / step["screenshot"]))
+        if step.screenshot:
+            image.load(str(self.recording.dir / step.screenshot))
         if not image.isNull() and geometry is not None:
             self.view.set_frame(image, geometry[1])
             self.view.set_action(self.actions_[row], geometry[0], editable=False)
@@ -350,7 +350,7 @@ class Debugger(QMainWindow):
         self.details.show_step(self.recording, step, self.actions_[row])
         recorded = self.actions_[row]
         self.ask_panel.recorded.setPlainText(
-            AskAgainPanel.column(recorded, step.get("parse_error"), str(step.get("thinking") or ""))
+            AskAgainPanel.column(recorded, step.parse_error, step.thinking)
         )
         self.ask_panel.now.setPlainText("")
         self.ask_panel.verdict.setText("Ask the model again at this step to compare.")
@@ -362,7 +362,7 @@ class Debugger(QMainWindow):
         row = self.current
         if self.backend_factory is None or row < 0 or self._asking is not None:
             return
-        index = int(self.recording.steps[row].get("index", row))
+        index = self.steps[row].index
         cancel = threading.Event()
         self._asking = cancel
         self.ask_button.setEnabled(False)
@@ -391,7 +391,7 @@ class Debugger(QMainWindow):
         self._asking = None
         self.ask_button.setEnabled(True)
         row = self.current
-        if row < 0 or int(self.recording.steps[row].get("index", row)) != index:
+        if row < 0 or self.steps[row].index != index:
             return  # the user moved on; the answer belongs to another step
         if isinstance(outcome, str):
             self.ask_panel.verdict.setText(f"The model could not be asked: {outcome}")

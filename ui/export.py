@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from actions.screen import CoordinateSpace, Monitor, model_to_screen, screen_to_image
 from actions.types import Action, describe
 from agent.recording import INTERRUPTED, Recording, prompt_messages
+from agent.records import StepRecord, tool_call_json
 from agent.replay import step_geometry as step_space_monitor
 from agent.textsafe import one_line, visible
 
@@ -39,13 +39,12 @@ class ExportError(RuntimeError):
 # --------------------------------------------------------------------------- step helpers
 
 
-def shown_action(step: dict[str, Any]) -> Action | None:
+def shown_action(step: StepRecord) -> Action | None:
     """The action to draw for a step: what was executed, else what the model proposed."""
     from agent.protocol import ProtocolError, parse_arguments
 
     found = step_space_monitor(step)
-    execution = step.get("execution") or {}
-    args = execution.get("action") or step.get("action")
+    args = (step.execution.action if step.execution is not None else None) or step.action
     if found is None or not args:
         return None
     try:
@@ -54,31 +53,31 @@ def shown_action(step: dict[str, Any]) -> Action | None:
         return None  # a hand-edited or foreign recording: show no overlay rather than fail
 
 
-def frame_seconds(step: dict[str, Any]) -> float:
+def frame_seconds(step: StepRecord) -> float:
     """How long a step's frame is shown: its real duration within MIN_FRAME_S..MAX_FRAME_S."""
-    total = (step.get("timings") or {}).get("total_s")
+    total = step.timings.get("total_s")
     seconds = float(total) if isinstance(total, int | float) else MIN_FRAME_S
     return min(max(seconds, MIN_FRAME_S), MAX_FRAME_S)
 
 
-def video_frame_count(step: dict[str, Any]) -> int:
+def video_frame_count(step: StepRecord) -> int:
     """Frames a step occupies in the MP4 at VIDEO_FPS."""
     return max(1, round(frame_seconds(step) * VIDEO_FPS))
 
 
-def caption_lines(step: dict[str, Any], total: int) -> tuple[str, str]:
+def caption_lines(step: StepRecord, total: int) -> tuple[str, str]:
     """Two caption lines: step, action, decision and time; then thinking or the error."""
     action = shown_action(step)
     what = describe(action) if action is not None else "no valid action"
-    decision = step.get("decision") or {}
-    how = f" [{decision.get('kind')}]" if decision.get("kind") not in (None, "approve") else ""
-    secs = (step.get("timings") or {}).get("total_s")
+    kind = step.decision.kind if step.decision is not None else None
+    how = f" [{kind}]" if kind not in (None, "approve") else ""
+    secs = step.timings.get("total_s")
     took = f"  {secs:.1f} s" if isinstance(secs, int | float) else ""
-    first = f"step {int(step.get('index', 0)) + 1}/{total}: {what}{how}{took}"
-    problem = step.get("parse_error") or step.get("error")
-    if step.get("interrupted"):  # its last line is "executing": the process died mid-action
+    first = f"step {step.index + 1}/{total}: {what}{how}{took}"
+    problem = step.parse_error or step.error
+    if step.interrupted:  # its last line is "executing": the process died mid-action
         problem = f"{INTERRUPTED}{f' ({problem})' if problem else ''}"
-    second = f"! {problem}" if problem else str(step.get("thinking") or "")
+    second = f"! {problem}" if problem else step.thinking
     # Model text, drawn into frames and shown in the viewer: controls made visible.
     return one_line(first, 200), one_line(second, THINKING_EXCERPT)
 
@@ -97,66 +96,14 @@ def ensure_gui() -> Any:
     return app
 
 
-def image_point(
-    point: tuple[float, float],
-    space: CoordinateSpace,
-    monitor: Monitor,
-    image_size: tuple[int, int],
-) -> tuple[float, float]:
-    """A model point to pixels of the recorded screenshot, through the one mapping."""
-    sx, sy = model_to_screen(point, space, monitor)
-    cx, cy = screen_to_image((sx + 0.5, sy + 0.5), monitor)
-    captured_w, captured_h = monitor.width * monitor.scale, monitor.height * monitor.scale
-    return cx * image_size[0] / captured_w, cy * image_size[1] / captured_h
-
-
-def _fallback_paint(
-    painter: Any,
-    action: Action,
-    *,
-    space: CoordinateSpace,
-    monitor: Monitor,
-    target: Any,
-    image_size: tuple[int, int],
-) -> None:
-    """A plain marker, used only until ui/overlay.py (the app's shared painter) exists."""
-    from PySide6.QtCore import QPointF
-    from PySide6.QtGui import QColor, QPen
-
-    points = [getattr(action, n) for n in ("start_coordinate", "coordinate") if hasattr(action, n)]
-    points = [p for p in points if p is not None]
-    pen = QPen(QColor(255, 40, 40), 3)
-    painter.setPen(pen)
-    mapped = []
-    for p in points:
-        ix, iy = image_point((float(p[0]), float(p[1])), space, monitor, image_size)
-        qp = QPointF(
-            target.x() + ix * target.width() / image_size[0],
-            target.y() + iy * target.height() / image_size[1],
-        )
-        mapped.append(qp)
-        painter.drawEllipse(qp, 14.0, 14.0)
-        painter.drawLine(qp - QPointF(20, 0), qp + QPointF(20, 0))
-        painter.drawLine(qp - QPointF(0, 20), qp + QPointF(0, 20))
-    if len(mapped) == 2:
-        painter.drawLine(mapped[0], mapped[1])
-
-
-def overlay_painter() -> Callable[..., None]:
-    """ui.overlay.paint_action when the app provides it, else a plain marker."""
-    try:
-        from ui.overlay import paint_action
-    except ImportError:
-        return _fallback_paint
-    return paint_action
-
-
 def render_step(
-    recording: Recording, step: dict[str, Any], size: tuple[int, int], *, caption: bool = True
+    recording: Recording, step: StepRecord, size: tuple[int, int], *, caption: bool = True
 ) -> Any:
     """A QImage of size: the step's screenshot (fitted) with its overlay and caption."""
     from PySide6.QtCore import QRectF, Qt
     from PySide6.QtGui import QColor, QFont, QImage, QPainter
+
+    from ui.overlay import paint_action
 
     ensure_gui()
     width, height = size
@@ -167,8 +114,8 @@ def render_step(
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         shot_h = height - (CAPTION_HEIGHT if caption else 0)
         shot = QImage()
-        if step.get("screenshot"):
-            shot.load(str(recording.dir / step["screenshot"]))
+        if step.screenshot:
+            shot.load(str(recording.dir / step.screenshot))
         if not shot.isNull() and shot_h > 0:
             scale = min(width / shot.width(), shot_h / shot.height())
             w, h = shot.width() * scale, shot.height() * scale
@@ -177,7 +124,7 @@ def render_step(
             action = shown_action(step)
             found = step_space_monitor(step)
             if action is not None and found is not None:
-                overlay_painter()(
+                paint_action(
                     painter,
                     action,
                     space=found[0],
@@ -210,9 +157,9 @@ def frame_size(recording: Recording) -> tuple[int, int]:
     from PySide6.QtGui import QImageReader
 
     w, h = 1280, 720
-    for step in recording.steps:
-        if step.get("screenshot"):
-            found = QImageReader(str(recording.dir / step["screenshot"])).size()
+    for step in recording.records:
+        if step.screenshot:
+            found = QImageReader(str(recording.dir / step.screenshot)).size()
             if found.isValid():
                 w, h = found.width(), found.height()
                 break
@@ -281,10 +228,10 @@ def export_run(
     on_step(done, total) is called before each step is rendered and once at the end (the
     app's progress bar); an exception raised there cancels the export and leaves no file.
     """
-    if not recording.steps:
+    if not recording.records:
         raise ExportError("the recording has no complete step to export")
-    steps = list(recording.steps)
-    items: Iterable[dict[str, Any]] = progress(steps, f"export {fmt}") if show_progress else steps
+    steps = list(recording.records)
+    items: Iterable[StepRecord] = progress(steps, f"export {fmt}") if show_progress else steps
     if on_step is not None:
         items = _reporting(items, len(steps), on_step)
     out = Path(out)
@@ -328,7 +275,7 @@ def _video_codec() -> str:
     raise ExportError("PyAV has no H.264 or MPEG-4 encoder")
 
 
-def _write_mp4(recording: Recording, steps: Iterable[dict[str, Any]], out: Path) -> None:
+def _write_mp4(recording: Recording, steps: Iterable[StepRecord], out: Path) -> None:
     """Constant-rate MP4: each step's frame repeated for its (clamped) duration."""
     import av
 
@@ -350,7 +297,7 @@ def _write_mp4(recording: Recording, steps: Iterable[dict[str, Any]], out: Path)
             container.mux(packet)
 
 
-def _write_gif(recording: Recording, steps: Iterable[dict[str, Any]], out: Path) -> None:
+def _write_gif(recording: Recording, steps: Iterable[StepRecord], out: Path) -> None:
     """Animated GIF, one frame per step, each lasting the step's (clamped) duration."""
     from PIL import Image
 
@@ -407,7 +354,7 @@ def _data_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def render_html(recording: Recording, steps: Iterable[dict[str, Any]]) -> str:
+def render_html(recording: Recording, steps: Iterable[StepRecord]) -> str:
     """One self-contained page: every step with its overlaid screenshot and everything recorded."""
     info = recording.info
     outcome = info.get("outcome") or {}
@@ -425,7 +372,7 @@ def render_html(recording: Recording, steps: Iterable[dict[str, Any]]) -> str:
     ]
     if outcome.get("answer") is not None:
         parts.append(f"<p>Answer: {_esc(outcome['answer'])}</p>")
-    parts.append(_redacted_html(info))
+    parts.append(_redacted_html(info.get("redacted")))
     for warning in recording.warnings:
         parts.append(f"<p class='err'>warning: {_esc(warning)}</p>")
     parts.append("</header>")
@@ -435,34 +382,34 @@ def render_html(recording: Recording, steps: Iterable[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
-def _step_html(recording: Recording, step: dict[str, Any]) -> str:
+def _step_html(recording: Recording, step: StepRecord) -> str:
     """One step's section."""
-    index = int(step.get("index", 0))
+    index = step.index
     action = shown_action(step)
     title = describe(action) if action is not None else "no valid action"
     out = [f"<section id='step-{index}'><h2>Step {index + 1}: {_esc(title)}</h2>"]
-    if step.get("screenshot"):
-        image = render_step(recording, step, _html_size(recording, step), caption=False)
+    if step.screenshot:
+        image = render_step(recording, step, _html_size(recording, step.screenshot), caption=False)
         out.append(f"<img alt='step {index + 1} screenshot' src='{_data_url(qimage_png(image))}'>")
-    out.append(_redacted_html(step))
-    if step.get("interrupted"):
+    out.append(_redacted_html(step.redacted))
+    if step.interrupted:
         out.append(f"<p class='err'>{_esc(INTERRUPTED)}</p>")
-    for key, label in (("parse_error", "Parse error"), ("error", "Error")):
-        if step.get(key):
-            out.append(f"<p class='err'>{label}: {_esc(step[key])}</p>")
-    if step.get("thinking"):
-        out.append(f"<details><summary>Thinking</summary>{_pre(step['thinking'])}</details>")
-    out.append(f"<details><summary>Raw output</summary>{_pre(step.get('raw_output', ''))}")
-    if step.get("tool_calls"):
-        out.append(_pre(step["tool_calls"]))
+    for problem, label in ((step.parse_error, "Parse error"), (step.error, "Error")):
+        if problem:
+            out.append(f"<p class='err'>{label}: {_esc(problem)}</p>")
+    if step.thinking:
+        out.append(f"<details><summary>Thinking</summary>{_pre(step.thinking)}</details>")
+    out.append(f"<details><summary>Raw output</summary>{_pre(step.raw_output)}")
+    if step.tool_calls:
+        out.append(_pre([tool_call_json(c) for c in step.tool_calls]))
     out.append("</details>")
-    rows = [
-        ("proposed action", step.get("action")),
-        ("decision", step.get("decision")),
-        ("execution", step.get("execution")),
-        ("result", step.get("result")),
-        ("tokens", step.get("tokens")),
-        ("timings", step.get("timings")),
+    rows: list[tuple[str, object]] = [
+        ("proposed action", step.action),
+        ("decision", None if step.decision is None else step.decision.to_json()),
+        ("execution", None if step.execution is None else step.execution.to_json()),
+        ("result", step.result),
+        ("tokens", step.tokens),
+        ("timings", step.timings),
     ]
     out.append("<table>")
     for name, value in rows:
@@ -488,17 +435,16 @@ def _step_html(recording: Recording, step: dict[str, Any]) -> str:
     return "".join(out)
 
 
-def _redacted_html(data: dict[str, Any]) -> str:
+def _redacted_html(reasons: object) -> str:
     """Why text shows as [REDACTED] (the recorder stores reasons, never the text)."""
-    reasons = data.get("redacted")
     if not isinstance(reasons, list) or not reasons:
         return ""
     return f"<p class='meta'>Redacted: {_esc('; '.join(str(r) for r in reasons))}</p>"
 
 
-def _html_size(recording: Recording, step: dict[str, Any]) -> tuple[int, int]:
+def _html_size(recording: Recording, screenshot: str) -> tuple[int, int]:
     """The screenshot's own size (HTML keeps full resolution)."""
     from PySide6.QtGui import QImageReader
 
-    found = QImageReader(str(recording.dir / step["screenshot"])).size()
+    found = QImageReader(str(recording.dir / screenshot)).size()
     return (found.width(), found.height()) if found.isValid() else (1280, 720)

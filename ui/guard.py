@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 
 from actions.executor import ExecResult
 from actions.screen import CoordinateSpace, Frame, Monitor, model_to_screen, screen_to_image
-from actions.types import Action, LeftClickDrag
+from actions.types import Action, action_points
 
 Rect = tuple[int, int, int, int]  # global screen x, y, width, height
 MASK_RGB = (128, 128, 128)
@@ -39,9 +40,15 @@ def mask_frame(frame: Frame, rects: list[Rect]) -> Frame:
 class MaskedScreen:
     """A Screen whose captures hide the app's own windows from the model."""
 
-    def __init__(self, screen: object, excluded: Callable[[], list[Rect]]) -> None:
+    def __init__(
+        self,
+        screen: object,
+        excluded: Callable[[], list[Rect]],
+        hide: Callable[[], AbstractContextManager[None]] = nullcontext,
+    ) -> None:
         self._screen = screen
         self._excluded = excluded
+        self._hide = hide  # Wayland: the app's windows leave the screen (ui/wayland.py)
 
     @property
     def monitor(self) -> Monitor:
@@ -54,7 +61,8 @@ class MaskedScreen:
 
     def capture(self) -> Frame:
         """Grab the monitor and grey out the excluded rectangles."""
-        frame: Frame = self._screen.capture()  # type: ignore[attr-defined]
+        with self._hide():
+            frame: Frame = self._screen.capture()  # type: ignore[attr-defined]
         return mask_frame(frame, self._excluded())
 
     def wait_until_stable(
@@ -73,12 +81,7 @@ class GuardedExecutor:
 
     def refusal(self, action: Action, space: CoordinateSpace, monitor: Monitor) -> str | None:
         """Why the action may not run, or None."""
-        points = [getattr(action, "coordinate", None)]
-        if isinstance(action, LeftClickDrag):
-            points.append(action.start_coordinate)
-        for point in points:
-            if point is None:
-                continue
+        for point in action_points(action):
             screen = model_to_screen(point, space, monitor)
             if any(_inside(screen, rect) for rect in self._excluded()):
                 return (

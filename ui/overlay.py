@@ -12,6 +12,7 @@ import math
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QPolygonF
 
+from actions.keys import chord_text
 from actions.screen import (
     CoordinateSpace,
     Monitor,
@@ -37,6 +38,7 @@ from actions.types import (
     TripleClick,
     Type,
     Wait,
+    action_points,
 )
 from agent.textsafe import one_line, quote, visible
 
@@ -45,14 +47,6 @@ HALO = QColor(255, 255, 255)
 CALLOUT_BG = QColor(20, 20, 40)
 CALLOUT_FG = QColor(255, 255, 255)
 CALLOUT_MARGIN = 12.0
-
-_CLICKS: dict[type, tuple[str, int]] = {
-    LeftClick: ("left", 1),
-    RightClick: ("right", 1),
-    MiddleClick: ("middle", 1),
-    DoubleClick: ("left", 2),
-    TripleClick: ("left", 3),
-}
 
 
 def _frame_size(monitor: Monitor) -> tuple[float, float]:
@@ -102,21 +96,8 @@ def view_to_model(
 
 def action_point(action: Action) -> Point | None:
     """The point an action acts at (the end point for a drag), if it has one."""
-    match action:
-        case LeftClickDrag(coordinate=c):
-            return c
-        case (
-            MouseMove(coordinate=c)
-            | LeftClick(coordinate=c)
-            | RightClick(coordinate=c)
-            | MiddleClick(coordinate=c)
-            | DoubleClick(coordinate=c)
-            | TripleClick(coordinate=c)
-        ):
-            return c
-        case Scroll(coordinate=c) | HScroll(coordinate=c):
-            return c
-    return None
+    points = action_points(action)
+    return points[-1] if points else None
 
 
 def paint_action(
@@ -140,10 +121,9 @@ def paint_action(
     try:
         match action:
             case LeftClick() | RightClick() | MiddleClick() | DoubleClick() | TripleClick():
-                button, clicks = _CLICKS[type(action)]
                 p = at(action.coordinate)
                 _crosshair(painter, p)
-                _label(painter, p, f"{button} ×{clicks}")
+                _label(painter, p, f"{action.spec.button} ×{action.spec.clicks}")
             case MouseMove(coordinate=c):
                 p = at(c)
                 _crosshair(painter, p)
@@ -171,7 +151,7 @@ def paint_action(
                 # Newlines too are shown: a newline typed into a terminal runs the line.
                 _callout(painter, target, "type: " + quote(visible(text, keep=""), 200))
             case Key(keys=keys):
-                _callout(painter, target, "key: " + visible("+".join(keys), keep=""))
+                _callout(painter, target, "key: " + visible(chord_text(keys), keep=""))
             case Wait(time=t):
                 _callout(painter, target, f"wait {t:g} s")
             case Terminate(status=s):

@@ -11,6 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, cast
 
 from PySide6.QtCore import QObject, Signal
@@ -26,6 +27,7 @@ from agent.approval import (
     with_breakpoints,
 )
 from agent.config import RunConfig
+from agent.events import Event, ScreenObserved, ScreenStale
 from agent.interrupts import StopEvent
 from agent.question import Question
 from ui.guard import GuardedExecutor, MaskedScreen, Rect
@@ -136,7 +138,7 @@ def _backend_key(c: RunConfig) -> tuple[object, ...]:
 class RunController(QObject):
     """Owns the backend and the run thread; everything it reports arrives as a signal."""
 
-    loop_event = Signal(object)  # agent.loop.Event
+    loop_event = Signal(object)  # agent.events.Event
     observed = Signal(int, QImage, object)  # step, screenshot, Monitor
     approval_requested = Signal(object)  # ApprovalRequest
     aside_requested = Signal(object)  # ApprovalRequest approved by policy; call resume()
@@ -148,9 +150,15 @@ class RunController(QObject):
     recover_requested = Signal(str)  # one line: what failed
     desktop_ready = Signal(str)  # a private desktop's X display once it runs; "" once it ended
 
-    def __init__(self, excluded: Callable[[], list[Rect]] = lambda: []) -> None:
+    def __init__(
+        self,
+        excluded: Callable[[], list[Rect]] = lambda: [],
+        hide: Callable[[], AbstractContextManager[None]] | None = None,
+    ) -> None:
         super().__init__()
         self.excluded = excluded
+        # Wayland: the app's windows leave the screen for each capture (ui/wayland.py).
+        self.hide = hide or nullcontext
         self.backend: Any = None
         self._backend_key: tuple[object, ...] | None = None
         self._lock = threading.Lock()
@@ -312,15 +320,14 @@ class RunController(QObject):
         self.worker_state.emit(state)
         return backend
 
-    def _on_event(self, event: Any) -> None:
-        if event.kind == "observation" and self._keys_go is not None:
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, ScreenObserved) and self._keys_go is not None:
             # Before the window comes back: where keys go while the app is out of the way.
             self._keys_go.remember()
         # A stale action's live screen is shown too: the person sees it before anything runs.
-        frame = event.data.get("frame") if event.kind in ("observation", "stale") else None
-        if frame is not None:
+        if isinstance(event, ScreenObserved | ScreenStale):
             # Converted here, on the loop thread, so the GUI thread only draws.
-            self.observed.emit(event.step, frame_image(frame), frame.monitor)
+            self.observed.emit(event.step, frame_image(event.frame), event.frame.monitor)
         self.loop_event.emit(event)
 
     def _run(self, task: str, config: RunConfig, secrets: list[str]) -> None:
@@ -335,7 +342,9 @@ class RunController(QObject):
         own = config.desktop == "user"
         excluded = self.excluded
         wrappers = Wrappers(
-            screen=(lambda screen: MaskedScreen(screen, excluded)) if own else (lambda s: s),
+            screen=(
+                (lambda screen: MaskedScreen(screen, excluded, self.hide)) if own else (lambda s: s)
+            ),
             executor=(lambda ex: GuardedExecutor(ex, excluded)) if own else (lambda e: e),
             focus=self._keys_past_own,
             window_area=self._area_past_own,

@@ -14,10 +14,24 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QLabel, QPlainTextEdit
+from PySide6.QtWidgets import QPlainTextEdit
 
+from actions.screen import CoordinateSpace
 from actions.types import describe
 from agent.approval import Decision
+from agent.events import (
+    ActionExecuted,
+    ActionProposed,
+    BackendFailed,
+    DecisionMade,
+    Event,
+    OutputInvalid,
+    ScreenStale,
+    StepStarted,
+    TextStreamed,
+)
+from agent.protocol import Proposal
+from agent.risk import Risk
 from agent.textsafe import visible
 from ui.progress import RunProgress
 from ui.step_text import StepLines, action_words, decision_words
@@ -96,73 +110,73 @@ class RunPresenter(QObject):
 
     # -- the one dispatch of loop events ---------------------------------------------------
 
-    def on_event(self, event: Any) -> None:
+    def on_event(self, event: Event) -> None:
         """Show one loop event."""
-        kind, data, n = event.kind, event.data, event.step
-        if kind == "step_started":
-            self.step_t0 = time.monotonic()
-            self.progress.step_started(n)
-            self.streaming = n
-            self.thinking.clear()
-            self._row(n)
-            self.timeline.scrollToBottom()
-            self.set_status(f"step {n + 1}: looking at the screen")
-        elif kind == "delta":
-            step = self._step(n)
-            step.tokens += 1
-            self.progress.streamed()
-            if data["kind"] == "reasoning":
-                step.thinking.append(data["text"])
-                if self.streaming == n:
-                    cursor = self.thinking.textCursor()
-                    cursor.movePosition(cursor.MoveOperation.End)
-                    cursor.insertText(visible(data["text"]))  # controls made visible
-            if step.tokens == 1:
-                self.set_status(f"step {n + 1}: the model is thinking")
-        elif kind == "proposal":
-            self._on_proposal(n, data)
-        elif kind == "invalid":
-            error = one_line(str(data["error"]), 300)
-            self._step(n).result = f"invalid output: {error}"
-            self._row(n)
-            self.set_status(f"step {n + 1}: invalid output, nothing executed")
-            self.add_log(f"step {n + 1}: invalid output, nothing executed — {error}")
-        elif kind == "decision":
-            decision: Decision = data["decision"]
-            self._step(n).decision = decision_words(decision.to_json())
-            self._row(n)
-            self._on_decision(n, decision, data.get("risk"))
-        elif kind == "backend_error":
-            self._on_backend_error(n, data)
-        elif kind == "stale":
-            line = f"step {n + 1}: the screen changed before the action ran; not executed"
-            self._step(n).result = "not executed: the screen changed"
-            self._row(n)
-            self.set_status(f"{line}; asking the model again")
-            self.add_log(f"{line} — {one_line(data['reason'])}")
-        elif kind == "executed":
-            step = self._step(n)
-            step.result = "done" if data["ok"] else f"failed: {one_line(str(data['error']), 200)}"
-            self._row(n)
-            if not data["ok"]:
-                self.set_status(f"step {n + 1}: the action failed: {data['error']}")
-                self.add_log(f"step {n + 1}: the action failed: {one_line(data['error'])}")
-            else:
-                self.progress.set_doing("acting done; waiting for the screen to settle")
+        match event:
+            case StepStarted(step=n):
+                self.step_t0 = time.monotonic()
+                self.progress.step_started(n)
+                self.streaming = n
+                self.thinking.clear()
+                self._row(n)
+                self.timeline.scrollToBottom()
+                self.set_status(f"step {n + 1}: looking at the screen")
+            case TextStreamed(step=n, kind=kind, text=text):
+                step = self._step(n)
+                step.tokens += 1
+                self.progress.streamed()
+                if kind == "reasoning":
+                    step.thinking.append(text)
+                    if self.streaming == n:
+                        cursor = self.thinking.textCursor()
+                        cursor.movePosition(cursor.MoveOperation.End)
+                        cursor.insertText(visible(text))  # controls made visible
+                if step.tokens == 1:
+                    self.set_status(f"step {n + 1}: the model is thinking")
+            case ActionProposed(step=n, proposal=prop, space=space, risk=risk):
+                self._on_proposal(n, prop, space, risk)
+            case OutputInvalid(step=n, error=error):
+                shown = one_line(error, 300)
+                self._step(n).result = f"invalid output: {shown}"
+                self._row(n)
+                self.set_status(f"step {n + 1}: invalid output, nothing executed")
+                self.add_log(f"step {n + 1}: invalid output, nothing executed — {shown}")
+            case DecisionMade(step=n, decision=decision, risk=risk):
+                self._step(n).decision = decision_words(decision)
+                self._row(n)
+                self._on_decision(n, decision, risk)
+            case BackendFailed():
+                self._on_backend_error(event)
+            case ScreenStale(step=n, reason=reason):
+                line = f"step {n + 1}: the screen changed before the action ran; not executed"
+                self._step(n).result = "not executed: the screen changed"
+                self._row(n)
+                self.set_status(f"{line}; asking the model again")
+                self.add_log(f"{line} — {one_line(reason, 160)}")
+            case ActionExecuted(step=n, ok=ok, error=error):
+                step = self._step(n)
+                step.result = "done" if ok else f"failed: {one_line(str(error), 200)}"
+                self._row(n)
+                if not ok:
+                    self.set_status(f"step {n + 1}: the action failed: {error}")
+                    self.add_log(f"step {n + 1}: the action failed: {one_line(str(error), 160)}")
+                else:
+                    self.progress.set_doing("acting done; waiting for the screen to settle")
 
-    def _on_proposal(self, n: int, data: dict[str, Any]) -> None:
-        prop = data["proposal"]
+    def _on_proposal(
+        self, n: int, prop: Proposal, space: CoordinateSpace, risk: Risk | None
+    ) -> None:
         step = self._step(n)
         step.model_s = time.monotonic() - self.step_t0
         # The parsed thinking replaces the streamed text: it holds no tool call.
         step.thinking = [prop.thinking] if prop.thinking else step.thinking
         if self.streaming == n:
             self.thinking.setPlainText(visible(prop.thinking or "".join(step.thinking)))
-        warn = risk_text(data.get("risk"))
+        warn = risk_text(risk)
         if prop.action is not None:
             step.title = action_words(prop.action)
             step.described = one_line(describe(prop.action), 100)
-            self.view.set_action(prop.action, data["space"], editable=False)
+            self.view.set_action(prop.action, space, editable=False)
         else:
             step.title = "no valid action"
         self._row(n)
@@ -175,7 +189,7 @@ class RunPresenter(QObject):
     def _on_decision(self, step: int, decision: Decision, risk: Any) -> None:
         """Status and one log line; blocked and refused actions always say why."""
         n, what = step + 1, self._step(step).described or "the action"
-        note = one_line(decision.note or "")
+        note = one_line(decision.note or "", 160)
         if decision.by == "rules":
             line = f"step {n}: BLOCKED, not executed: {what} — {note}"
             self.set_status(f"step {n}: blocked by your rules, not executed: {note}")
@@ -200,16 +214,16 @@ class RunPresenter(QObject):
             line = f"step {n}: {decision.kind}d {by}: {what} ({warn})"
         self.add_log(line)
 
-    def _on_backend_error(self, step: int, data: dict[str, Any]) -> None:
+    def _on_backend_error(self, event: BackendFailed) -> None:
         """A model request failed: say so, and when it is retried."""
-        error = one_line(str(data.get("error", "")), 200)
-        again = data.get("retry_in_s")
+        error = one_line(event.error, 200)
+        again = event.retry_in_s
         if again is not None:
             text = f"model backend: {error}; retrying in {again:g} s"
         else:
             text = f"model backend: {error}; retries did not help"
         self.set_status(text)
-        self.add_log(f"step {step + 1}: {text}")
+        self.add_log(f"step {event.step + 1}: {text}")
 
     # -- other things the window shows -------------------------------------------------------
 
@@ -244,11 +258,3 @@ class RunPresenter(QObject):
             return
         self.streaming = row if row == max(self.steps) else -1
         self.thinking.setPlainText(visible("".join(step.thinking)))
-
-
-def label_row(label: QLabel) -> QLabel:
-    """A status label cut rather than allowed to widen the window."""
-    from PySide6.QtWidgets import QSizePolicy
-
-    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-    return label

@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.config import RunConfig
-
-DEFAULT_HOTKEY = "<ctrl>+<alt>+<shift>+x"
+from agent.config import DEFAULT_HOTKEY, RunConfig
 
 
 @dataclass

@@ -7,7 +7,7 @@ so a step reads the same everywhere. Model-written text passes through agent/tex
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, assert_never
+from typing import Protocol, assert_never
 
 from actions.types import (
     Action,
@@ -26,6 +26,7 @@ from actions.types import (
     Type,
     Wait,
 )
+from agent.records import StepRecord
 from agent.textsafe import one_line, quote, visible
 
 
@@ -69,12 +70,25 @@ def action_words(action: Action) -> str:
             assert_never(action)
 
 
-def decision_words(decision: object) -> str:
-    """A recorded decision: 'approved by you', 'rejected by you: note', 'blocked by your rules'."""
-    if not isinstance(decision, dict):
+class DecisionLike(Protocol):
+    """A decision as made (agent.approval.Decision) or as recorded (DecisionRecord)."""
+
+    @property
+    def kind(self) -> str: ...  # noqa: D102
+    @property
+    def by(self) -> str: ...  # noqa: D102
+    @property
+    def note(self) -> str | None: ...  # noqa: D102
+    @property
+    def breakpoint(self) -> str | None: ...  # noqa: D102
+
+
+def decision_words(decision: DecisionLike | None) -> str:
+    """A decision: 'approved by you', 'rejected by you: note', 'blocked by your rules'."""
+    if decision is None:
         return "not decided"
-    kind, by = str(decision.get("kind") or ""), str(decision.get("by") or "")
-    note = one_line(str(decision.get("note") or ""), 200)
+    kind, by = decision.kind, decision.by
+    note = one_line(decision.note or "", 200)
     if by == "rules":
         return f"blocked by your rules{f': {note}' if note else ''}"
     who = {
@@ -92,40 +106,37 @@ def decision_words(decision: object) -> str:
         "stop": "stopped",
     }.get(kind, kind or "decided")
     text = f"{verb} {who}".strip()
-    if decision.get("breakpoint"):
-        text += f" at breakpoint {one_line(str(decision['breakpoint']), 60)}"
+    if decision.breakpoint:
+        text += f" at breakpoint {one_line(decision.breakpoint, 60)}"
     return f"{text}: {note}" if note else text
 
 
-def result_words(step: dict[str, Any]) -> str:
+def result_words(step: StepRecord) -> str:
     """What came of a step: done, failed, invalid output, not executed."""
-    if step.get("interrupted"):
+    if step.interrupted:
         return "interrupted while it ran (it may have run)"
-    if step.get("parse_error"):
-        return "invalid output: " + one_line(str(step["parse_error"]), 200)
-    if step.get("error"):
-        return "error: " + one_line(str(step["error"]), 200)
-    execution = step.get("execution")
-    if isinstance(execution, dict):
-        if execution.get("ok"):
+    if step.parse_error:
+        return "invalid output: " + one_line(step.parse_error, 200)
+    if step.error:
+        return "error: " + one_line(step.error, 200)
+    execution = step.execution
+    if execution is not None and execution.executed is not False:
+        if execution.ok:
             return "done"
-        return "failed: " + one_line(str(execution.get("error") or "unknown error"), 200)
-    action = step.get("action")
-    if isinstance(action, dict) and action.get("action") in ("terminate", "answer"):
+        return "failed: " + one_line(execution.error or "unknown error", 200)
+    if step.action is not None and step.action.get("action") in ("terminate", "answer"):
         return "run ended"
     return "not executed"
 
 
-def timing_words(step: dict[str, Any]) -> str:
+def timing_words(step: StepRecord) -> str:
     """Model time, first token, the whole step, and tokens: 'model 1.2 s · step 1.9 s · ...'."""
-    timings = step.get("timings") or {}
-    tokens = step.get("tokens") or {}
     parts = []
     for key, label in (("model_s", "model"), ("first_token_s", "first token"), ("total_s", "step")):
-        value = timings.get(key)
+        value = step.timings.get(key)
         if isinstance(value, int | float):
             parts.append(f"{label} {value:.2f} s")
-    prompt, completion = tokens.get("prompt"), tokens.get("completion")
+    prompt, completion = step.tokens.get("prompt"), step.tokens.get("completion")
     if isinstance(prompt, int) or isinstance(completion, int):
         parts.append(f"{prompt if prompt is not None else '?'} → {completion or 0} tokens")
     return " · ".join(parts)
@@ -140,20 +151,18 @@ class StepLines:
     thinking: str
 
 
-def step_lines(step: dict[str, Any], action: Action | None) -> StepLines:
+def step_lines(step: StepRecord, action: Action | None) -> StepLines:
     """A recorded step's timeline text; `action` is the action it proposed (None: invalid)."""
-    n = int(step.get("index", 0)) + 1
     what = action_words(action) if action is not None else "no valid action"
-    decision = step.get("decision")
-    edited = decision.get("edited_action") if isinstance(decision, dict) else None
-    title = f"Step {n}: {what}" + (" (edited)" if edited else "")
+    edited = step.decision is not None and step.decision.edited_action is not None
+    title = f"Step {step.index + 1}: {what}" + (" (edited)" if edited else "")
     detail = " · ".join(
         part
         for part in (
-            decision_words(decision) if decision is not None else "",
+            decision_words(step.decision) if step.decision is not None else "",
             result_words(step),
             timing_words(step),
         )
         if part
     )
-    return StepLines(title, detail, visible(str(step.get("thinking") or "")).strip())
+    return StepLines(title, detail, visible(step.thinking).strip())

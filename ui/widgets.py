@@ -28,12 +28,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from actions.keys import KeyNameError, chord_text, split_plus
 from actions.screen import CoordinateSpace, Monitor
 from actions.types import Action, Key, LeftClickDrag, Type
 from agent.approval import ApprovalRequest, Decision
 from agent.risk import Risk
-from agent.textsafe import one_line as _one_line
-from agent.textsafe import visible
+from agent.textsafe import one_line, visible
 from ui.overlay import action_point, model_to_view, paint_action, view_to_model
 from ui.step_text import action_words
 
@@ -52,11 +52,6 @@ def risk_text(risk: Risk | None) -> str:
     if risk is None or risk.level == "safe":
         return ""
     return f"{risk.level.capitalize()}: {one_line(risk.reason or 'no reason given', 500)}"
-
-
-def one_line(text: str, limit: int = 160) -> str:
-    """Model text for a status line: controls and invisible characters shown, one line, cut."""
-    return _one_line(text, limit)
 
 
 def plain_label(text: str = "") -> QLabel:
@@ -425,7 +420,7 @@ class ApprovalPanel(QWidget):
         if isinstance(action, Type):
             self.text_edit.setPlainText(visible(action.text))
         elif isinstance(action, Key):
-            self.text_edit.setPlainText(visible("+".join(action.keys)))
+            self.text_edit.setPlainText(visible(chord_text(action.keys)))
         self.hint.setText(
             "Edit: click or drag on the screenshot to move the point."
             if action_point(action) is not None or hasattr(action, "coordinate")
@@ -489,8 +484,11 @@ class ApprovalPanel(QWidget):
         typed = self.text_edit.toPlainText()
         if isinstance(action, Type) and typed != visible(action.text):
             action = Type(typed)
-        elif isinstance(action, Key) and typed != visible("+".join(action.keys)):
-            keys = tuple(k.strip() for k in typed.split("+") if k.strip())
+        elif isinstance(action, Key) and typed != visible(chord_text(action.keys)):
+            try:
+                keys = split_plus(typed) if typed.strip() else ()
+            except KeyNameError:
+                keys = (typed.strip(),)  # not a chord: validating the edit says why
             action = Key(keys) if keys else action
         return action
 

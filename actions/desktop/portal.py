@@ -4,8 +4,9 @@ One portal session holds both: the permission dialog appears once; its restore t
 the user's state folder, brings the session back without it next time. Frames come from the
 session's PipeWire stream through GStreamer (`gst-launch-1.0 pipewiresrc`); input goes through
 the RemoteDesktop Notify methods. Keys are sent as keysyms, which the compositor can only type
-when the current keyboard layout has them: text with any other character is refused whole,
-before anything is typed (docs/wayland.md).
+when the current keyboard layout has them: other characters are pasted through the clipboard
+(actions/desktop/clipboard.py), or, with no clipboard tool, the text is refused whole before
+anything is typed (docs/wayland.md).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from actions.desktop import BackendName, HotkeySupport
+from actions.desktop.clipboard import WlClipboard
 from actions.desktop.grabbed import GrabbedScreen
 from actions.desktop.inputs import InputExecutor
 from actions.desktop.wire import WaylandError, WireClient
@@ -40,19 +42,15 @@ _SC = "org.freedesktop.portal.ScreenCast"
 _KEYBOARD, _POINTER = 1, 2
 _MONITOR = 1
 _PERSIST_UNTIL_REVOKED = 2
+_RD_PERSIST_VERSION = 2
 _CALL_TIMEOUT_S = 10.0
 # How long the user has to answer the permission dialog.
 ANSWER_TIMEOUT_S = 300.0
 _GST_TIMEOUT_S = 10.0
+NUDGE_AFTER_S = 0.6
 _KEYBOARD_WAIT_S = 2.0
 _BUTTONS = {"left": 0x110, "right": 0x111, "middle": 0x112}
 GST_HINT = "apt-get install gstreamer1.0-tools gstreamer1.0-pipewire"
-
-
-def desktop_label(env: Mapping[str, str]) -> str:
-    """The desktop's own name (XDG_CURRENT_DESKTOP), or a generic one."""
-    names = [n for n in env.get("XDG_CURRENT_DESKTOP", "").split(":") if n]
-    return "/".join(names) if names else "this Wayland desktop"
 
 
 def restore_token_path() -> Path:
@@ -60,6 +58,37 @@ def restore_token_path() -> Path:
     from platformdirs import user_state_dir
 
     return Path(user_state_dir("deskpilot")) / "portal-restore-token"
+
+
+def load_token(path: Path) -> str | None:
+    """The saved restore token, or None."""
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def save_token(path: Path, token: str) -> None:
+    """Keep a restore token, readable by the user only; without it the dialog simply returns."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fp:
+            fp.write(token + "\n")
+    except OSError:
+        pass  # the dialog appears again next time
+
+
+def forget_token(path: Path) -> None:
+    """Drop a token the desktop no longer honours."""
+    try:
+        path.unlink()
+    except OSError:
+        pass  # not there: nothing to forget
+
+
+class Declined(DisplayError):
+    """The person declined the desktop's sharing dialog, or took back the permission."""
 
 
 class PortalSession:
@@ -80,22 +109,35 @@ class PortalSession:
         self.token_file = token_file
         self.closed_reason: str | None = None
         self._closed: Any = None
-        self._check_versions()
+        versions = self._check_versions()
+        # RemoteDesktop 2 (xdg-desktop-portal 1.18) remembers a permission; 1 asks every time.
+        self.remembers = versions[_RD] >= _RD_PERSIST_VERSION
         self.session = self._create_session()
         self._closed = self._watch_closed()
-        token = self._saved_token()
-        devices: dict[str, tuple[str, Any]] = {
-            "types": ("u", _KEYBOARD | _POINTER),
-            "persist_mode": ("u", _PERSIST_UNTIL_REVOKED),
-        }
+        token = load_token(self.token_file) if self.remembers else None
+        devices: dict[str, tuple[str, Any]] = {"types": ("u", _KEYBOARD | _POINTER)}
+        if self.remembers:
+            devices["persist_mode"] = ("u", _PERSIST_UNTIL_REVOKED)
         if token:
             devices["restore_token"] = ("s", token)
+        self.restored = token is not None
         self._request(_RD, "SelectDevices", "oa{sv}", self.session, devices)
         sources = {"types": ("u", _MONITOR), "multiple": ("b", False)}
         self._request(_SC, "SelectSources", "oa{sv}", self.session, sources)
-        results = self._request(
-            _RD, "Start", "osa{sv}", self.session, "", {}, timeout_s=answer_timeout_s
-        )
+        try:
+            results = self._request(
+                _RD, "Start", "osa{sv}", self.session, "", {}, timeout_s=answer_timeout_s
+            )
+        except Declined:
+            self.close()
+            if token:
+                forget_token(self.token_file)  # the portal forgets a permission that was taken back
+                raise Declined(
+                    "the desktop no longer lets deskpilot share the screen and control input "
+                    "(the permission was revoked or declined): run again and choose Share (with "
+                    "'Allow remote interaction' on) in the dialog"
+                ) from None
+            raise
         granted = int(results.get("devices", ("u", 0))[1])
         if granted & (_KEYBOARD | _POINTER) != _KEYBOARD | _POINTER:
             self.close()
@@ -113,7 +155,7 @@ class PortalSession:
         w, h = props.get("size", ("(ii)", (0, 0)))[1]
         self.geometry = (int(x), int(y), int(w), int(h))
         if "restore_token" in results:
-            self._save_token(str(results["restore_token"][1]))
+            save_token(self.token_file, str(results["restore_token"][1]))
 
     # -- D-Bus plumbing -----------------------------------------------------------------
 
@@ -132,9 +174,10 @@ class PortalSession:
             raise DisplayError(f"the portal refused {method}: {name}: {detail}")
         return reply.body
 
-    def _check_versions(self) -> None:
+    def _check_versions(self) -> dict[str, int]:
         from jeepney import Properties
 
+        versions: dict[str, int] = {}
         for interface, needed in ((_RD, 1), (_SC, 1)):
             props = Properties(self._portal.with_interface(interface))
             try:
@@ -148,6 +191,8 @@ class PortalSession:
                 ) from exc
             if version < needed:
                 raise DisplayError(f"{interface} portal version {version} is too old")
+            versions[interface] = version
+        return versions
 
     def _request(
         self,
@@ -181,7 +226,7 @@ class PortalSession:
                 ) from None
         code, results = signal.body
         if code == 1:
-            raise DisplayError(
+            raise Declined(
                 "screen sharing and remote control were declined in the desktop's dialog: run "
                 "again and choose Share (with 'Allow remote interaction' on)"
             )
@@ -218,21 +263,6 @@ class PortalSession:
             )
         if self.closed_reason is not None:
             raise DisplayError(self.closed_reason)
-
-    def _saved_token(self) -> str | None:
-        try:
-            return self.token_file.read_text().strip() or None
-        except OSError:
-            return None
-
-    def _save_token(self, token: str) -> None:
-        try:
-            self.token_file.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fp:
-                fp.write(token + "\n")
-        except OSError:
-            pass  # without the token, the dialog simply appears again next time
 
     # -- what the desktop uses ----------------------------------------------------------
 
@@ -272,7 +302,11 @@ _CAPS = re.compile(
 
 
 class PortalScreen(GrabbedScreen):
-    """Frames of the session's PipeWire stream, one GStreamer run per capture."""
+    """Frames of the session's PipeWire stream, one GStreamer run per capture.
+
+    KDE's kwin sends a frame only when something on the screen changes: when none came within
+    NUDGE_AFTER_S, the pointer is moved one pixel and back, which makes kwin draw one.
+    """
 
     def __init__(self, session: PortalSession, monitor: Monitor, env: Mapping[str, str]) -> None:
         self.session = session
@@ -282,6 +316,25 @@ class PortalScreen(GrabbedScreen):
         if gst is None:
             raise DisplayError(f"screen capture on this desktop needs GStreamer: run `{GST_HINT}`")
         self._gst = gst
+        self.nudges = 0  # captures that needed the pointer nudged to get a frame
+
+    def _run_gst(self, cmd: list[str], fd: int) -> subprocess.CompletedProcess[bytes]:
+        proc = subprocess.Popen(
+            cmd, pass_fds=(fd,), env=self._env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            try:
+                out, err = proc.communicate(timeout=NUDGE_AFTER_S)
+            except subprocess.TimeoutExpired:
+                self.session.notify("NotifyPointerMotion", "dd", 1.0, 0.0)
+                self.session.notify("NotifyPointerMotion", "dd", -1.0, 0.0)
+                self.nudges += 1
+                out, err = proc.communicate(timeout=_GST_TIMEOUT_S)
+        except BaseException:
+            proc.kill()
+            proc.communicate()
+            raise
+        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
     def _grab(self) -> tuple[int, int, bytes]:
         fd = self.session.pipewire_fd()
@@ -292,10 +345,7 @@ class PortalScreen(GrabbedScreen):
                 "video/x-raw,format=RGBx", "!", "filesink", f"location={out.name}",
             ]  # fmt: skip
             try:
-                done = subprocess.run(
-                    cmd, pass_fds=(fd,), env=self._env, capture_output=True,
-                    timeout=_GST_TIMEOUT_S, check=False,
-                )  # fmt: skip
+                done = self._run_gst(cmd, fd)
             except subprocess.TimeoutExpired as exc:
                 raise DisplayError(
                     "screen capture failed: no frame from the portal's stream "
@@ -425,31 +475,27 @@ class PortalInput:
             self._key(s, False)
 
     def check_text(self, strokes: list[str]) -> None:
-        """Refuse text with characters the keyboard layout does not have."""
-        layout = self.layout()
-        if not layout:
+        """Refuse to type without a layout to check the text against."""
+        if not self.layout():
             raise ValueError(
                 "cannot type on this desktop: the compositor gave no keyboard layout to check "
                 "the text against; nothing was typed"
             )
-        special = {"\n": key_keysym("enter"), "\t": key_keysym("tab")}
-        bad = sorted({ch for ch in strokes if ch not in special and not keysym_typable(ch, layout)})
-        if bad:
-            shown = ", ".join(f"{ch!r} (U+{ord(ch):04X})" for ch in bad[:8])
-            raise ValueError(
-                f"cannot type {shown} on this desktop: the portal types only characters of the "
-                "current keyboard layout (no clipboard fallback yet); nothing was typed"
-            )
 
-    def type_strokes(self, strokes: list[str]) -> str | None:
+    def to_paste(self, strokes: list[str]) -> tuple[set[str], str]:
+        """The characters the current keyboard layout lacks (the portal types only keysyms)."""
+        layout = self.layout()
+        special = {"\n", "\t"}
+        missing = {ch for ch in strokes if ch not in special and not keysym_typable(ch, layout)}
+        return missing, "the keyboard layout lacks them and the portal types only keysyms"
+
+    def type_strokes(self, strokes: list[str]) -> None:
         """Type characters the layout has, one keysym press and release each."""
-        self.check_text(strokes)
         special = {"\n": key_keysym("enter"), "\t": key_keysym("tab")}
         for ch in strokes:
             keysym = special.get(ch) or char_keysym(ch)
             self._key(keysym, True)
             self._key(keysym, False)
-        return None
 
     def release(self) -> list[str]:
         """Release the buttons and keys this input pressed and has not released."""
@@ -501,10 +547,9 @@ class PortalDesktop:
             raise
         inputs = PortalInput(self.session, self._monitor, env)
         inputs.layout()  # now, so that the first key the model sends is not the one lost
-        self.executor = InputExecutor(inputs)
-        self.hotkey = HotkeySupport(
-            False, "the GlobalShortcuts portal is not used yet: stop with the app or Ctrl-C"
-        )
+        self.executor = InputExecutor(inputs, clipboard=WlClipboard.find(env))
+        # Decided when the app binds it (actions/desktop/shortcuts.py): present or not.
+        self.hotkey = HotkeySupport(True, "the GlobalShortcuts portal, where the desktop has it")
 
     def monitors(self) -> list[Monitor]:
         """The one monitor shared in the dialog."""

@@ -280,18 +280,6 @@ class WireClient:
             self.roundtrip()
         return found
 
-    def seat_capabilities(self) -> int:
-        """The default seat's capabilities (1 pointer, 2 keyboard, 4 touch); binds a new wl_seat."""
-        caps: list[int] = []
-
-        def handle(opcode: int, r: Reader) -> None:
-            if opcode == 0:
-                caps.append(r.uint())
-
-        self.bind("wl_seat", 1, handle)
-        self.roundtrip()
-        return caps[-1] if caps else 0
-
     def keymap(self) -> str | None:
         """The XKB keymap (text v1) the compositor gives the default seat's keyboard, or None."""
         found: list[str] = []

@@ -13,10 +13,10 @@ Where keys go: the activated toplevel's app_id (wlr-foreign-toplevel-management)
 from __future__ import annotations
 
 import struct
-import unicodedata
 from collections.abc import Mapping
 
 from actions.desktop import BackendName, HotkeySupport
+from actions.desktop.clipboard import WlClipboard
 from actions.desktop.grabbed import GrabbedScreen
 from actions.desktop.inputs import InputExecutor
 from actions.desktop.wire import (
@@ -104,13 +104,8 @@ def stroke_keysyms(strokes: list[str]) -> list[int]:
 
 
 def untypable(strokes: list[str]) -> list[str]:
-    """Characters xkb has no keysym for (Unicode noncharacters)."""
-    bad = []
-    for ch in strokes:
-        cp = ord(ch)
-        if (cp & 0xFFFE) == 0xFFFE or 0xFDD0 <= cp <= 0xFDEF or unicodedata.category(ch) == "Cs":
-            bad.append(f"U+{cp:04X}")
-    return bad
+    """Characters xkb has no keysym for (Unicode noncharacters), in order."""
+    return [ch for ch in strokes if (ord(ch) & 0xFFFE) == 0xFFFE or 0xFDD0 <= ord(ch) <= 0xFDEF]
 
 
 class WlrootsInput:
@@ -160,23 +155,20 @@ class WlrootsInput:
         self._client.roundtrip()
 
     def check_text(self, strokes: list[str]) -> None:
-        """Refuse Unicode noncharacters: xkb has no keysym for them."""
-        bad = untypable(strokes)
-        if bad:
-            raise ValueError(
-                f"cannot type {', '.join(bad)}: no keysym exists for them; nothing was typed"
-            )
+        """Nothing to refuse: keys type every character but the noncharacters, pasted instead."""
 
-    def type_strokes(self, strokes: list[str]) -> str | None:
+    def to_paste(self, strokes: list[str]) -> tuple[set[str], str]:
+        """The Unicode noncharacters: xkb has no keysym for them."""
+        return set(untypable(strokes)), "xkb has no keysym for Unicode noncharacters"
+
+    def type_strokes(self, strokes: list[str]) -> None:
         """Type the characters through a keymap that holds all of them."""
-        self.check_text(strokes)
         syms = stroke_keysyms(strokes)
         self._keyboard.load(syms)
         for sym in syms:
             self._keyboard.key(sym, True)
             self._keyboard.key(sym, False)
         self._client.roundtrip()
-        return None
 
     def release(self) -> list[str]:
         """Release the buttons, the keys and the modifiers this input holds."""
@@ -281,11 +273,12 @@ class WlrootsDesktop:
             inputs = WlrootsInput(self._env, (left, top, right - left, bottom - top))
         except WaylandError as exc:
             raise DisplayError(f"wlroots desktop: {exc}") from exc
-        self.executor = InputExecutor(inputs)
+        self.executor = InputExecutor(inputs, clipboard=WlClipboard.find(self._env))
         self.hotkey = HotkeySupport(
-            False,
-            "wlroots compositors give no client a global shortcut: stop with the app's Stop "
-            "button or Ctrl-C in the terminal",
+            True,
+            "the GlobalShortcuts portal where the compositor has one (Hyprland's); sway, river "
+            "and labwc give no client a global shortcut: stop with the app's Stop button or "
+            "Ctrl-C in the terminal",
         )
 
     def monitors(self) -> list[Monitor]:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from x11 import ProbeApp, XTerm, move_pointer, pointer_position, shell_quote, wait_until
 
 from actions.executor import ExecResult, Executor, FailSafeTriggered
 from actions.screen import CoordinateSpace, Monitor, model_to_screen, screen_to_model
@@ -32,6 +31,14 @@ from actions.types import (
     Wait,
 )
 from actions.xtyping import XTyper
+from tests.support.x11 import (
+    ProbeApp,
+    XTerm,
+    move_pointer,
+    pointer_position,
+    shell_quote,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.x11, pytest.mark.timeout(120)]
 
@@ -289,10 +296,6 @@ def test_pointer_in_a_corner_stops_the_run(executor: Executor, app: ProbeApp) ->
 # -- keys ---------------------------------------------------------------------------------
 
 
-def _key_events(app: ProbeApp) -> list[tuple[str, str, list[str]]]:
-    return [(e["name"], e["text"], e["modifiers"]) for e in app.new_events("key")]
-
-
 def _wait_key(app: ProbeApp, name: str) -> dict[str, Any]:
     events = app.wait_for(
         lambda evs: [e for e in evs if e["event"] == "key" and e["name"] == name],
@@ -489,7 +492,7 @@ def test_release_all_lets_go_of_buttons_and_modifiers(
 ) -> None:
     import subprocess
 
-    from x11 import x_env
+    from tests.support.x11 import x_env
 
     x, y = canvas_point(app, 0.5, 0.5)
     move_pointer(xdisplay, x, y)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from agent.recording import read_run
 from tests.support.scripted_server import Reply, ScriptedServer, xml_call
-from tests.x11 import require_tool, stop_process, wait_for_window, wait_until, x_env
+from tests.support.x11 import require_tool, stop_process, wait_for_window, wait_until, x_env
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 
 from actions.hotkey import Combo, HotkeyError, XHotkey, parse_combo
-from tests.x11 import wait_until, x_env
+from tests.support.x11 import wait_until, x_env
 
 
 def xdo(display: str, *args: str) -> None:
     """Real X input through xdotool."""
     subprocess.run(["xdotool", *args], env=x_env(display), check=True, timeout=20)
+
 
 pytestmark = pytest.mark.x11
 

@@ -15,18 +15,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from x11 import (
-    Xvfb,
-    shell_quote,
-    start_probe_app,
-    start_xterm,
-    wait_until,
-    x_env,
-)
 
 from actions.executor import Executor
 from actions.screen import CoordinateSpace, Monitor, Screen, screen_to_model
 from actions.types import LeftClick, Type
+from tests.support.x11 import (
+    shell_quote,
+    start_probe_app,
+    start_xterm,
+    start_xvfb,
+    wait_until,
+    x_env,
+)
 
 pytestmark = [pytest.mark.x11, pytest.mark.timeout(120)]
 
@@ -47,7 +47,7 @@ def multi() -> Iterator[str]:
     xrandr = shutil.which("xrandr")
     if xrandr is None:
         pytest.skip("xrandr is not installed: apt-get install -y x11-xserver-utils")
-    server = Xvfb.start(3200, 1680)  # started with -noreset: the monitors survive clients
+    server = start_xvfb(3200, 1680)  # started with -noreset: the monitors survive clients
     try:
         for name, geometry, outputs in LAYOUT:
             subprocess.run(
@@ -59,7 +59,7 @@ def multi() -> Iterator[str]:
             )
         yield server.display
     finally:
-        server.stop()
+        server.close()
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +70,7 @@ def monitors(multi: str) -> dict[str, Monitor]:
 
 def _cli(display: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = x_env(display, XDG_SESSION_TYPE="x11")
-    for name in ("XAUTHORITY", "WAYLAND_DISPLAY"):  # this X server, whatever the session
-        env.pop(name, None)
+    env.pop("WAYLAND_DISPLAY", None)  # this X server (XAUTHORITY has its cookie), whatever else
     return subprocess.run(
         [sys.executable, "main.py", *args],
         cwd=ROOT,

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from x11 import InputRecorder, move_pointer, pointer_position, shell_quote
 
 from tests.support.scripted_server import Reply, ScriptedServer, xml_call
+from tests.support.x11 import InputRecorder, move_pointer, pointer_position, shell_quote
 
 pytestmark = [pytest.mark.x11, pytest.mark.timeout(120)]
 

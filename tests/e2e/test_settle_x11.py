@@ -17,7 +17,7 @@ import pytest
 
 from actions.screen import SETTLE_REACTION_S, Screen, frame_difference
 from tests.support.animate import AnimateApp, start_animate_app
-from tests.x11 import move_pointer
+from tests.support.x11 import move_pointer
 
 GEOMETRY = (100, 100, 600, 400)
 

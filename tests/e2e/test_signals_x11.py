@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from x11 import InputRecorder, ProbeApp, XTerm, held_input, move_pointer, wait_until
 
 from actions.screen import CoordinateSpace, Monitor, screen_to_model
 from agent.recording import read_run
 from tests.support.scripted_server import Reply, ScriptedServer, xml_call
+from tests.support.x11 import InputRecorder, ProbeApp, XTerm, held_input, move_pointer, wait_until
 
 pytestmark = [pytest.mark.x11, pytest.mark.timeout(300)]
 

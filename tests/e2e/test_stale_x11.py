@@ -33,7 +33,7 @@ def test_no_action_on_a_changed_target_none_held_back_wrongly(
 def test_the_focused_window_is_where_keys_are_checked(xdisplay: str, tmp_path: Path) -> None:
     from actions.window import FocusProbe
     from tests.support.stale_corpus import GEOMETRY, start_stale_app
-    from tests.x11 import move_pointer
+    from tests.support.x11 import move_pointer
 
     app = start_stale_app(xdisplay, tmp_path / "app.jsonl", SCENARIOS[-1])
     probe = FocusProbe()

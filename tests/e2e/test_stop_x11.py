@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from x11 import InputRecorder, ProbeApp, XTerm, held_input, move_pointer
 
 from actions.executor import Executor
 from actions.screen import CoordinateSpace, Monitor, screen_to_model
@@ -22,6 +21,7 @@ from actions.types import TripleClick
 from actions.xtyping import TypingCancelled, XTyper
 from bench.bench_stop import STATES, TYPED, StopRig, StopSample, reply_for
 from tests.support.scripted_server import ScriptedServer
+from tests.support.x11 import InputRecorder, ProbeApp, XTerm, held_input, move_pointer
 
 pytestmark = [pytest.mark.x11, pytest.mark.timeout(240)]
 

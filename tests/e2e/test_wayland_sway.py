@@ -160,3 +160,40 @@ def test_a_click_on_a_scaled_second_output_lands_where_the_model_meant(
     # The output is captured at its physical size; clicks are in logical layout pixels.
     assert steps[0]["screen"]["captured_size"] == [1920, 1080]
     assert steps[0]["execution"]["points"] == [list(centre(window))]
+
+
+def test_text_keys_cannot_type_is_pasted_and_the_clipboard_restored(
+    sway: Sway, tmp_path: Path
+) -> None:
+    # Noncharacters have no keysym: they go through the clipboard; the rest through keys.
+    text = "a\ufdd0b \uffff!"
+    subprocess.run(
+        ["wl-copy", "what the user had"], env=sway.env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, timeout=10, check=True,
+    )  # fmt: skip
+    sway.msg("workspace", "3")
+    out = tmp_path / "pasted.txt"
+    term = sway.foot(f"cat > {out}")
+    script = [
+        Reply(json_call(action="type", text=text + "\n")),
+        Reply(xml_call(action="key", keys=["ctrl", "d"])),
+        Reply(xml_call(action="terminate", status="success")),
+    ]
+    server = ScriptedServer(script)
+    try:
+        proc = run_cli(sway, server, tmp_path / "runs")
+    finally:
+        server.close()
+    assert proc.returncode == 0, proc.stderr
+    assert term.wait(timeout=20) == 0
+    assert out.read_bytes() == (text + "\n").encode("utf-8")
+    steps, _ = recording(tmp_path / "runs")
+    execution = steps[0]["execution"]
+    assert execution["ok"] and execution["via"] == "clipboard"
+    assert "'\\ufdd0' (U+FDD0)" in execution["detail"]
+    assert "not seen taken" not in execution["detail"]
+    assert steps[1]["execution"]["via"] is None
+    restored = subprocess.run(
+        ["wl-paste", "--no-newline"], env=sway.env, capture_output=True, timeout=10, check=False
+    )
+    assert restored.stdout == b"what the user had"

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from x11 import InputRecorder, XTerm, move_pointer, wait_until
 
 from actions.screen import CoordinateSpace, Monitor, screen_to_model
 from agent.recording import INTERRUPTED, read_run, read_steps
 from tests.support.scripted_server import Reply, ScriptedServer, xml_call
+from tests.support.x11 import InputRecorder, XTerm, move_pointer, wait_until
 
 pytestmark = [pytest.mark.x11, pytest.mark.timeout(300)]
 

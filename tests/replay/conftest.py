@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from actions.screen import CoordinateSpace, Frame, Monitor
+from actions.screen import Frame, Monitor
 from actions.types import Action
-from agent.backends.base import ChatMessage, Completion, OnDelta, ToolCall
+from agent.backends.base import Completion, ToolCall
 from agent.loop import LoopSettings, run_task
 from agent.recording import Recorder
+from tests.support.fakes import FakeScreen, RecordingExecutor, ScriptedBackend
 from tests.support.scripted_server import xml_call
 
 MONITOR = Monitor(0, 0, 0, 320, 200, primary=True)
 
 
-class FakeScreen:
+class ShadedScreen(FakeScreen):
     """A 320x200 'desktop' whose colour changes after every executed action."""
 
     monitor = MONITOR
 
     def __init__(self) -> None:
+        super().__init__()
         self.shade = 40
 
     def capture(self) -> Frame:
@@ -37,66 +38,23 @@ class FakeScreen:
         img[60:120, x : x + 60] = 230
         return Frame(img.tobytes(), 320, 200, MONITOR, 0.0)
 
-    def wait_until_stable(self, *, min_s: float, max_s: float, cancel: object = None) -> float:
-        """Nothing moves by itself here."""
-        return 0.0
 
+class ShadingExecutor(RecordingExecutor):
+    """Records actions instead of performing them, and changes the screen as acting would."""
 
-@dataclass
-class FakeExecutor:
-    """Records actions instead of performing them."""
+    def __init__(self, screen: ShadedScreen) -> None:
+        super().__init__(points=((10, 20),))
+        self.screen = screen
 
-    screen: FakeScreen
-    done: list[Action] = field(default_factory=list)
-
-    def execute(
-        self,
-        action: Action,
-        *,
-        space: CoordinateSpace,
-        monitor: Monitor,
-        cancel: threading.Event | None = None,
-    ) -> Any:
-        """Pretend to act, and change the screen."""
-        self.done.append(action)
+    def on_execute(self, action: Action) -> None:
+        """Acting changes the screen."""
         self.screen.shade += 30
 
-        @dataclass
-        class Result:
-            ok: bool = True
-            detail: str = "done"
-            error: str | None = None
-            points: tuple[tuple[int, int], ...] = ((10, 20),)
 
-        return Result()
-
-
-@dataclass
-class FakeBackend:
+class FakeBackend(ScriptedBackend):
     """Answers from a script and keeps every message list it was sent."""
 
-    replies: list[Completion]
-    model: str = "fake-qwen"
-    sent: list[list[ChatMessage]] = field(default_factory=list)
-
-    def complete(
-        self,
-        messages: Sequence[ChatMessage],
-        tools: Sequence[dict[str, object]],
-        *,
-        on_delta: OnDelta | None = None,
-        cancel: threading.Event | None = None,
-    ) -> Completion:
-        """The next scripted reply."""
-        self.sent.append(list(messages))
-        return self.replies[len(self.sent) - 1]
-
-    def describe(self) -> dict[str, object]:
-        """What the recorder stores."""
-        return {"kind": "fake"}
-
-    def close(self) -> None:
-        """Nothing to release."""
+    model = "fake-qwen"
 
 
 HOSTILE = '<script>alert(1)</script><img src="http://evil.example/x.png"> & "quotes"'
@@ -125,7 +83,7 @@ class Made:
 
     dir: Path
     backend: FakeBackend
-    executor: FakeExecutor
+    executor: ShadingExecutor
 
 
 def decider() -> Callable[[Any], Any]:
@@ -145,8 +103,8 @@ def decider() -> Callable[[Any], Any]:
 
 def make_recording(runs: Path, history_images: int = 2) -> Made:
     """Run SCRIPT through run_task and return the recording's folder."""
-    screen = FakeScreen()
-    executor = FakeExecutor(screen)
+    screen = ShadedScreen()
+    executor = ShadingExecutor(screen)
     backend = FakeBackend(list(SCRIPT))
     settings = LoopSettings(max_steps=10, history_images=history_images, settle_min_s=0.0)
     recorder = Recorder(

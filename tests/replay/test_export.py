@@ -42,7 +42,7 @@ def test_mp4_has_a_frame_per_tenth_of_a_second_of_each_step(made: Made, tmp_path
     proc = export(made.dir, "mp4", out)
     assert proc.returncode == 0, proc.stderr
     assert "6/6" in proc.stderr  # the progress bar reached the end
-    steps = read_run(made.dir).steps
+    steps = read_run(made.dir).records
     # The fake steps are fast: every one is held for the documented minimum.
     assert all(frame_seconds(s) == 0.5 for s in steps)
     with av.open(str(out)) as container:

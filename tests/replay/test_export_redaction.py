@@ -13,7 +13,7 @@ from agent.backends.base import Completion
 from agent.loop import LoopSettings, run_task
 from agent.recording import Recorder
 from agent.secrets import MARKER, Redactor
-from tests.replay.conftest import FakeBackend, FakeExecutor, FakeScreen
+from tests.replay.conftest import FakeBackend, ShadedScreen, ShadingExecutor
 from tests.replay.test_export import export
 from tests.support.scripted_server import xml_call
 
@@ -24,8 +24,8 @@ MARKED = "S3cr3t!pass<&>"  # also tests the HTML-escaped form
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A four-step run: the user's secret in the task, a password typed, then Enter."""
-    screen = FakeScreen()
-    executor = FakeExecutor(screen)
+    screen = ShadedScreen()
+    executor = ShadingExecutor(screen)
     backend = FakeBackend(
         [
             Completion(xml_call(action="type", text=MARKED), reasoning="Type the user's text."),

@@ -154,7 +154,7 @@ def test_a_step_cut_off_mid_action_is_shown_and_never_replayed(
 ) -> None:
     """(qapp: the export renders with Qt; a bare QGuiApplication would break later widget tests.)"""
     from agent.replay import replay
-    from tests.replay.conftest import FakeExecutor, FakeScreen
+    from tests.replay.conftest import ShadedScreen, ShadingExecutor
     from ui.export import caption_lines, render_html
 
     lines = (made.dir / "steps.jsonl").read_bytes().split(b"\n")
@@ -168,10 +168,10 @@ def test_a_step_cut_off_mid_action_is_shown_and_never_replayed(
     (cut / "steps.jsonl").write_bytes(b"\n".join(lines[: last + 1]) + b"\n")
     run = read_run(cut)
     assert [s.get("interrupted", False) for s in run.steps] == [False, False, True]
-    assert caption_lines(run.steps[2], 3)[1] == f"! {INTERRUPTED}"
-    assert INTERRUPTED in render_html(run, run.steps)
-    screen = FakeScreen()
-    executor = FakeExecutor(screen)
+    assert caption_lines(run.records[2], 3)[1] == f"! {INTERRUPTED}"
+    assert INTERRUPTED in render_html(run, run.records)
+    screen = ShadedScreen()
+    executor = ShadingExecutor(screen)
     logs: list[str] = []
     result = replay(run, screen=screen, executor=executor, confirm=lambda c: "go", log=logs.append)
     # Step 1 ran again; step 3 may or may not have run back then: it is not run again.

@@ -54,11 +54,19 @@ def test_replay_reproduces_a_recorded_run_and_stops_on_a_changed_screen(
     # The desktop as it was: a fresh app in the same place. Replay types the same text.
     app = probe_app(GEOMETRY, title="replay probe")
     time.sleep(0.3)
-    proc = replay_cli(run_dir, "--execute", "--approve", "auto")
+    replays = tmp_path / "replays"
+    proc = replay_cli(run_dir, "--execute", "--approve", "auto", "--runs-dir", str(replays))
     assert proc.returncode == 0, proc.stderr
     assert app.wait_text("abc <ü>") == "abc <ü>"
     assert "replay done" in proc.stderr and "step 3: nothing to replay" in proc.stderr
     app.close()
+    # The replay is recorded like a run: each action on disk with its live screen and result.
+    (replayed,) = [read_run(d) for d in replays.iterdir()]
+    assert replayed.info["replay"]["source_run"] == str(run_dir)
+    assert replayed.info["outcome"]["status"] == "success"
+    assert [s["execution"]["action"]["action"] for s in replayed.steps] == ["left_click", "type"]
+    assert all(s["decision"]["by"] == "auto" and s["phase"] == "done" for s in replayed.steps)
+    assert all((replayed.dir / s["screenshot"]).is_file() for s in replayed.steps)
 
     # The desktop changed (the app moved): auto stops before acting, with a clear reason.
     moved = probe_app((400, 300, 880, 700), title="replay probe")

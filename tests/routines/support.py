@@ -25,7 +25,7 @@ def rel(point: tuple[int, int]) -> list[float]:
 
 def xdo(*args: str) -> None:
     """Real X input (XTEST) through xdotool, as a person's devices would send it."""
-    from tests.x11 import require_tool
+    from tests.support.x11 import require_tool
 
     subprocess.run([require_tool("xdotool"), *args], env=dict(os.environ), check=True, timeout=30)
 

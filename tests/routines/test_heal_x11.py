@@ -90,11 +90,15 @@ def test_demonstrate_make_a_routine_and_replay_it_healed(probe_app: Any, tmp_pat
     target = rel(b.center("text_field"))
     server = ScriptedServer([Reply(xml_call(action="left_click", coordinate=target))])
     try:
-        proc = replay(routine, server, "--param", "who=Ann")
+        proc = replay(routine, server, "--param", "who=Ann", "--runs-dir", str(tmp_path / "rp"))
     finally:
         server.close()
     assert proc.returncode == 0, proc.stderr
     assert len(server.requests) == 1
+    # The replay's own recording says which steps were checked and which one was healed.
+    (replayed,) = [read_run(d) for d in (tmp_path / "rp").iterdir()]
+    heals = [s.get("heal") for s in replayed.steps]
+    assert [h["healed"] for h in heals if h is not None and h["checked"]] == [False, True]
     request = server.requests[0]
     user = request["messages"][-1]["content"]
     texts = " ".join(p.get("text", "") for p in user if isinstance(p, dict))

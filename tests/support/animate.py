@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.x11 import REPO, stop_process, wait_for_window, wait_until, x_env
+from tests.support.x11 import REPO, stop_process, wait_for_window, wait_until, x_env
 
 ANIMATE_APP = REPO / "tests" / "apps" / "animate_app.py"
 

@@ -90,6 +90,14 @@ def _tool_images(body: dict[str, Any]) -> bool:
     )
 
 
+class CountOnly(list[dict[str, Any]]):
+    """A request log that counts requests without keeping them (a bench's megabytes of base64)."""
+
+    def append(self, item: dict[str, Any]) -> None:
+        """Keep an empty placeholder."""
+        super().append({})
+
+
 @dataclass
 class ScriptedServer:
     """Serves /v1/models and streaming /v1/chat/completions; keeps every request body."""

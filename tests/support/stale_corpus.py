@@ -15,7 +15,6 @@ import io
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,9 +24,10 @@ from typing import Any
 
 from actions.screen import CoordinateSpace, Monitor, screen_to_model
 from agent.approval import ApprovalRequest, Decision
-from agent.backends.base import ChatMessage, Completion, ImagePart, OnDelta
+from agent.backends.base import ChatMessage, Completion, ImagePart
+from tests.support.fakes import ScriptedBackend
 from tests.support.scripted_server import xml_call
-from tests.x11 import REPO, stop_process, wait_for_window, wait_until, x_env
+from tests.support.x11 import REPO, stop_process, wait_for_window, wait_until, x_env
 
 STALE_APP = REPO / "tests" / "apps" / "stale_app.py"
 GEOMETRY = (0, 0, 1200, 800)  # where the app's window sits on the 1920x1080 display
@@ -128,14 +128,14 @@ def centre(name: str) -> tuple[int, int]:
     return GEOMETRY[0] + x + w // 2, GEOMETRY[1] + y + h // 2
 
 
-class LookingModel:
+class LookingModel(ScriptedBackend):
     """Clicks arm, then the target if its screenshot shows it; ends when done or covered."""
 
-    model = "looking"
+    model = kind = "looking"
 
     def __init__(self, monitor: Monitor, think_s: float) -> None:
+        super().__init__(think_s=think_s)
         self.monitor = monitor
-        self.think_s = think_s
         self.proposed: str | None = None
         self.space = CoordinateSpace.relative()
 
@@ -153,19 +153,8 @@ class LookingModel:
             r, g, b = rgb.getpixel((int((sx - self.monitor.left) * scale), int(sy * scale)))  # type: ignore[misc]
         return bool(g > 150 and r < 100 and b < 100)
 
-    def complete(
-        self,
-        messages: Sequence[ChatMessage],
-        tools: Sequence[dict[str, object]],
-        *,
-        on_delta: OnDelta | None = None,
-        cancel: threading.Event | None = None,
-    ) -> Completion:
-        """Think, then decide from the last screenshot and the last result."""
-        if cancel is not None:
-            cancel.wait(self.think_s)
-        else:
-            time.sleep(self.think_s)
+    def answer(self, n: int, messages: Sequence[ChatMessage]) -> Completion:
+        """Decide from the last screenshot and the last result (after thinking think_s)."""
         last = messages[-1]
         image = next(p for p in reversed(last.content) if isinstance(p, ImagePart))
         held = "Not executed" in last.text()
@@ -182,9 +171,6 @@ class LookingModel:
     def describe(self) -> dict[str, object]:
         """For run.json."""
         return {"kind": "looking", "think_s": self.think_s}
-
-    def close(self) -> None:
-        """Nothing to close."""
 
 
 class SlowPerson:

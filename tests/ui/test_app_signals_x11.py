@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from x11 import held_input, wait_until
 
 from agent.recording import read_run
 from tests.support.scripted_server import Reply, ScriptedServer, xml_call
+from tests.support.x11 import held_input, wait_until
 from tests.ui.test_app_x11 import centre, click, end_app, mp, start_app
 
 pytestmark = [pytest.mark.x11, pytest.mark.timeout(180)]

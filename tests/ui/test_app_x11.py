@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from x11 import move_pointer, require_tool, wait_until, x_env
 
 from actions.screen import CoordinateSpace, Monitor, model_to_screen, screen_to_model
 from agent.recording import read_steps
 from tests.support.scripted_server import Reply, ScriptedServer, xml_call
+from tests.support.x11 import move_pointer, require_tool, wait_until, x_env
 
 pytestmark = [pytest.mark.x11, pytest.mark.timeout(120)]
 

@@ -8,11 +8,17 @@ from typing import Any
 from PySide6.QtCore import QRect
 from pytestqt.qtbot import QtBot
 
-from actions.screen import CoordinateSpace
+from actions.screen import CoordinateSpace, Frame, Monitor
 from actions.types import LeftClick
 from agent.approval import Decision
 from agent.config import RunConfig
-from agent.loop import Event
+from agent.events import (
+    ActionExecuted,
+    ActionProposed,
+    DecisionMade,
+    StepStarted,
+    TextStreamed,
+)
 from agent.protocol import Proposal
 from agent.risk import SAFE
 from tests.support.scripted_server import xml_call
@@ -73,13 +79,14 @@ def feed_a_step(w: MainWindow, step: int) -> None:
     space = CoordinateSpace.relative()
     action = LeftClick((500.0, 500.0))
     raw = "I see the button. " + xml_call(action="left_click", coordinate=[500, 500])
-    w.on_event(Event("step_started", step))
-    w.on_event(Event("delta", step, {"kind": "reasoning", "text": "I see the button."}))
-    w.on_event(Event("delta", step, {"kind": "content", "text": raw}))
+    frame = Frame(bytes(3 * 4 * 4), 4, 4, Monitor(0, 0, 0, 4, 4), 0.0)
+    w.on_event(StepStarted(step))
+    w.on_event(TextStreamed(step, "reasoning", "I see the button."))
+    w.on_event(TextStreamed(step, "content", raw))
     proposal = Proposal(action, None, "I see the button.", raw)
-    w.on_event(Event("proposal", step, {"proposal": proposal, "space": space, "risk": SAFE}))
-    w.on_event(Event("decision", step, {"decision": Decision("approve"), "risk": SAFE}))
-    w.on_event(Event("executed", step, {"ok": True, "error": None}))
+    w.on_event(ActionProposed(step, proposal, space, frame, SAFE))
+    w.on_event(DecisionMade(step, Decision("approve"), SAFE))
+    w.on_event(ActionExecuted(step, True, None))
 
 
 def test_the_timeline_shows_steps_in_words_and_thinking_never_as_xml(

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from x11 import wait_until
 
 from actions.private_desktop import PrivateDesktop
 from tests.support.scripted_server import Reply, ScriptedServer, xml_call
+from tests.support.x11 import wait_until
 from tests.ui.test_library_x11 import DOC_IMAGES, Probe, fits, grab, names_match_labels
 
 pytestmark = [pytest.mark.x11, pytest.mark.timeout(180)]

@@ -62,7 +62,7 @@ def test_the_overlay_is_drawn_at_the_mapped_point_in_the_scaled_picture(
     target = view.view.target_rect()
     assert target.width() <= view.view.width() + 0.5  # scaled to fit, never cut off
     assert target.height() <= view.view.height() + 0.5
-    geometry = step_geometry(run.steps[0])
+    geometry = step_geometry(run.records[0])
     assert geometry is not None
     point = model_to_view(
         (500.0, 500.0),

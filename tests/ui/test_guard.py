@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-from actions.executor import ExecResult
 from actions.screen import CoordinateSpace, Frame, Monitor, screen_to_model
-from actions.types import Action, LeftClick, LeftClickDrag, Type
+from actions.types import LeftClick, LeftClickDrag, Type
+from tests.support.fakes import RecordingExecutor
 from ui.guard import MASK_RGB, GuardedExecutor, mask_frame
 
 MON = Monitor(1, 100, 50, 40, 30, scale=2.0)
 REL = CoordinateSpace.relative()
-
-
-class Recording:
-    def __init__(self) -> None:
-        self.done: list[Action] = []
-
-    def execute(
-        self,
-        action: Action,
-        *,
-        space: CoordinateSpace,
-        monitor: Monitor,
-        cancel: threading.Event | None = None,
-    ) -> ExecResult:
-        self.done.append(action)
-        return ExecResult(ok=True, detail="done")
 
 
 def test_mask_paints_the_rect_in_captured_pixels() -> None:
@@ -40,7 +23,7 @@ def test_mask_paints_the_rect_in_captured_pixels() -> None:
 
 
 def test_actions_on_the_bar_are_refused_others_run() -> None:
-    inner: Any = Recording()
+    inner: Any = RecordingExecutor()
     guard = GuardedExecutor(inner, lambda: [(110, 60, 5, 5)])
     on_bar = screen_to_model((112, 62), REL, MON)
     off_bar = screen_to_model((130, 70), REL, MON)

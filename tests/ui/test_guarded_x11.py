@@ -66,7 +66,7 @@ def test_guarded_app_judges_enter_where_the_keys_go_not_on_its_own_window(
     xdisplay: str, tmp_path: Path
 ) -> None:
     """The app comes forward while the model thinks; Enter is still judged on the terminal."""
-    from tests.x11 import shell_quote, start_xterm
+    from tests.support.x11 import shell_quote, start_xterm
 
     marker = tmp_path / "made-by-the-command"
     term = start_xterm(

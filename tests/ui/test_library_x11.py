@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from x11 import wait_until
 
 from actions.private_desktop import PrivateDesktop
 from actions.screen import Screen
 from tests.support.recordings import CORNERS, SCRIPT, record_run
 from tests.support.scripted_server import Reply, ScriptedServer, xml_call
+from tests.support.x11 import wait_until
 
 pytestmark = [pytest.mark.x11, pytest.mark.timeout(180)]
 

@@ -14,7 +14,14 @@ from pytestqt.qtbot import QtBot
 from actions.screen import CoordinateSpace, Frame, Monitor
 from actions.types import Answer, Type
 from agent.approval import ApprovalRequest, Decision
-from agent.loop import Event
+from agent.events import (
+    ActionProposed,
+    BackendFailed,
+    DecisionMade,
+    OutputInvalid,
+    StepStarted,
+    TextStreamed,
+)
 from agent.protocol import Proposal
 from agent.recording import Recording
 from agent.risk import Risk
@@ -70,12 +77,10 @@ def test_the_main_window_shows_model_text_as_text(qtbot: QtBot, tmp_path: Path) 
     space = CoordinateSpace.relative()
     action = Type(HOSTILE)
     risk = Risk("risky", f"typing {HOSTILE!s}", "test")
-    window.on_event(Event("step_started", 0))
-    window.on_event(Event("delta", 0, {"kind": "reasoning", "text": HOSTILE}))
+    window.on_event(StepStarted(0))
+    window.on_event(TextStreamed(0, "reasoning", HOSTILE))
     proposal = Proposal(action, None, HOSTILE, HOSTILE)
-    window.on_event(
-        Event("proposal", 0, {"proposal": proposal, "space": space, "frame": frame, "risk": risk})
-    )
+    window.on_event(ActionProposed(0, proposal, space, frame, risk))
     window.on_approval(ApprovalRequest(0, action, HOSTILE, space, risk=risk, attention=HOSTILE))
     text = displayed(window)
     check(text)
@@ -90,12 +95,10 @@ def test_the_main_window_shows_model_text_as_text(qtbot: QtBot, tmp_path: Path) 
     panel.approve()
     assert decided and decided[0].kind == "approve"
 
-    window.on_event(Event("invalid", 1, {"error": HOSTILE}))
-    window.on_event(Event("backend_error", 1, {"error": HOSTILE, "retry_in_s": None}))
+    window.on_event(OutputInvalid(1, HOSTILE))
+    window.on_event(BackendFailed(1, HOSTILE))
     note = f"blocked: {HOSTILE}"
-    window.on_event(
-        Event("decision", 1, {"decision": Decision("reject", note=note, by="rules"), "risk": risk})
-    )
+    window.on_event(DecisionMade(1, Decision("reject", note=note, by="rules"), risk))
     window.recover_bar.ask(HOSTILE)
     check(displayed(window))
     assert window.recover_bar.message.textFormat() == Qt.TextFormat.PlainText

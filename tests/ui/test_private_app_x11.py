@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from x11 import InputRecorder, shell_quote
 
 from tests.support.scripted_server import Reply, ScriptedServer, xml_call
+from tests.support.x11 import InputRecorder, shell_quote
 from tests.ui.test_app_x11 import centre, click, end_app, start_app
 
 

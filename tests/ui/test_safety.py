@@ -22,6 +22,7 @@ from actions.types import LeftClick, Type
 from agent.approval import ApprovalRequest, Decision
 from agent.backends.base import BackendError, Completion
 from agent.config import RunConfig
+from agent.events import BackendFailed
 from agent.recording import read_steps
 from agent.risk import SAFE, Risk
 from tests.support.scripted_server import Reply, ScriptedServer, xml_call
@@ -332,7 +333,9 @@ def test_http_500_is_retried_then_retry_restart_or_stop_and_the_app_stays_up(
     bar = window.recover_bar
     statuses: list[str] = []
     window.controller.loop_event.connect(
-        lambda e: statuses.append(window.step_label.text()) if e.kind == "backend_error" else None
+        lambda e: (
+            statuses.append(window.step_label.text()) if isinstance(e, BackendFailed) else None
+        )
     )
     backends: list[Any] = []
 

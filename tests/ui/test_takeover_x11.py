@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from x11 import shell_quote, wait_until
 
 from tests.support.scripted_server import Reply, ScriptedServer, xml_call
+from tests.support.x11 import shell_quote, wait_until
 from tests.ui.test_app_x11 import centre, click, end_app, start_app, xdo
 
 

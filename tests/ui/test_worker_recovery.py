@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from agent.config import RunConfig
+from agent.events import TextStreamed
 from agent.recording import read_steps
 from ui.app import MainWindow
 from ui.settings import AppSettings
@@ -31,7 +32,7 @@ pytestmark = [
 def test_worker_killed_mid_generation_then_restart_worker(
     qtbot: QtBot, xdisplay: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.worker import tiny_qwen35
+    from tests.support import tiny_qwen35
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model = tiny_qwen35.build(tmp_path / "tiny", "dense")
@@ -58,7 +59,7 @@ def test_worker_killed_mid_generation_then_restart_worker(
     killed: list[int] = []
 
     def kill_on_first_token(event: Any) -> None:
-        if event.kind == "delta" and not killed and first.pid is not None:
+        if isinstance(event, TextStreamed) and not killed and first.pid is not None:
             killed.append(first.pid)
             os.kill(first.pid, signal.SIGKILL)
 

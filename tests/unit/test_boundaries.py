@@ -1,4 +1,4 @@
-"""Architecture rules: no Qt in agent/ or actions/, torch only in the worker, no eval/exec."""
+"""Architecture: layers import downwards, Qt only in ui/, torch only in the worker, no eval."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ TORCH = ("torch", "transformers", "accelerate", "safetensors")
 # The worker process's package: the only code allowed to import torch (the app imports
 # agent/backends/worker_wire.py to talk to it, which this rule keeps torch-free).
 WORKER = ROOT / "agent" / "backends" / "worker"
+# actions <- agent <- ui: each layer imports only the layers below it; main.py may import all.
+LAYERS = {"actions": set(), "agent": {"actions"}, "ui": {"actions", "agent"}}
+PROJECT = {*LAYERS, "main", "tests", "bench"}
 
 
 # Parsing runs in a fresh interpreter: CPython 3.11's ast.parse can fail with "AST constructor
@@ -64,8 +67,23 @@ ALL_FILES = tuple(
 ) + (ROOT / "main.py",)
 
 
-def test_no_qt_in_agent_or_actions() -> None:
-    offenders = [str(p) for p in python_files("agent", "actions") if imported_modules(p) & set(QT)]
+def test_layers_import_only_the_layers_below() -> None:
+    offenders = [
+        f"{p.relative_to(ROOT)} imports {sorted(bad)}"
+        for layer, below in LAYERS.items()
+        for p in python_files(layer)
+        if (bad := imported_modules(p) & PROJECT - below - {layer})
+    ]
+    assert offenders == []
+
+
+def test_main_imports_no_tests_or_bench() -> None:
+    assert imported_modules(ROOT / "main.py") & {"tests", "bench"} == set()
+
+
+def test_qt_only_in_ui() -> None:
+    files = python_files("agent", "actions") + [ROOT / "main.py"]
+    offenders = [str(p) for p in files if imported_modules(p) & set(QT)]
     assert offenders == []
 
 

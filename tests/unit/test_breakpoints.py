@@ -16,6 +16,7 @@ from agent.approval import (
     auto_approve,
     with_breakpoints,
 )
+from agent.records import DecisionRecord
 
 REL = CoordinateSpace.relative()
 
@@ -71,8 +72,9 @@ def test_stepping_from_the_breakpoint_until_continue() -> None:
         ("approve", "auto", None),
         ("approve", "auto", None),
     ]
-    assert got[1].to_json()["breakpoint"] == "step 2"
-    assert "breakpoint" not in got[0].to_json()  # recordings without breakpoints unchanged
+    assert DecisionRecord.of(got[1]).to_json()["breakpoint"] == "step 2"
+    # Recordings without breakpoints unchanged.
+    assert "breakpoint" not in DecisionRecord.of(got[0]).to_json()
 
 
 def test_a_kind_breakpoint_hits_again_after_continue() -> None:

@@ -28,11 +28,12 @@ from actions.types import (
     Type,
     Wait,
 )
-from agent.approval import ApprovalRequest, Decision, auto_approve, policy
-from agent.backends.base import ChatMessage, Completion, OnDelta
-from agent.loop import Event, LoopSettings, run_task
+from agent.approval import auto_approve, policy
+from agent.backends.base import ChatMessage, Completion
+from agent.events import Event, ScreenStale
+from agent.loop import LoopSettings, run_task
 from agent.recording import Recorder, read_run
-from tests.support.fakes import RecordingExecutor
+from tests.support.fakes import FakeScreen, Person, RecordingExecutor, ScriptedBackend
 from tests.support.scripted_server import xml_call
 
 W, H = 1920, 1080
@@ -145,44 +146,31 @@ def test_areas_on_a_second_hidpi_monitor() -> None:
 # --------------------------------------------------------------------------- in the loop
 
 
-class Backend:
+class Backend(ScriptedBackend):
     """Clicks the button every step; the screen changes while it thinks, `changes` times."""
 
-    model = "scripted"
+    model = kind = "scripted"
 
     def __init__(self, screen: CoveringScreen, steps: int = 99) -> None:
-        self.prompts: list[Sequence[ChatMessage]] = []
+        super().__init__()
         self.screen = screen
         self.steps = steps
 
-    def complete(
-        self,
-        messages: Sequence[ChatMessage],
-        tools: Sequence[dict[str, object]],
-        *,
-        on_delta: OnDelta | None = None,
-        cancel: threading.Event | None = None,
-    ) -> Completion:
-        self.prompts.append(messages)
-        if len(self.prompts) <= self.screen.changes:
+    def answer(self, n: int, messages: Sequence[ChatMessage]) -> Completion:
+        if n < self.screen.changes:
             self.screen.version += 1  # a dialog appears over the button while the model thinks
-        if len(self.prompts) > self.steps:
+        if n >= self.steps:
             return Completion(xml_call(action="terminate", status="success"))
         return Completion(xml_call(action="left_click", coordinate=[500, 500]))
 
-    def describe(self) -> dict[str, object]:
-        return {"kind": "scripted"}
 
-    def close(self) -> None:
-        pass
-
-
-class CoveringScreen:
+class CoveringScreen(FakeScreen):
     """The desktop; each change puts a dialog of another colour over the button."""
 
     monitor = MONITOR
 
     def __init__(self, changes: int, *, clock: bool = False) -> None:
+        super().__init__()
         self.changes = changes  # how many of the model's answers come with a change
         self.version = 0
         self.clock = clock
@@ -196,11 +184,6 @@ class CoveringScreen:
         if self.version:
             img[400:700, 800:1200] = (250, 250, (200 + 50 * self.version) % 256)
         return frame(img)
-
-    def wait_until_stable(
-        self, *, min_s: float, max_s: float, cancel: threading.Event | None = None
-    ) -> float:
-        return 0.0
 
 
 def run(
@@ -239,9 +222,9 @@ def test_a_stale_action_is_recorded_not_executed_and_asked_again(tmp_path: Path)
     assert (run_dir / first["freshness"]["screenshot"]).is_file()  # the live picture
     assert (run_dir / first["screenshot"]).is_file()  # the decision's picture
     # The viewer got the live screen before anything ran, then the model was asked again.
-    stale_events = [e for e in events if e.kind == "stale"]
-    assert len(stale_events) == 1 and stale_events[0].data["frame"] is not None
-    assert "screen changed before execution" in "\n".join(m.text() for m in backend.prompts[1])
+    stale_events = [e for e in events if isinstance(e, ScreenStale)]
+    assert len(stale_events) == 1 and stale_events[0].frame is not None
+    assert "screen changed before execution" in "\n".join(m.text() for m in backend.sent[1])
     assert steps[1]["freshness"]["stale"] is False
     assert executor.done == [LeftClick((500.0, 500.0))]  # only the second, fresh click ran
 
@@ -252,7 +235,7 @@ def test_a_ticking_clock_never_holds_an_action_back(tmp_path: Path) -> None:
     )
     assert result.outcome == "success"
     assert len(executor.done) == 5
-    assert not [e for e in events if e.kind == "stale"]
+    assert not [e for e in events if isinstance(e, ScreenStale)]
 
 
 def test_after_the_limit_in_a_row_nobody_to_ask_stops_with_the_reason(tmp_path: Path) -> None:
@@ -262,18 +245,6 @@ def test_after_the_limit_in_a_row_nobody_to_ask_stops_with_the_reason(tmp_path: 
     assert "screen changed before execution 3 times in a row" in result.message
     assert executor.done == []
     assert len(read_run(run_dir).steps) == 3
-
-
-class Person:
-    """Answers every question the same way and keeps the requests."""
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.requests: list[ApprovalRequest] = []
-
-    def __call__(self, request: ApprovalRequest) -> Decision:
-        self.requests.append(request)
-        return Decision(self.kind)  # type: ignore[arg-type]
 
 
 def test_after_the_limit_in_a_row_a_person_decides(tmp_path: Path) -> None:
@@ -306,5 +277,5 @@ def test_a_change_gone_once_the_screen_settles_does_not_hold_back(tmp_path: Path
     result, executor, events, run_dir, _ = run(tmp_path, PassingScreen(1), auto_approve)
     assert result.outcome == "success"
     assert len(executor.done) == 2
-    assert not [e for e in events if e.kind == "stale"]
+    assert not [e for e in events if isinstance(e, ScreenStale)]
     assert read_run(run_dir).steps[0]["freshness"]["stale"] is False

@@ -7,6 +7,7 @@ valid action); a hypothesis test then throws generated soup at the same loop.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,13 @@ from hypothesis import strategies as st
 
 from actions.screen import CoordinateSpace
 from agent.approval import auto_approve
+from agent.backends.base import ChatMessage, Completion
 from agent.backends.openai_compat import OpenAIBackend
 from agent.loop import LoopSettings, run_task
 from agent.recording import Recorder, read_run
 from tests.support.fakes import FakeScreen as Screen
 from tests.support.fakes import RecordingExecutor as Executor
+from tests.support.fakes import ScriptedBackend
 from tests.support.scripted_server import Reply, ScriptedServer, xml_call
 
 DATA = Path(__file__).parent.parent / "data"
@@ -92,24 +95,18 @@ SOUP = st.lists(
 ).map("".join)
 
 
-class _Replayer:
+class _Replayer(ScriptedBackend):
     """A backend that answers whatever hypothesis gives it (no HTTP: thousands of examples)."""
 
-    model = "fuzz"
+    model = kind = "fuzz"
 
     def __init__(self) -> None:
+        super().__init__()
         self.text = ""
 
-    def complete(self, messages: Any, tools: Any, **_: Any) -> Any:
-        from agent.backends.base import Completion
-
+    def answer(self, n: int, messages: Sequence[ChatMessage]) -> Completion:
+        self.sent.clear()  # thousands of examples: keep no history
         return Completion(self.text)
-
-    def describe(self) -> dict[str, object]:
-        return {"kind": "fuzz"}
-
-    def close(self) -> None:
-        pass
 
 
 def test_generated_soup_through_the_loop_runs_only_valid_actions(tmp_path: Path) -> None:

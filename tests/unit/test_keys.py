@@ -12,11 +12,15 @@ from actions.keys import (
     MODIFIERS,
     X_KEYSYMS,
     KeyNameError,
+    chord_text,
     is_modifier,
     normalize_chord,
     normalize_key,
     split_chord,
+    split_plus,
 )
+from actions.screen import CoordinateSpace
+from actions.types import Key
 
 
 @pytest.mark.parametrize(
@@ -213,3 +217,51 @@ def test_split_and_normalize_raise_only_key_name_errors(text: str) -> None:
         normalize_chord([text])
     except KeyNameError:
         pass
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ctrl+shift+t", ("ctrl", "shift", "t")),
+        ("ctrl + c", ("ctrl", "c")),
+        ("ctrl++", ("ctrl", "+")),
+        ("ctrl + +", ("ctrl", "+")),
+        ("ctrl+ +", ("ctrl", "+")),
+        ("+++", ("+", "+")),
+        (" + ", ("+",)),
+        ("ctrl-c", ("ctrl-c",)),  # "+" only: the hyphen is split_chord's business
+    ],
+)
+def test_split_plus(text: str, expected: tuple[str, ...]) -> None:
+    assert split_plus(text) == expected
+    assert chord_text(split_plus(text)).replace(" ", "") in text.replace(" ", "")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("ctrl+", "key combination 'ctrl+' ends with '+'"),
+        ("ctrl++c", "malformed key combination 'ctrl++c'"),
+        ("a + + b", "malformed key combination 'a + + b'"),
+        ("", "empty key name"),
+    ],
+)
+def test_split_plus_errors_keep_the_text_apart(text: str, message: str) -> None:
+    with pytest.raises(KeyNameError) as info:
+        split_plus(text)
+    assert str(info.value) == message
+    # The protocol shows the chord its own way (quoted for the redactor), not in repr form.
+    assert info.value.message(lambda v: f"<{v}>") == message.replace(f"'{text}'", f"<{text}>")
+
+
+@given(st.text(alphabet="ac+- \t", max_size=12))
+def test_the_protocol_and_the_executor_split_a_chord_the_same_way(text: str) -> None:
+    from agent.protocol import ProtocolError, parse_arguments
+
+    try:
+        action = parse_arguments({"action": "key", "keys": text}, CoordinateSpace.relative())
+    except ProtocolError:
+        return
+    # What the parser accepted, the executor's normalisation reads as the same chord.
+    assert isinstance(action, Key)
+    assert normalize_chord(action.keys) == normalize_chord([text])

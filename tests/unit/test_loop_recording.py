@@ -2,86 +2,35 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from actions.screen import CoordinateSpace, Frame, Monitor
-from actions.types import Action
 from agent.approval import auto_approve
-from agent.backends.base import BackendError, ChatMessage, Completion, ImagePart, OnDelta
+from agent.backends.base import BackendError, ChatMessage, Completion, ImagePart
 from agent.loop import LoopSettings, run_task
 from agent.recording import Recorder, read_run
+from tests.support.fakes import FakeScreen, RecordingExecutor, ScriptedBackend
 from tests.support.scripted_server import xml_call
 
-MONITOR = Monitor(1, 0, 0, 64, 48, primary=True)
 
-
-class Screen:
-    """A screen whose every capture differs a little."""
-
-    monitor = MONITOR
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def capture(self) -> Frame:
-        self.n += 1
-        return Frame(bytes([self.n % 256]) * (64 * 48 * 3), 64, 48, MONITOR, time.time())
-
-    def wait_until_stable(self, *, min_s: float, max_s: float, cancel: object = None) -> float:
-        return 0.0
-
-
-class Result:
-    ok, detail, error = True, "done", None
-    points: tuple[tuple[int, int], ...] = ()
-
-
-class Executor:
-    def execute(
-        self,
-        action: Action,
-        *,
-        space: CoordinateSpace,
-        monitor: Monitor,
-        cancel: threading.Event | None = None,
-    ) -> Result:
-        return Result()
-
-
-class Backend:
+class Backend(ScriptedBackend):
     """Answers mouse moves; records which images came with a file path; can fail at a step."""
 
-    model = "fake"
-
     def __init__(self, fail_at: int | None = None) -> None:
+        super().__init__()
         self.fail_at = fail_at
         self.seen: list[list[str | None]] = []
 
-    def complete(
-        self,
-        messages: Sequence[ChatMessage],
-        tools: Sequence[dict[str, object]],
-        *,
-        on_delta: OnDelta | None = None,
-        cancel: threading.Event | None = None,
-    ) -> Completion:
+    def answer(self, n: int, messages: Sequence[ChatMessage]) -> Completion:
         paths = [p.path for m in messages for p in m.content if isinstance(p, ImagePart)]
         for path in paths:
             assert path is None or Path(path).is_file()  # a named file is always complete
         self.seen.append(paths)
-        if len(self.seen) - 1 == self.fail_at:
+        if n == self.fail_at:
             raise BackendError("server went away")
         return Completion(xml_call(action="mouse_move", coordinate=[500, 500]))
-
-    def describe(self) -> dict[str, object]:
-        return {"kind": "fake"}
-
-    def close(self) -> None:
-        pass
 
 
 class SlowRecorder(Recorder):
@@ -102,8 +51,8 @@ def run(tmp_path: Path, backend: Backend, steps: int) -> Path:
     run_task(
         "t",
         backend=backend,
-        screen=Screen(),
-        executor=Executor(),
+        screen=FakeScreen(),
+        executor=RecordingExecutor(),
         decide=auto_approve,
         recorder=recorder,
         settings=LoopSettings(max_steps=steps),

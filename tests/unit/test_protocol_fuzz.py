@@ -172,10 +172,9 @@ JSON_VALUES = st.recursive(
                                                                  max_size=3),
     max_leaves=8,
 )
+# What each action requires, from its declaration: the drawn calls are mostly complete.
 REQUIRED = {
-    "key": ["keys"], "type": ["text"], "answer": ["text"], "wait": ["time"],
-    "terminate": ["status"], "scroll": ["pixels"], "hscroll": ["pixels"],
-    "left_click_drag": ["coordinate"],
+    name: [p.name for p in cls.spec.params if p.required] for name, cls in ACTION_TYPES.items()
 }
 NUMBERS = st.one_of(st.integers(-5, 1400), st.floats(-5, 1400), st.booleans(),
                     st.sampled_from([float("nan"), float("inf"), 10**400]))
@@ -210,7 +209,7 @@ def argument_dicts(draw: st.DrawFn) -> dict[str, object]:
     if draw(st.integers(0, 9)):
         action = draw(st.sampled_from(list(ACTION_TYPES)))
         args["action"] = action
-        for name in REQUIRED.get(action, ["coordinate"]):
+        for name in REQUIRED[action]:
             if draw(st.integers(0, 9)):
                 args[name] = draw(VALUES[name])
     else:

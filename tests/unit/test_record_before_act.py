@@ -4,75 +4,44 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from actions.executor import ExecResult
-from actions.screen import CoordinateSpace, Monitor
 from actions.types import Action
 from agent.approval import auto_approve
-from agent.backends.base import ChatMessage, Completion, OnDelta
+from agent.backends.base import ChatMessage, Completion
 from agent.loop import LoopSettings, run_task
 from agent.recording import INTERRUPTED, Recorder, RecordingError, read_run, read_steps
-from tests.support.fakes import FakeScreen
+from tests.support.fakes import FakeScreen, RecordingExecutor, ScriptedBackend
 from tests.support.scripted_server import xml_call
 
 TYPED = "touch /tmp/deskpilot-never/marker\n"
 
 
-class TypingBackend:
+class TypingBackend(ScriptedBackend):
     """Proposes typing a command, then a move, forever."""
 
-    model = "fake"
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def complete(
-        self,
-        messages: Sequence[ChatMessage],
-        tools: Sequence[dict[str, object]],
-        *,
-        on_delta: OnDelta | None = None,
-        cancel: threading.Event | None = None,
-    ) -> Completion:
-        self.n += 1
-        if self.n % 2:
+    def answer(self, n: int, messages: Sequence[ChatMessage]) -> Completion:
+        if n % 2 == 0:
             return Completion(xml_call(action="type", text=TYPED))
-        return Completion(xml_call(action="mouse_move", coordinate=[100 + self.n, 500]))
-
-    def describe(self) -> dict[str, object]:
-        return {"kind": "fake"}
-
-    def close(self) -> None:
-        pass
+        return Completion(xml_call(action="mouse_move", coordinate=[101 + n, 500]))
 
 
-class CheckingExecutor:
+class CheckingExecutor(RecordingExecutor):
     """Asserts, at the moment it acts, that the step's "executing" line is already on disk."""
 
     def __init__(self, recorder: Recorder, before: list[dict[str, object]]) -> None:
+        super().__init__()
         self.recorder = recorder
         self.before = before
-        self.done: list[Action] = []
 
-    def execute(
-        self,
-        action: Action,
-        *,
-        space: CoordinateSpace,
-        monitor: Monitor,
-        cancel: threading.Event | None = None,
-    ) -> ExecResult:
+    def on_execute(self, action: Action) -> None:
         # Read with a fresh descriptor: what another process (or a crash) would find.
         lines = (self.recorder.dir / "steps.jsonl").read_bytes().split(b"\n")
         assert lines[-1] == b""  # whole lines only
         self.before.append(json.loads(lines[-2]))
-        self.done.append(action)
-        return ExecResult(ok=True, detail=f"did {action.name}")
 
 
 def test_every_action_is_on_disk_before_it_runs(tmp_path: Path) -> None:
@@ -107,19 +76,11 @@ def test_every_action_is_on_disk_before_it_runs(tmp_path: Path) -> None:
 class BreakingExecutor(CheckingExecutor):
     """After its first action the disk is "full": steps.jsonl becomes /dev/full."""
 
-    def execute(
-        self,
-        action: Action,
-        *,
-        space: CoordinateSpace,
-        monitor: Monitor,
-        cancel: threading.Event | None = None,
-    ) -> ExecResult:
-        result = super().execute(action, space=space, monitor=monitor, cancel=cancel)
+    def on_execute(self, action: Action) -> None:
+        super().on_execute(action)
         path = self.recorder.dir / "steps.jsonl"
         path.unlink()
         path.symlink_to("/dev/full")  # every write: ENOSPC
-        return result
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
@@ -155,18 +116,11 @@ class BreakingBackend(TypingBackend):
         super().__init__()
         self.path = path
 
-    def complete(
-        self,
-        messages: Sequence[ChatMessage],
-        tools: Sequence[dict[str, object]],
-        *,
-        on_delta: OnDelta | None = None,
-        cancel: threading.Event | None = None,
-    ) -> Completion:
-        if self.n == 2:
+    def answer(self, n: int, messages: Sequence[ChatMessage]) -> Completion:
+        if n == 2:
             self.path.unlink()
             self.path.symlink_to("/dev/full")
-        return super().complete(messages, tools, on_delta=on_delta, cancel=cancel)
+        return super().answer(n, messages)
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")

@@ -178,7 +178,9 @@ def test_recorded_prompts_rebuild_as_the_redacted_prompts(tmp_path: Path) -> Non
     actions = [None, {"action": "type", "text": PASSWORD}, None, None]
     for i, messages in enumerate(prompts):
         prompt = rec.prompt_record(messages)
-        rec.append_step(step_record(i, prompt=prompt, thinking=thinking[i], action=actions[i]))
+        rec.append_step(
+            step_record(i, prompt=prompt.to_json(), thinking=thinking[i], action=actions[i])
+        )
     rec.finish({"status": "success"})
     assert leaks(rec.dir, PASSWORD) == []
     run = read_run(rec.dir)

@@ -9,7 +9,6 @@ WM_CLASS] or null when unknown, thinking); its expectation is about the last ste
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,13 +18,14 @@ import pytest
 
 from actions.screen import CoordinateSpace
 from actions.window import FocusedWindow
-from agent.approval import ApprovalRequest, Decision, policy
-from agent.backends.base import BackendError, ChatMessage, Completion, OnDelta
+from agent.approval import Decision, policy
+from agent.backends.base import BackendError, ChatMessage, Completion
 from agent.loop import LoopSettings, RunResult, run_task
 from agent.protocol import parse_arguments
 from agent.recording import Recorder, read_run
 from agent.risk import RiskRules
 from tests.support.fakes import FakeScreen as Screen
+from tests.support.fakes import Person, ScriptedBackend
 from tests.support.fakes import RecordingExecutor as Executor
 from tests.support.scripted_server import xml_call
 
@@ -34,57 +34,37 @@ CORPUS = [json.loads(line) for line in (DATA / "risk_corpus.jsonl").read_text().
 ATTACKS = [json.loads(line) for line in (DATA / "risk_attacks.jsonl").read_text().splitlines()]
 
 
-class Backend:
+class Backend(ScriptedBackend):
     """Answers from a list of (thinking, computer_use arguments); then terminates."""
 
-    model = "scripted"
+    model = kind = "scripted"
 
     def __init__(self, script: list[tuple[str, dict[str, Any]]], fail: int = 0) -> None:
+        super().__init__()
         self.script = list(script)
         self.fail = fail
-        self.prompts: list[str] = []
 
     @property
     def served(self) -> int:
         """How many answers it gave: the step being proposed is served - 1."""
-        return len(self.prompts)
+        return len(self.sent)
 
-    def complete(
-        self,
-        messages: Sequence[ChatMessage],
-        tools: Sequence[dict[str, object]],
-        *,
-        on_delta: OnDelta | None = None,
-        cancel: threading.Event | None = None,
-    ) -> Completion:
+    @property
+    def prompts(self) -> list[str]:
+        """The text of every request answered."""
+        return ["\n".join(m.text() for m in messages) for messages in self.sent]
+
+    def answer(self, n: int, messages: Sequence[ChatMessage]) -> Completion:
         if self.fail:
             self.fail -= 1
+            self.sent.pop()  # a failed request is not one answered
             raise BackendError("the endpoint answered HTTP 500", retryable=True)
-        self.prompts.append("\n".join(m.text() for m in messages))
         thinking, args = (
             self.script.pop(0)
             if self.script
             else ("done", {"action": "terminate", "status": "success"})
         )
         return Completion(f"{thinking}\n</think>\n\n{xml_call(**args)}")
-
-    def describe(self) -> dict[str, object]:
-        return {"kind": "scripted"}
-
-    def close(self) -> None:
-        pass
-
-
-class Asked:
-    """A person who answers every question the same way, and counts them."""
-
-    def __init__(self, kind: str = "reject") -> None:
-        self.kind = kind
-        self.requests: list[ApprovalRequest] = []
-
-    def __call__(self, request: ApprovalRequest) -> Decision:
-        self.requests.append(request)
-        return Decision(self.kind)  # type: ignore[arg-type]
 
 
 def run(
@@ -144,7 +124,7 @@ def gate(tmp_path: Path, row: dict[str, Any], mode: str) -> tuple[bool, bool, di
     """Run a row with a person approving everything: (last step asked, executed, its record)."""
     script, windows = corpus_script(row)
     rules = RiskRules.load(DATA / row["rules"]) if row.get("rules") else None
-    person = Asked("approve")
+    person = Person("approve")
     result, _, _ = run(tmp_path, script, policy(mode, person), rules=rules, windows=windows)  # type: ignore[arg-type]
     last = len(script) - 1
     record = read_run(Path(str(result.run_dir))).steps[last]
@@ -212,7 +192,7 @@ BLOCKED = [
 @pytest.mark.parametrize("mode", ["ask", "guarded", "auto"])
 def test_blocked_actions_never_run_in_any_mode(tmp_path: Path, mode: str) -> None:
     rules = RiskRules.load(DATA / "blocked_rules.toml")
-    person = Asked("approve")  # even a person approving everything cannot run them
+    person = Person("approve")  # even a person approving everything cannot run them
     script = [("go", args) for args in BLOCKED]
     script.append(("now the wire transfer", {"action": "left_click", "coordinate": [5, 5]}))
     result, executor, _ = run(tmp_path, script, policy(mode, person), rules=rules)  # type: ignore[arg-type]
@@ -243,7 +223,7 @@ def test_an_edit_into_a_blocked_action_does_not_run(tmp_path: Path) -> None:
 
 def test_the_same_action_on_an_unchanged_screen_pauses_and_asks(tmp_path: Path) -> None:
     click = {"action": "left_click", "coordinate": [500, 500]}
-    person = Asked("approve")
+    person = Person("approve")
     result, executor, _ = run(
         tmp_path, [("click", click)] * 6, policy("auto", person), screen=Screen(still=True)
     )
@@ -266,7 +246,7 @@ def test_runaway_without_a_person_stops_the_run(tmp_path: Path) -> None:
 
 def test_a_changing_screen_is_not_a_runaway(tmp_path: Path) -> None:
     click = {"action": "left_click", "coordinate": [500, 500]}
-    person = Asked("approve")
+    person = Person("approve")
     result, executor, _ = run(tmp_path, [("click", click)] * 6, policy("auto", person))
     assert person.requests == [] and len(executor.done) == 6
 

@@ -18,7 +18,8 @@ from agent.protocol import ProtocolError, parse_arguments
 from agent.recording import read_run
 from agent.risk import RiskGuard, RiskRules
 from agent.shell import parse
-from tests.unit.test_risk_gate import Asked, Backend, run
+from tests.support.fakes import Person
+from tests.unit.test_risk_gate import Backend, run
 
 DATA = Path(__file__).parent.parent / "data"
 XTERM = FocusedWindow(11, "xterm xterm")
@@ -375,7 +376,7 @@ def _run_with_focus(
         backend=backend,
         screen=FakeScreen(),
         executor=RecordingExecutor(),
-        decide=policy(mode, Asked("reject")),  # type: ignore[arg-type]
+        decide=policy(mode, Person("reject")),  # type: ignore[arg-type]
         recorder=Recorder(tmp_path / "runs", {"task": "task"}),
         settings=LoopSettings(),
         rules=rules,
@@ -390,7 +391,7 @@ def test_guarded_mode_through_the_loop_asks_for_a_split_destructive_command(tmp_
         ("type", {"action": "type", "text": "pwned"}),
         ("run", {"action": "key", "keys": ["shift", "KP_Enter"]}),
     ]
-    person = Asked("reject")
+    person = Person("reject")
     result, executor, _ = run(tmp_path, script, policy("guarded", person), windows=[XTERM])
     assert [r.step for r in person.requests] == [3]
     assert len(executor.done) == 3 and result.outcome == "success"

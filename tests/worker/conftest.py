@@ -19,7 +19,7 @@ def hub_offline() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def tiny_qwen35(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Folders of a tiny dense (qwen3_5) and MoE (qwen3_5_moe) checkpoint, built once."""
-    from tests.worker import tiny_qwen35 as builder
+    from tests.support import tiny_qwen35 as builder
 
     root = tmp_path_factory.mktemp("tiny-qwen35")
     return {variant: builder.build(root / variant, variant) for variant in ("dense", "moe")}

@@ -2,7 +2,7 @@
 
 tests/data/Qwen3.5-4B.jinja is a byte copy of the template (see tests/data/README.md); it is
 rendered through a tokenizer in which <tool_call>, <think> and <tool_response> are ordinary
-tokens, as in the real one (tests/worker/tiny_qwen35.py).
+tokens, as in the real one (tests/support/tiny_qwen35.py).
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ import pytest
 
 from actions.screen import CoordinateSpace
 from agent.approval import auto_approve
-from agent.backends.base import ChatMessage, Completion, OnDelta
+from agent.backends.base import ChatMessage, Completion
 from agent.backends.local import encode_messages
 from agent.backends.worker.processor import chat_turns
 from agent.loop import LoopSettings, run_task
 from agent.prompt import OMITTED, SYSTEM_PROMPT, legacy_messages
 from agent.protocol import tool_schema
 from agent.recording import Recorder, read_run
-from tests.support.fakes import FakeScreen, RecordingExecutor
+from tests.support.fakes import FakeScreen, RecordingExecutor, ScriptedBackend
 from tests.support.scripted_server import xml_call
 
 TEMPLATE = (Path(__file__).resolve().parents[1] / "data" / "Qwen3.5-4B.jinja").read_text()
@@ -38,36 +38,21 @@ CALLS: list[dict[str, Any]] = [
 TOOLS = [tool_schema(CoordinateSpace.relative())]
 
 
-class ScriptedBackend:
-    """Answers the scripted calls in order and keeps every request's messages."""
+class NativeBackend(ScriptedBackend):
+    """Answers the scripted calls in order, in the native conversation."""
 
     model = "Qwen/Qwen3.5-4B"
 
-    def __init__(self) -> None:
-        self.requests: list[list[ChatMessage]] = []
-
-    def complete(
-        self,
-        messages: Sequence[ChatMessage],
-        tools: Sequence[dict[str, object]],
-        *,
-        on_delta: OnDelta | None = None,
-        cancel: object = None,
-    ) -> Completion:
-        self.requests.append(list(messages))
-        call = CALLS[len(self.requests) - 1]
-        return Completion(xml_call(**call), finish_reason="stop", conversation="native")
+    def answer(self, n: int, messages: Sequence[ChatMessage]) -> Completion:
+        return Completion(xml_call(**CALLS[n]), finish_reason="stop", conversation="native")
 
     def describe(self) -> dict[str, object]:
         return {"kind": "scripted", "conversation": "native"}
 
-    def close(self) -> None:
-        pass
-
 
 @pytest.fixture(scope="module")
 def tokenizer() -> Any:
-    from tests.worker.tiny_qwen35 import build_tokenizer
+    from tests.support.tiny_qwen35 import build_tokenizer
 
     return build_tokenizer()
 
@@ -86,9 +71,9 @@ def render(tokenizer: Any, chat: list[dict[str, Any]]) -> str:
     return text
 
 
-def five_step_run(tmp_path: Path) -> tuple[ScriptedBackend, list[str]]:
+def five_step_run(tmp_path: Path) -> tuple[NativeBackend, list[str]]:
     """A 5-step run through the real loop; the backend and the results fed back."""
-    backend = ScriptedBackend()
+    backend = NativeBackend()
     recorder = Recorder(tmp_path, {"task": TASK})
     result = run_task(
         TASK,
@@ -99,7 +84,7 @@ def five_step_run(tmp_path: Path) -> tuple[ScriptedBackend, list[str]]:
         recorder=recorder,
         settings=LoopSettings(max_steps=5, settle_min_s=0, settle_max_s=0),
     )
-    assert result.outcome == "success" and len(backend.requests) == 5
+    assert result.outcome == "success" and len(backend.sent) == 5
     steps = read_run(recorder.dir).steps
     assert all(s["conversation"] == "native" for s in steps)
     assert read_run(recorder.dir).info["conversation"] == "native"
@@ -146,7 +131,7 @@ def test_a_five_step_prompt_renders_as_the_templates_native_shape(
     tokenizer: Any, tmp_path: Path
 ) -> None:
     backend, results = five_step_run(tmp_path)
-    sent = chat_turns(encode_messages(backend.requests[4])[0])
+    sent = chat_turns(encode_messages(backend.sent[4])[0])
     prompt = render(tokenizer, sent)
     assert prompt == render(tokenizer, native_conversation(results))
 
@@ -174,12 +159,12 @@ def test_the_earlier_shape_makes_every_step_a_new_user_query(
     tokenizer: Any, tmp_path: Path
 ) -> None:
     backend, _ = five_step_run(tmp_path)
-    old = render(tokenizer, chat_turns(encode_messages(legacy_messages(backend.requests[4]))[0]))
+    old = render(tokenizer, chat_turns(encode_messages(legacy_messages(backend.sent[4]))[0]))
     # Each result + screenshot ends with "Current screen:" and an image, so the template takes
     # it for a new question: the last one becomes the query and no earlier turn keeps <think>.
     assert old.count("<|im_start|>assistant\n<think>") == 1  # the generation prompt only
     assert old.count("<|im_start|>assistant\n<tool_call>\n") == 4
-    native = render(tokenizer, chat_turns(encode_messages(backend.requests[4])[0]))
+    native = render(tokenizer, chat_turns(encode_messages(backend.sent[4])[0]))
     assert old != native
 
 
@@ -189,7 +174,7 @@ def test_the_openai_wire_format_renders_the_same(tokenizer: Any, tmp_path: Path)
     backend, _ = five_step_run(tmp_path)
     client = OpenAIBackend("http://127.0.0.1:9/v1", "Qwen/Qwen3.5-4B")
     try:
-        wire = client.to_openai(backend.requests[4], TOOLS)
+        wire = client.to_openai(backend.sent[4], TOOLS)
     finally:
         client.close()
     assert [m["role"] for m in wire[2:4]] == ["assistant", "tool"]
@@ -203,7 +188,7 @@ def test_the_openai_wire_format_renders_the_same(tokenizer: Any, tmp_path: Path)
             m["content"] = [
                 {"type": "image"} if p["type"] == "image_url" else p for p in m["content"]
             ]
-    sent = chat_turns(encode_messages(backend.requests[4])[0])
+    sent = chat_turns(encode_messages(backend.sent[4])[0])
     assert render(tokenizer, wire) == render(tokenizer, sent)
 
 
@@ -214,11 +199,11 @@ def test_the_local_worker_renders_the_native_shape_with_the_checkpoints_template
 
     backend, results = five_step_run(tmp_path)
     processor = build_processor(tiny_qwen35["dense"])
-    sent = chat_turns(encode_messages(backend.requests[4])[0])
+    sent = chat_turns(encode_messages(backend.sent[4])[0])
     prompt = processor.apply_chat_template(
         sent, tools=TOOLS, add_generation_prompt=True, tokenize=False, enable_thinking=False
     )
-    # The checkpoint's own template (tests/worker/tiny_qwen35.py) sees the trained shape too.
+    # The checkpoint's own template (tests/support/tiny_qwen35.py) sees the trained shape too.
     assert prompt == processor.tokenizer.apply_chat_template(
         native_conversation(results),
         tools=TOOLS,

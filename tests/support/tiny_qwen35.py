@@ -3,7 +3,7 @@
 Saved the way the Hub releases are laid out (config.json, model.safetensors, tokenizer.json,
 tokenizer_config.json, chat_template.jinja, preprocessor_config.json, generation_config.json),
 so the worker loads it through exactly the code path real weights take.
-Usage: python tests/worker/tiny_qwen35.py OUT_DIR [dense|moe]
+Usage: python tests/support/tiny_qwen35.py OUT_DIR [dense|moe]
 """
 
 # ruff: noqa: E501 - the chat template below is kept line for line as Qwen ships it

@@ -1,4 +1,4 @@
-"""Helpers for tests on a private X server: Xvfb, the probe app, xterm, window waits.
+"""Helpers for tests and benches on a private X server: Xvfb, the probe app, xterm, waits.
 
 Without a window manager (as here) windows have no decorations, stay where they are put, and
 the keyboard focus follows the pointer (PointerRoot): move the pointer into a window before
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import shlex
 import shutil
 import subprocess
@@ -20,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+from actions.private_desktop import PrivateDesktop
+
+REPO = Path(__file__).resolve().parents[2]
 PROBE_APP = REPO / "tests" / "apps" / "probe_app.py"
 APT_HINT = "apt-get install -y xvfb xdotool x11-utils xterm"
 
@@ -37,67 +38,14 @@ def require_tool(name: str) -> str:
     return path
 
 
-@dataclass
-class Xvfb:
-    """A private Xvfb server; `display` is e.g. ":7"."""
+def start_xvfb(width: int = 1920, height: int = 1080) -> PrivateDesktop:
+    """A private Xvfb, started as deskpilot starts its own: cookie, no window manager.
 
-    proc: subprocess.Popen[bytes]
-    display: str
-
-    @classmethod
-    def start(cls, width: int = 1920, height: int = 1080, timeout_s: float = 20.0) -> Xvfb:
-        """Start Xvfb on a free display number it picks itself (-displayfd)."""
-        xvfb = require_tool("Xvfb")
-        read_fd, write_fd = os.pipe()
-        proc = subprocess.Popen(
-            [
-                xvfb,
-                "-displayfd",
-                str(write_fd),
-                "-screen",
-                "0",
-                f"{width}x{height}x24",
-                "-nolisten",
-                "tcp",
-                "-noreset",
-            ],
-            pass_fds=(write_fd,),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        os.close(write_fd)
-        data = b""
-        deadline = time.monotonic() + timeout_s
-        try:
-            while not data.endswith(b"\n"):
-                left = deadline - time.monotonic()
-                if left <= 0 or proc.poll() is not None:
-                    break
-                ready, _, _ = select.select([read_fd], [], [], min(left, 0.2))
-                if ready:
-                    chunk = os.read(read_fd, 64)
-                    if not chunk:
-                        break
-                    data += chunk
-        finally:
-            os.close(read_fd)
-        if not data.strip().isdigit():
-            proc.kill()
-            _, err = proc.communicate(timeout=5)
-            raise RuntimeError(f"Xvfb did not start: {err.decode(errors='replace')[-2000:]}")
-        return cls(proc, f":{data.strip().decode()}")
-
-    def stop(self) -> None:
-        """Kill the server and reap it."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
+    The cookie is admitted to this process (XAUTHORITY): its children reach the server through
+    x_env(); close() ends the server and gives XAUTHORITY back.
+    """
+    require_tool("Xvfb")
+    return PrivateDesktop.start("headless", (width, height), window_manager=False)
 
 
 def x_env(display: str, **extra: str) -> dict[str, str]:
@@ -106,6 +54,18 @@ def x_env(display: str, **extra: str) -> dict[str, str]:
     env["DISPLAY"] = display
     env.update(extra)
     return env
+
+
+def x_tool(display: str, tool: str, *args: str) -> str:
+    """What an X command-line tool prints about the display; fails if it does."""
+    return subprocess.run(
+        [require_tool(tool), *args],
+        env=x_env(display),
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout
 
 
 def wait_until(
@@ -139,14 +99,7 @@ def find_window(display: str, *, pid: int | None = None, name: str | None = None
 
 def window_geometry(display: str, window: int) -> tuple[int, int, int, int]:
     """A window's absolute x, y, width, height (xwininfo)."""
-    out = subprocess.run(
-        [require_tool("xwininfo"), "-id", str(window)],
-        env=x_env(display),
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=True,
-    ).stdout
+    out = x_tool(display, "xwininfo", "-id", str(window))
     values: dict[str, int] = {}
     for line in out.splitlines():
         key, _, value = line.strip().partition(":")
@@ -175,14 +128,7 @@ def wait_for_window(
 
 def pointer_position(display: str) -> tuple[int, int]:
     """Where the pointer is (xdotool)."""
-    out = subprocess.run(
-        [require_tool("xdotool"), "getmouselocation", "--shell"],
-        env=x_env(display),
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=True,
-    ).stdout
+    out = x_tool(display, "xdotool", "getmouselocation", "--shell")
     values = dict(line.split("=", 1) for line in out.split() if "=" in line)
     return int(values["X"]), int(values["Y"])
 
