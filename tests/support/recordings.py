@@ -7,16 +7,14 @@ screenshot shows all four. Each executed action moves a white square, so steps d
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from actions.screen import CoordinateSpace, Frame, Monitor
+from actions.screen import Frame, Monitor
 from actions.types import Action
 from agent.approval import Decision
 from agent.loop import LoopSettings, run_task
 from agent.recording import Recorder, run_info
+from tests.support.fakes import RecordingExecutor
 from tests.support.scripted_server import Reply, xml_call
 
 CORNER = 120  # side of each corner square, in screen pixels
@@ -56,33 +54,16 @@ class PaintedScreen:
         return 0.0
 
 
-@dataclass
-class CountingExecutor:
+class MovingExecutor(RecordingExecutor):
     """Performs nothing; each action moves the painted square."""
 
-    screen: PaintedScreen
-    done: list[Action] = field(default_factory=list)
+    def __init__(self, screen: PaintedScreen) -> None:
+        super().__init__()
+        self.screen = screen
 
-    def execute(
-        self,
-        action: Action,
-        *,
-        space: CoordinateSpace,
-        monitor: Monitor,
-        cancel: threading.Event | None = None,
-    ) -> Any:
-        """Pretend to act, and change the screen."""
-        self.done.append(action)
+    def on_execute(self, action: Action) -> None:
+        """The screen changes as if the action had done something."""
         self.screen.moves += 1
-
-        @dataclass
-        class Result:
-            ok: bool = True
-            detail: str = "done"
-            error: str | None = None
-            points: tuple[tuple[int, int], ...] = ()
-
-        return Result()
 
 
 # Four steps: a click with thinking, typing, a chord, the end.
@@ -119,7 +100,7 @@ def record_run(runs: Path, endpoint: str, task: str, size: tuple[int, int]) -> P
             task,
             backend=backend,
             screen=screen,
-            executor=CountingExecutor(screen),
+            executor=MovingExecutor(screen),
             decide=lambda request: Decision("approve", by="auto"),
             recorder=recorder,
             settings=settings,

@@ -294,13 +294,24 @@ def test_open_step_through_export_and_delete_a_run(
             probe.click(combo["rect"])
             probe.xdo("key", "Down", "Return")
             probe.widget("Export run", "Format", key="label", text="GIF animation")
-        probe.press("Export run", "Export")
+
+        # A click on a window openbox is still mapping can be lost: click until it starts.
+        def started() -> bool:
+            if probe.widget("Export run", "Export status")["text"]:
+                return True
+            probe.press("Export run", "Export")
+            return False
+
+        wait_until(started, 20, "the export to start", 1.0)
         status = probe.widget("Export run", "Export status", timeout_s=60)
-        wait_until(
-            lambda: probe.widget("Export run", "Export status")["text"].startswith("Saved"),
-            60,
-            "the export to finish",
-        )
+        try:
+            wait_until(
+                lambda: probe.widget("Export run", "Export status")["text"].startswith("Saved"),
+                60,
+                "the export to finish",
+            )
+        except TimeoutError:
+            raise AssertionError(probe.window("Export run")) from None
         status = probe.widget("Export run", "Export status")
         out = Path(status["text"].removeprefix("Saved "))
         assert out == newer / f"{newer.name}.{fmt}"
