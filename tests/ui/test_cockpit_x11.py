@@ -54,7 +54,7 @@ def test_the_cockpit_fits_names_its_controls_and_stays_out_of_an_unattended_run(
 ) -> None:
     if shutil.which("openbox") is None or shutil.which("xdotool") is None:
         pytest.skip("needs openbox and xdotool: apt-get install -y openbox xdotool")
-    script = [
+    script: list[Any] = [
         # Into the terminal at the top-left: the agent's application takes the focus.
         Reply(xml_call(action="left_click", coordinate=[60, 40]), reasoning="Click the terminal."),
         Reply(xml_call(action="mouse_move", coordinate=[900, 900]), reasoning="Still looking."),
