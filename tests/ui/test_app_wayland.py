@@ -61,8 +61,13 @@ def test_the_app_runs_natively_on_wayland_and_is_captured_by_the_wlroots_desktop
     log, err = tmp_path / "ui.jsonl", tmp_path / "app.err"
     env = qt_env(sway, XDG_CONFIG_HOME=str(config), DESKPILOT_UI_LOG=str(log))
     with err.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "main.py"], cwd=ROOT, env=env, stdout=out,
-                                stderr=out)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.app_hooks"],  # the app, watched from outside
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
     sway.children.append(proc)
     try:
         ready = sway.wait(
