@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QMainWindow,
     QPlainTextEdit,
     QProgressBar,
     QTableWidget,
@@ -130,8 +131,10 @@ def snapshot(state: dict[str, Any]) -> dict[str, Any]:
             for w in [top, *top.findChildren(QWidget)]
             if w.isVisible() and (d := describe_widget(w)) is not None
         ]
+        status = top.statusBar().currentMessage() if isinstance(top, QMainWindow) else ""
         windows.append(
             {
+                "status": status,
                 "title": top.windowTitle(),
                 "class": type(top).__name__,
                 "frame": [frame.x(), frame.y(), frame.width(), frame.height()],

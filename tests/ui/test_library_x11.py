@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from actions.private_desktop import PrivateDesktop
 from actions.screen import Screen
 from tests.support.recordings import CORNERS, SCRIPT, record_run
 from tests.support.scripted_server import Reply, ScriptedServer, xml_call
-from tests.support.x11 import wait_until
+from tests.support.x11 import move_pointer, wait_until
 
 pytestmark = [pytest.mark.x11, pytest.mark.timeout(180)]
 
@@ -133,12 +134,30 @@ class Probe:
     def click(self, rect: list[int], dx: float = 0.5, dy: float = 0.5) -> None:
         """Click inside a rectangle (at its middle by default)."""
         x, y = int(rect[0] + rect[2] * dx), int(rect[1] + rect[3] * dy)
-        self.xdo("mousemove", "--sync", str(x), str(y))
+        move_pointer(self.desktop.display, x, y)  # --sync hangs when already there
         self.xdo("click", "1")
 
     def press(self, title_start: str, name: str) -> None:
         """Click the enabled control with this accessible name."""
         self.click(self.widget(title_start, name, enabled=True)["rect"])
+
+    def press_until(
+        self, title_start: str, name: str, done: Callable[[], object], timeout_s: float = 30.0
+    ) -> None:
+        """Click a control until `done()` holds: a click on a window openbox is still mapping
+        or activating can be lost."""
+
+        def clicked() -> bool:
+            if done():
+                return True
+            self.press(title_start, name)
+            return bool(wait_for(done, 2.0))
+
+        wait_until(clicked, timeout_s, f"{name!r} in {title_start!r} to take effect", 0.1)
+
+    def has_window(self, title_start: str) -> bool:
+        """Whether a window whose title starts so is shown now."""
+        return any(w["title"].startswith(title_start) for w in self.last()["windows"])
 
     def focus(self, title_start: str, name: str, cls: str) -> None:
         """Click a field until it has the keyboard focus (a window being activated may not
@@ -160,6 +179,14 @@ class Probe:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+def wait_for(predicate: Callable[[], object], timeout_s: float) -> object:
+    """predicate()'s first truthy value within timeout_s, else None."""
+    try:
+        return wait_until(predicate, timeout_s, "", 0.1)
+    except TimeoutError:
+        return None
 
 
 def shown_tasks(probe: Probe) -> list[str]:
@@ -244,7 +271,7 @@ def test_open_step_through_export_and_delete_a_run(
             grab(desktop.display, library["frame"]).save(DOC_IMAGES / "app-library.png")
 
         # Open the newest run (selected first), step with the keyboard and the button.
-        probe.press("deskpilot runs", "Open")
+        probe.press_until("deskpilot runs", "Open", lambda: probe.has_window("deskpilot debugger"))
         debugger = probe.window("deskpilot debugger: save the second note")
         assert fits(debugger["frame"], size), (debugger["frame"], size)
         assert names_match_labels(debugger) == []
@@ -286,7 +313,7 @@ def test_open_step_through_export_and_delete_a_run(
         probe.gone("deskpilot debugger")
 
         # Export with the progress bar; the file is there and valid.
-        probe.press("deskpilot runs", "Export…")
+        probe.press_until("deskpilot runs", "Export…", lambda: probe.has_window("Export run"))
         probe.window("Export run")
         if fmt != "mp4":
             # A combo box's accessible name is its value on Linux; its label is a relation.
@@ -320,6 +347,15 @@ def test_open_step_through_export_and_delete_a_run(
         probe.xdo("key", "Escape")
         probe.gone("Export run")
 
+        # Replay on the desktop: the windows step aside, the replayer runs and, the screen
+        # being another than the recording's, stops before the first action; they come back.
+        probe.press_until(
+            "deskpilot runs", "Replay on desktop", lambda: not probe.has_window("deskpilot runs")
+        )
+        library = probe.window("deskpilot runs", timeout_s=60)
+        assert library["status"].startswith("Replay stopped: "), library["status"]
+        assert "differs" in library["status"] or "screen" in library["status"], library
+
         # Delete the older run, after saying yes.
         probe.focus("deskpilot runs", "Search", "QLineEdit")
         probe.xdo("type", "--delay", "20", "write a note")
@@ -331,7 +367,7 @@ def test_open_step_through_export_and_delete_a_run(
             )
         except TimeoutError:
             raise AssertionError(probe.last()) from None
-        probe.press("deskpilot runs", "Delete…")
+        probe.press_until("deskpilot runs", "Delete…", lambda: probe.has_window("Delete run"))
         probe.window("Delete run")
         probe.press("Delete run", "Delete")
         wait_until(lambda: not older.exists(), 15, "the older run's folder to go")
