@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from agent.recording import read_run
 from agent.textsafe import one_line, visible
+from ui.app_text import app_words
 from ui.debugger import BackendFactory, Debugger, recorded_backend
 from ui.export import FORMATS, ExportError, export_run
 from ui.run_index import RunSummary, delete_run, duration_text, scan_runs, when_text
@@ -68,6 +69,18 @@ class _Cell(QTableWidgetItem):
         if isinstance(mine, float) and isinstance(theirs, float):
             return mine < theirs
         return self.text().casefold() < other.text().casefold()
+
+
+def replay_words(line: str) -> str:
+    """The replayer's last line as the library says it: no "replay stopped: " twice, and
+    no terminal (a replay started here stops where it would need someone's approval)."""
+    import re
+
+    text = re.sub(r"^replay (?:stopped|done): ", "", line.strip())
+    text = text.replace(
+        " and nobody is at a terminal to approve it", " (a replay from here stops there)"
+    )
+    return app_words(text)
 
 
 class _ExportRelay(QObject):
@@ -526,7 +539,8 @@ class RunsLibrary(QMainWindow):
         for window in self._windows():
             window.showNormal()
         verdict = "Replay finished" if code == 0 else "Replay stopped"
-        self.statusBar().showMessage(visible(f"{verdict}: {last}" if last else verdict))
+        why = replay_words(last)
+        self.statusBar().showMessage(visible(f"{verdict}: {why}" if why else verdict))
         self._update_buttons()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
