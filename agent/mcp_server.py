@@ -632,8 +632,8 @@ def http_security(host: str, port: int) -> TransportSecuritySettings:
 class HttpServer:
     """Streamable HTTP on a loopback address: serve() on one thread, stop() from any other.
 
-    The port is bound when this is made, so a port in use is an OSError for the caller, not a
-    log line from a server thread.
+    The port is bound and listening when this is made: a port in use is an OSError for the
+    caller, not a log line from a server thread, and clients may connect right away.
     """
 
     # Seconds an open event stream may hold up a stop before its task is cancelled.
@@ -663,6 +663,7 @@ class HttpServer:
         try:
             self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self._socket.bind((host, port))
+            self._socket.listen(128)  # clients may connect at once; served once uvicorn runs
         except OSError:
             self._socket.close()
             raise

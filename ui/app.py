@@ -735,7 +735,7 @@ class MainWindow(QMainWindow):
 
         self._save()
         try:
-            url = self.mcp_host.start(self.run_form.checked(self.settings.run), DEFAULT_PORT)
+            url = self.mcp_host.start(self.run_form.checked(self.settings.run))
         except (ConfigError, McpHostError) as exc:
             what = exc.for_app if isinstance(exc, ConfigError) else str(exc)
             self.statusBar().showMessage(visible(one_line(f"MCP server: {what}", 300)))
@@ -751,8 +751,10 @@ class MainWindow(QMainWindow):
         self._status(f"MCP client {who} asks: {one_line(describe(request.action), 100)}")
 
     def on_mcp_stopped(self, error: str) -> None:
-        """The MCP server ended by itself (it broke): say why."""
+        """The MCP server ended (asked to, or it broke): no client waits on the card now."""
         self.serve_mcp_button.setChecked(False)
+        if not self.controller.running:
+            self.panel.clear()
         if error:
             self.statusBar().showMessage(visible(one_line(error, 300)))
 

@@ -124,6 +124,7 @@ class McpHost(QObject):
         self.excluded = excluded
         self.busy = busy
         self.hide = hide or nullcontext
+        self.port = DEFAULT_PORT
         self.url = ""
         self._http: Any = None
         self._thread: threading.Thread | None = None
@@ -143,8 +144,8 @@ class McpHost(QObject):
         """Whether a client's action waits for the card's decision."""
         return self._decision.asking
 
-    def start(self, config: RunConfig, port: int = DEFAULT_PORT) -> str:
-        """Serve on http://127.0.0.1:PORT/mcp; returns that address, McpHostError if not."""
+    def start(self, config: RunConfig) -> str:
+        """Serve on http://127.0.0.1:PORT/mcp (self.port); returns it, McpHostError if not."""
         from agent.mcp_server import Desk, HttpServer
         from agent.session import Session, SessionError
 
@@ -165,10 +166,11 @@ class McpHost(QObject):
             raise McpHostError(text) from None
         desk = Desk(session, person=self._ask)
         try:
-            self._http = HttpServer(desk, HOST, port)
+            self._http = HttpServer(desk, HOST, self.port)
         except OSError as exc:
             desk.close()
-            raise McpHostError(f"cannot listen on {HOST}:{port}: {exc.strerror or exc}") from None
+            where = f"{HOST}:{self.port}"
+            raise McpHostError(f"cannot listen on {where}: {exc.strerror or exc}") from None
         self.url = self._http.url
         self._thread = threading.Thread(target=self._serve, name="deskpilot-mcp-http", daemon=True)
         self._thread.start()
