@@ -12,17 +12,23 @@ import os
 import socket
 import threading
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
+import pytest
 from mcp import Client
 from mcp.types import Implementation
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from actions.screen import CoordinateSpace, Monitor, screen_to_model
-from agent.approval import ApprovalRequest
+from actions.types import Key, LeftClick
+from agent.approval import ApprovalMode, ApprovalRequest, Decision
 from agent.config import RunConfig
+from agent.mcp_server import Desk, Refused
 from agent.recording import read_steps
+from agent.session import Session
+from tests.support.fakes import FakeScreen, RecordingExecutor
 from tests.support.x11 import pointer_position
 from ui.app import MainWindow
 from ui.settings import AppSettings
@@ -193,3 +199,86 @@ def test_a_client_asks_on_the_card_then_approved_runs_and_rejected_does_not(
     assert steps[0]["execution"]["ok"] and steps[1]["execution"] is None
     assert steps[2]["execution"] is None
     window.close()
+
+
+# -- the Desk with a person, on fakes: the same policy as a run --------------------------------
+
+RULES = Path(__file__).resolve().parents[1] / "data" / "blocked_rules.toml"
+
+
+class FakeExecutor(RecordingExecutor):
+    """RecordingExecutor with what the server calls when it closes."""
+
+    def release_all(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class FakeDesktop(SimpleNamespace):
+    """A desktop of fakes, as a Session takes it."""
+
+    def focused_window(self) -> None:
+        return None
+
+    def focused_area(self) -> None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def desk(
+    tmp_path: Path, approve: ApprovalMode, answers: list[Decision]
+) -> tuple[Desk, Any, list[Any]]:
+    """A Desk whose person answers in turn and notes each request; its executor; the requests."""
+    executor = FakeExecutor()
+    session = Session(
+        RunConfig(approve=approve, runs_dir=str(tmp_path), risk_rules=str(RULES)),
+        desktop=cast(Any, FakeDesktop(screen=FakeScreen(), executor=executor)),
+        loop_overrides={"settle_min_s": 0, "settle_max_s": 0},
+    )
+    requests: list[ApprovalRequest] = []
+
+    def person(request: ApprovalRequest) -> Decision:
+        requests.append(request)
+        return answers.pop(0)
+
+    return Desk(session, person=person), executor, requests
+
+
+def test_a_person_s_edit_runs_the_edited_action_and_an_edit_never_unblocks(
+    tmp_path: Path,
+) -> None:
+    moved = LeftClick((700, 300))
+    answers = [Decision("edit", action=moved), Decision("edit", action=Key(("alt", "F4")))]
+    d, executor, requests = desk(tmp_path, "ask", answers)
+    try:
+        said = d.act("ide 1", {"action": "left_click", "coordinate": [100, 100]})
+        assert (
+            said
+            == "The person changed the action to left_click(coordinate=[700, 300]); it was executed."
+        )
+        with pytest.raises(Refused, match="blocked by the risk rules"):
+            d.act("ide 1", {"action": "left_click", "coordinate": [100, 100]})
+    finally:
+        d.close()
+    assert executor.done == [moved]  # the edit into a blocked chord never ran
+    assert [r.client for r in requests] == ["ide 1", "ide 1"]
+
+
+def test_guarded_with_a_person_asks_only_for_the_risky_and_blocked_never_asks(
+    tmp_path: Path,
+) -> None:
+    d, executor, requests = desk(tmp_path, "guarded", [Decision("reject", note="no")])
+    try:
+        d.act("ide 1", {"action": "left_click", "coordinate": [10, 10]})  # safe: runs, not asked
+        with pytest.raises(Refused, match="rejected this action; they said: no"):
+            d.act("ide 1", {"action": "type", "text": "npm publish"})  # risky: asked
+        with pytest.raises(Refused, match="blocked by the risk rules"):
+            d.act("ide 1", {"action": "type", "text": "sudo reboot"})  # blocked: nobody asked
+    finally:
+        d.close()
+    assert executor.done == [LeftClick((10, 10))]
+    assert [(r.risk.level, r.client) for r in requests] == [("risky", "ide 1")]
