@@ -256,10 +256,8 @@ def test_a_person_s_edit_runs_the_edited_action_and_an_edit_never_unblocks(
     d, executor, requests = desk(tmp_path, "ask", answers)
     try:
         said = d.act("ide 1", {"action": "left_click", "coordinate": [100, 100]})
-        assert (
-            said
-            == "The person changed the action to left_click(coordinate=[700, 300]); it was executed."
-        )
+        edited = "left_click(coordinate=[700, 300])"
+        assert said == f"The person changed the action to {edited}; it was executed."
         with pytest.raises(Refused, match="blocked by the risk rules"):
             d.act("ide 1", {"action": "left_click", "coordinate": [100, 100]})
     finally:
