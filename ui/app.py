@@ -738,8 +738,8 @@ class MainWindow(QMainWindow):
             url = self.mcp_host.start(self.run_form.checked(self.settings.run))
         except (ConfigError, McpHostError) as exc:
             what = exc.for_app if isinstance(exc, ConfigError) else str(exc)
+            self.serve_mcp_button.setChecked(False)  # first: unchecking says "stopped"
             self.statusBar().showMessage(visible(one_line(f"MCP server: {what}", 300)))
-            self.serve_mcp_button.setChecked(False)
             return
         self._update_excluded()
         self.statusBar().showMessage(f"MCP server on {url}")

@@ -280,3 +280,22 @@ def test_guarded_with_a_person_asks_only_for_the_risky_and_blocked_never_asks(
         d.close()
     assert executor.done == [LeftClick((10, 10))]
     assert [(r.risk.level, r.client) for r in requests] == [("risky", "ide 1")]
+
+
+def test_a_taken_port_is_said_in_the_status_line_and_nothing_serves(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    settings = AppSettings(run=RunConfig(runs_dir=str(tmp_path / "runs")))
+    window = MainWindow(settings, settings_file=tmp_path / "settings.toml", global_hotkey=False)
+    qtbot.addWidget(window)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        window.mcp_host.port = taken.getsockname()[1]
+        window.serve_mcp_button.click()
+        message = window.statusBar().currentMessage()
+    assert message == (
+        f"MCP server: cannot listen on 127.0.0.1:{window.mcp_host.port}: Address already in use"
+    )
+    assert not window.serve_mcp_button.isChecked() and not window.mcp_host.serving
+    window.close()
