@@ -639,7 +639,8 @@ class HttpServer:
     # Seconds an open event stream may hold up a stop before its task is cancelled.
     GRACE_S = 3
 
-    def __init__(self, desk: Desk, host: str, port: int) -> None:
+    def __init__(self, desk: Desk, host: str, port: int, *, log_level: str | None = None) -> None:
+        """log_level: uvicorn's (None: the SDK's, as `main.py mcp --listen` always logged)."""
         import uvicorn
 
         host, port = loopback_address(f"{host}:{port}")  # checked again: never wider
@@ -654,7 +655,7 @@ class HttpServer:
             app,
             host=host,
             port=port,
-            log_level=mcp_server.settings.log_level.lower(),
+            log_level=(log_level or mcp_server.settings.log_level).lower(),
             timeout_graceful_shutdown=self.GRACE_S,
         )
         self._server = uvicorn.Server(config)

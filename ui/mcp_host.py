@@ -166,7 +166,8 @@ class McpHost(QObject):
             raise McpHostError(text) from None
         desk = Desk(session, person=self._ask)
         try:
-            self._http = HttpServer(desk, HOST, self.port)
+            # Only problems reach the app's terminal, not a line per request.
+            self._http = HttpServer(desk, HOST, self.port, log_level="warning")
         except OSError as exc:
             desk.close()
             where = f"{HOST}:{self.port}"
