@@ -49,6 +49,7 @@ from agent.events import (
 from agent.textsafe import one_line, visible
 from ui.guard import Rect
 from ui.hotkey import GlobalHotkey, describe_combo
+from ui.mcp_host import DEFAULT_PORT, McpHost, McpHostError, show_quietly
 from ui.run_controller import RunController
 from ui.run_form import RunForm
 from ui.settings import AppSettings, load_settings, save_settings
@@ -186,6 +187,12 @@ class MainWindow(QMainWindow):
             excluded=lambda: list(self.excluded),
             hide=self.capture_hider.hidden if self.capture_hider is not None else None,
         )
+        # MCP clients' actions are asked on the same card (ui/mcp_host.py), never during a run.
+        self.mcp_host = McpHost(
+            excluded=lambda: list(self.excluded),
+            busy=lambda: self.controller.running,
+            hide=self.capture_hider.hidden if self.capture_hider is not None else None,
+        )
         # Taking over a private desktop (ui/takeover.py): its X display while one runs.
         self.private_display = ""
         self.takeover: Any = None
@@ -236,6 +243,13 @@ class MainWindow(QMainWindow):
             "Self-test: click targets near the corners and the centre of the monitor (or the "
             "private desktop) through the agent's own mapping and measure where they land"
         )
+        self.serve_mcp_button = QPushButton("Serve MCP")
+        self.serve_mcp_button.setAccessibleName("Serve MCP")
+        self.serve_mcp_button.setCheckable(True)
+        self.serve_mcp_button.setToolTip(
+            f"Serve screenshot, act and run_task to MCP clients on http://127.0.0.1:{DEFAULT_PORT}"
+            "/mcp (this computer only); actions that need you are asked here"
+        )
         settings_scroll = QScrollArea()
         settings_scroll.setWidgetResizable(True)
         settings_scroll.setWidget(self.run_form)
@@ -278,6 +292,7 @@ class MainWindow(QMainWindow):
         ll.addLayout(buttons)
         ll.addWidget(worker_box)
         ll.addWidget(self.calibrate_button)
+        ll.addWidget(self.serve_mcp_button)
         ll.addWidget(settings_scroll, 1)
 
         self.step_label = plain_label("idle")
@@ -333,6 +348,12 @@ class MainWindow(QMainWindow):
         c.desktop_ready.connect(self.on_desktop_ready)
         self.takeover_button.toggled.connect(self._take_over)
         self.calibrate_button.clicked.connect(self.calibrate)
+        self.serve_mcp_button.toggled.connect(self.serve_mcp)
+        h = self.mcp_host
+        h.observed.connect(self.view.set_frame)
+        h.approval_requested.connect(self.on_mcp_approval)
+        h.make_way.connect(self._mcp_make_way)
+        h.stopped.connect(self.on_mcp_stopped)
         enter = QShortcut(QKeySequence(Qt.Key.Key_Return), self)
         enter.activated.connect(self._enter)
         QShortcut(QKeySequence(Qt.Key.Key_Enter), self).activated.connect(self._enter)
@@ -695,12 +716,56 @@ class MainWindow(QMainWindow):
 
     def on_decided(self, decision: Decision) -> None:
         """The user decided: step aside before anything executes, then hand it over."""
+        if self.mcp_host.decide(decision):
+            return  # an MCP client's action: its input makes way itself (ui/mcp_host.py)
         if decision.kind == "stop":
             self.controller.decide(decision)
             self.stop_run()
             return
         self._step_aside()
         QTimer.singleShot(STEP_ASIDE_MS, self, lambda: self.controller.decide(decision))
+
+    def serve_mcp(self, on: bool) -> None:
+        """Start or stop the app's MCP server (loopback only) with the current run settings."""
+        if not on:
+            self.mcp_host.stop()
+            self.statusBar().showMessage("MCP server stopped")
+            return
+        from agent.config import ConfigError
+
+        self._save()
+        try:
+            url = self.mcp_host.start(self.run_form.checked(self.settings.run))
+        except (ConfigError, McpHostError) as exc:
+            what = exc.for_app if isinstance(exc, ConfigError) else str(exc)
+            self.serve_mcp_button.setChecked(False)  # first: unchecking says "stopped"
+            self.statusBar().showMessage(visible(one_line(f"MCP server: {what}", 300)))
+            return
+        self._update_excluded()
+        self.statusBar().showMessage(f"MCP server on {url}")
+
+    def on_mcp_approval(self, request: ApprovalRequest) -> None:
+        """An MCP client's action waits on the card; the status line names the client."""
+        self.on_approval(request)
+        who = one_line(request.client or "unknown client", 80)
+        self._status(f"MCP client {who} asks: {one_line(describe(request.action), 100)}")
+
+    def on_mcp_stopped(self, error: str) -> None:
+        """The MCP server ended (asked to, or it broke): no client waits on the card now."""
+        self.serve_mcp_button.setChecked(False)
+        if not self.controller.running:
+            self.panel.clear()
+        if error:
+            self.statusBar().showMessage(visible(one_line(error, 300)))
+
+    def _mcp_make_way(self, aside: bool) -> None:
+        """Out of the way before a client's input (then let it run); back, unfocused, after."""
+        if aside:
+            self._step_aside()
+            QTimer.singleShot(STEP_ASIDE_MS, self, self.mcp_host.resume)
+        else:
+            show_quietly(self)
+            self._update_excluded()
 
     def on_recover(self, error: str) -> None:
         """Retries did not help: come back and ask Retry / Restart worker / Stop."""
@@ -831,6 +896,7 @@ class MainWindow(QMainWindow):
             self._save()
         self.hotkey.stop()
         self.controller.shutdown()
+        self.mcp_host.shutdown()
         self.bar.close()
         super().closeEvent(event)
 
