@@ -1,10 +1,12 @@
 """deskpilot as an MCP server: screenshot, act and run_task tools; recordings as resources.
 
 Clients talk over stdio (the SDK's transport; no network port), or, when asked for, streamable
-HTTP on a loopback address only. Nobody sits at a terminal (stdio is the MCP channel), so an
-action that needs a person (every action in ask mode, a risky one in guarded mode) is refused
-with an error result saying why, and blocked actions never run. All desktop work runs on one
-thread, so calls never interleave: an act waits for a running task.
+HTTP on a loopback address only. From the command line nobody sits at a terminal (stdio is the
+MCP channel), so an action that needs a person (every action in ask mode, a risky one in guarded
+mode) is refused with an error result saying why. The app hosts the same server with a person
+(ui/mcp_host.py): such an action is put on its approval card, naming the client. Blocked
+actions never run. All desktop work runs on one thread, so calls never interleave: an act waits
+for a running task.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import ipaddress
 import json
 import re
+import socket
 import sys
 import threading
 import time
@@ -22,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.server.mcpserver.utilities.types import Image
@@ -31,9 +35,10 @@ from mcp.types import ToolAnnotations
 from actions.screen import CoordinateSpace
 from actions.types import Answer, Key, Terminate, Type, action_arguments, describe
 from actions.window import FocusedWindow
-from agent.approval import ApprovalMode, ApprovalRequest, Decision, policy
+from agent.approval import ApprovalMode, ApprovalRequest, Decide, Decision, policy
 from agent.backends.base import Backend, BackendError
 from agent.events import ActionProposed, Event, OutputInvalid, RunFinished
+from agent.interrupts import StopEvent
 from agent.loop import RunResult
 from agent.protocol import ProtocolError, parse_arguments, tool_schema
 from agent.recording import Recorder, RecordingError, read_run
@@ -77,17 +82,33 @@ def no_person(mode: ApprovalMode) -> Callable[[ApprovalRequest], Decision]:
     return refuse
 
 
-class Desk:
-    """The desktop side: one screen, one executor, the lazily started model, the recordings."""
+def refusal(decision: Decision) -> str:
+    """Why an act did not run, in the words its error result gives the client."""
+    if decision.by != "user":
+        return decision.note or f"not approved ({decision.by})"
+    if decision.kind == "stop" and decision.note:
+        return decision.note  # the server closed while the person was being asked
+    verb = {"skip": "skipped", "stop": "stopped"}.get(decision.kind, "rejected")
+    said = f"; they said: {decision.note}" if decision.note else ""
+    return f"the person at the desktop {verb} this action{said}"
 
-    def __init__(self, session: Session) -> None:
+
+class Desk:
+    """The desktop side: one screen, one executor, the lazily started model, the recordings.
+
+    person: who decides what the approval mode puts to a person (the app's approval card);
+    None (the command line): nobody, so those actions are refused.
+    """
+
+    def __init__(self, session: Session, person: Decide | None = None) -> None:
         self.session = session
         self.config = session.config
+        self.person = person
         self._desktop_ready = False
         # One thread for every desktop call: mss and the X connections are per thread, and a
         # client's act must not interleave with a task the agent is running.
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="deskpilot-mcp")
-        self.stop = threading.Event()
+        self.stop = StopEvent()  # wakes a person's pending decision at once (agent/question.py)
         self._calls: Recorder | None = None
         self._call_steps = 0
         # What was typed where across act calls: a command typed by one call and submitted by
@@ -194,6 +215,17 @@ class Desk:
         record.screen = ScreenRecord.of(obs, CoordinateSpace.relative())
         return obs
 
+    def decider(self, client: str) -> Decide:
+        """The approval policy of a call: the person's, as in a run, or nobody's."""
+        person = self.person
+        if person is None:
+            return no_person(self.config.approve)
+
+        def ask(request: ApprovalRequest) -> Decision:
+            return person(replace(request, client=client))  # the card names who asked
+
+        return self.session.decider(ask)
+
     # ------------------------------------------------------------------ the tools
 
     def screenshot(self, client: str) -> tuple[bytes, str]:
@@ -239,10 +271,18 @@ class Desk:
             record.decision = DecisionRecord.of(decision, client=client)
             raise refuse(f"blocked by the risk rules: {risk.reason}")
         request = ApprovalRequest(self._call_steps, action, "", space, risk=risk, client=client)
-        decision = no_person(self.config.approve)(request)
+        decision = self.decider(client)(request)
         record.decision = DecisionRecord.of(decision, client=client)
-        if decision.kind != "approve":
-            raise refuse(decision.note or f"not approved ({decision.by})")
+        if decision.kind not in ("approve", "edit"):
+            raise refuse(refusal(decision))
+        if decision.kind == "edit" and decision.action is not None:
+            action = decision.action
+            # Judged again, as in a run: an edit never makes a blocked action run, and where
+            # keys go may have moved while the person decided.
+            window = self.focus() if isinstance(action, Type | Key) else None
+            now = self._guard.assess(action, window=window)
+            if now.level == "blocked":
+                raise refuse(f"blocked by the risk rules: {now.reason}")
         # Record before acting, as a run does: no executed action is ever unrecorded.
         record.to_run = action_arguments(action)
         try:
@@ -271,7 +311,12 @@ class Desk:
             record.result = f"Execution failed: {outcome.error}"
             self._write(recorder, record, t0)
             raise Refused(record.result)
-        record.result = f"Executed {describe(action)}."
+        edited = decision.kind == "edit"
+        record.result = (
+            f"The person changed the action to {describe(action)}; it was executed."
+            if edited
+            else f"Executed {describe(action)}."
+        )
         self._write(recorder, record, t0)
         return record.result
 
@@ -293,7 +338,7 @@ class Desk:
             stop.set()
         if not task.strip():
             raise Refused("the task is empty")
-        if cfg.approve == "ask":
+        if cfg.approve == "ask" and self.person is None:
             raise Refused(
                 "approval mode ask: every action needs a person's approval and nobody can be "
                 "asked over MCP stdio (start the server with --approve guarded or auto)"
@@ -308,7 +353,7 @@ class Desk:
         # judge, and after it every line is unknown to the calls' guard.
         self._guard.lose_track()
         return self.session.run(
-            task, decide=no_person(cfg.approve), recorder=recorder, on_event=on_event, stop=stop
+            task, decide=self.decider(client), recorder=recorder, on_event=on_event, stop=stop
         )
 
     # ------------------------------------------------------------------ recordings
@@ -584,21 +629,78 @@ def http_security(host: str, port: int) -> TransportSecuritySettings:
     )
 
 
+class HttpServer:
+    """Streamable HTTP on a loopback address: serve() on one thread, stop() from any other.
+
+    The port is bound and listening when this is made: a port in use is an OSError for the
+    caller, not a log line from a server thread, and clients may connect right away.
+    """
+
+    # Seconds an open event stream may hold up a stop before its task is cancelled.
+    GRACE_S = 3
+
+    def __init__(self, desk: Desk, host: str, port: int, *, log_level: str | None = None) -> None:
+        """log_level: uvicorn's (None: the SDK's, as `main.py mcp --listen` always logged)."""
+        import uvicorn
+
+        host, port = loopback_address(f"{host}:{port}")  # checked again: never wider
+        self.desk = desk
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{port}/mcp"
+        mcp_server = build_server(desk)
+        app = mcp_server.streamable_http_app(
+            transport_security=http_security(host, port), host=host
+        )
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level=(log_level or mcp_server.settings.log_level).lower(),
+            timeout_graceful_shutdown=self.GRACE_S,
+        )
+        self._server = uvicorn.Server(config)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._socket.bind((host, port))
+            self._socket.listen(128)  # clients may connect at once; served once uvicorn runs
+        except OSError:
+            self._socket.close()
+            raise
+
+    def serve(self) -> None:
+        """Serve until stop() (or, on the main thread, Ctrl-C); then close the desk."""
+        try:
+            anyio.run(lambda: self._server.serve(sockets=[self._socket]))
+        finally:
+            self._socket.close()
+            self.desk.close()
+
+    def stop(self) -> None:
+        """Ask serve() to end (any thread): a pending decision ends, connections close."""
+        self.desk.stop.set()
+        self._server.should_exit = True
+
+
 def serve(desk: Desk, listen: tuple[str, int] | None = None) -> None:
     """Serve over stdio (or streamable HTTP on a loopback `listen` address) until closed."""
-    server = build_server(desk)
     if listen is not None:
-        host, port = loopback_address(f"{listen[0]}:{listen[1]}")  # checked again: never wider
         try:
-            server.run(
-                "streamable-http",
-                host=host,
-                port=port,
-                transport_security=http_security(host, port),
-            )
-        finally:
+            http = HttpServer(desk, *listen)
+        except OSError as exc:  # the port is taken: one line, as uvicorn said it before
             desk.close()
+            print(
+                f"deskpilot: error: cannot listen on {listen[0]}:{listen[1]}: {exc}",
+                file=sys.stderr,
+            )
+            raise SystemExit(1) from None
+        except BaseException:
+            desk.close()
+            raise
+        http.serve()
         return
+    server = build_server(desk)
     # stdout is the MCP wire. While serving, the SDK points fd 1 at stderr; text that libraries
     # print (python-xlib's xauth warnings) must reach fd 1 at once, not from a buffer flushed
     # after the wire is restored, and nothing may print to it after serving.

@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
 )
 
 from actions.screen import Monitor
+from actions.types import describe
 from agent import interrupts
 from agent.approval import ApprovalRequest, Decision
 from agent.events import Event
@@ -52,6 +53,7 @@ from agent.textsafe import visible
 from ui.app_text import app_words
 from ui.choreography import Choreography
 from ui.hotkey import GlobalHotkey, describe_combo
+from ui.mcp_host import DEFAULT_PORT, McpHost, McpHostError
 from ui.progress import RunProgress
 from ui.run_controller import RunController
 from ui.run_form import RunForm
@@ -245,6 +247,12 @@ class MainWindow(QMainWindow):
             excluded=lambda: list(self.choreography.excluded),
             hide=self.capture_hider.hidden if self.capture_hider is not None else None,
         )
+        # MCP clients' actions are asked on the same card (ui/mcp_host.py), never during a run.
+        self.mcp_host = McpHost(
+            excluded=lambda: list(self.choreography.excluded),
+            busy=lambda: self.controller.running,
+            hide=self.capture_hider.hidden if self.capture_hider is not None else None,
+        )
         # Taking over a private desktop (ui/takeover.py): its X display while one runs.
         self.private_display = ""
         self.takeover: Any = None
@@ -319,6 +327,12 @@ class MainWindow(QMainWindow):
             "Settings", "Every run option: model, approval, limits (Ctrl+,)"
         )
         self.runs_button = _button("Runs", "The recorded runs: open, step through, export (Ctrl+R)")
+        self.serve_mcp_button = _button(
+            "Serve MCP",
+            f"Serve screenshot, act and run_task to MCP clients on http://127.0.0.1:{DEFAULT_PORT}"
+            "/mcp (this computer only); actions that need you are asked here",
+        )
+        self.serve_mcp_button.setCheckable(True)
         top = QHBoxLayout()
         top.addWidget(task_label)
         top.addWidget(self.task, 1)
@@ -329,6 +343,7 @@ class MainWindow(QMainWindow):
             self.takeover_button,
             self.settings_button,
             self.runs_button,
+            self.serve_mcp_button,
         ):
             top.addWidget(b)
         status_row = QHBoxLayout()
@@ -421,6 +436,12 @@ class MainWindow(QMainWindow):
         c.desktop_ready.connect(self.on_desktop_ready)
         self.takeover_button.toggled.connect(self._take_over)
         self.calibrate_button.clicked.connect(self.calibrate)
+        self.serve_mcp_button.toggled.connect(self.serve_mcp)
+        h = self.mcp_host
+        h.observed.connect(self.view.set_frame)
+        h.approval_requested.connect(self.on_mcp_approval)
+        h.make_way.connect(self._mcp_make_way)
+        h.stopped.connect(self.on_mcp_stopped)
         QShortcut(QKeySequence("Ctrl+Enter"), self).activated.connect(self.start_run)
         for key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             QShortcut(QKeySequence(key), self).activated.connect(self._enter)
@@ -754,12 +775,57 @@ class MainWindow(QMainWindow):
 
     def on_decided(self, decision: Decision) -> None:
         """The user decided: step aside before anything executes, then hand it over."""
+        if self.mcp_host.decide(decision):
+            return  # an MCP client's action: its input makes way itself (ui/mcp_host.py)
         if decision.kind == "stop":
             self.controller.decide(decision)
             self.stop_run()
             return
         wait = self.choreography.step_aside()
         QTimer.singleShot(wait, self, lambda: self.controller.decide(decision))
+
+    def serve_mcp(self, on: bool) -> None:
+        """Start or stop the app's MCP server (loopback only) with the current run settings."""
+        if not on:
+            self.mcp_host.stop()
+            self.statusBar().showMessage("MCP server stopped")
+            return
+        from agent.config import ConfigError
+
+        self._save()
+        try:
+            url = self.mcp_host.start(self.run_form.checked(self.settings.run))
+        except (ConfigError, McpHostError) as exc:
+            what = exc.for_app if isinstance(exc, ConfigError) else str(exc)
+            self.serve_mcp_button.setChecked(False)  # first: unchecking says "stopped"
+            self.statusBar().showMessage(visible(one_line(f"MCP server: {what}", 300)))
+            return
+        self.choreography.update_excluded()
+        self.statusBar().showMessage(f"MCP server on {url}")
+
+    def on_mcp_approval(self, request: ApprovalRequest) -> None:
+        """An MCP client's action waits on the card; the status line names the client."""
+        self.on_approval(request)
+        who = one_line(request.client or "unknown client", 80)
+        self.presenter.set_status(
+            f"MCP client {who} asks: {one_line(describe(request.action), 100)}"
+        )
+
+    def on_mcp_stopped(self, error: str) -> None:
+        """The MCP server ended (asked to, or it broke): no client waits on the card now."""
+        self.serve_mcp_button.setChecked(False)
+        if not self.controller.running:
+            self.panel.clear()
+        if error:
+            self.statusBar().showMessage(visible(one_line(error, 300)))
+
+    def _mcp_make_way(self, aside: bool) -> None:
+        """Out of the way before a client's input (then let it run); back, unfocused, after."""
+        if aside:
+            wait = self.choreography.step_aside()
+            QTimer.singleShot(wait, self, self.mcp_host.resume)
+        else:
+            self.choreography.come_back(activate=False)
 
     def on_recover(self, error: str) -> None:
         """Retries did not help: come back and ask Retry / Restart worker / Stop."""
@@ -838,6 +904,7 @@ class MainWindow(QMainWindow):
         self._save_geometry()
         self.hotkey.stop()
         self.controller.shutdown()
+        self.mcp_host.shutdown()
         self.bar.close()
         self.settings_dialog.close()
         if self.library is not None:

@@ -53,6 +53,7 @@ class AppHooks(QObject):
             "takeover": w.takeover_button,
             "settings": w.settings_button,
             "runs": w.runs_button,
+            "serve_mcp": w.serve_mcp_button,
             "calibrate": w.calibrate_button,
             "approve": w.panel.approve_button,
             "skip": w.panel.skip_button,
