@@ -48,9 +48,11 @@ def main_window(probe: Probe) -> dict[str, Any] | None:
     return next((w for w in probe.last()["windows"] if w["title"] == TITLE), None)
 
 
-@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
+@pytest.mark.parametrize(
+    ("size", "scale"), [((1280, 720), 1), ((1920, 1080), 1), ((3840, 2160), 2)]
+)
 def test_the_cockpit_fits_names_its_controls_and_stays_out_of_an_unattended_run(
-    size: tuple[int, int], tmp_path: Path
+    size: tuple[int, int], scale: int, tmp_path: Path
 ) -> None:
     if shutil.which("openbox") is None or shutil.which("xdotool") is None:
         pytest.skip("needs openbox and xdotool: apt-get install -y openbox xdotool")
@@ -73,8 +75,11 @@ def test_the_cockpit_fits_names_its_controls_and_stays_out_of_an_unattended_run(
     desktop = PrivateDesktop.start("headless", size, die_with_parent=True)
     # The application the agent works in: it has the focus whenever the app is out of the way.
     desktop.open("xterm -geometry 60x8+0+0 -T agent-app")
-    probe = Probe(desktop, runs, tmp_path, "app", {"XDG_CONFIG_HOME": str(config)})
-    shots = os.environ.get("DESKPILOT_DOC_IMAGES") and size == (1280, 720)
+    env = {"XDG_CONFIG_HOME": str(config), "QT_SCALE_FACTOR": str(scale)}
+    probe = Probe(desktop, runs, tmp_path, "app", env, scale=scale)
+    # Qt reports places in its own pixels: the screen is this big in them.
+    size = (size[0] // scale, size[1] // scale)
+    shots = os.environ.get("DESKPILOT_DOC_IMAGES") and size == (1280, 720) and scale == 1
     try:
         window = probe.window(TITLE)
         assert fits(window["frame"], size), (window["frame"], size)

@@ -42,8 +42,10 @@ class Probe:
         tmp: Path,
         window: str = "library",
         env: dict[str, str] | None = None,
+        scale: float = 1.0,
     ) -> None:
         self.desktop = desktop
+        self.scale = scale  # device pixels per Qt pixel (QT_SCALE_FACTOR)
         self.log = tmp / "ui.jsonl"
         self.err = tmp / f"{window}.err"
         extra = env or {}
@@ -133,7 +135,8 @@ class Probe:
 
     def click(self, rect: list[int], dx: float = 0.5, dy: float = 0.5) -> None:
         """Click inside a rectangle (at its middle by default)."""
-        x, y = int(rect[0] + rect[2] * dx), int(rect[1] + rect[3] * dy)
+        k = self.scale
+        x, y = int((rect[0] + rect[2] * dx) * k), int((rect[1] + rect[3] * dy) * k)
         move_pointer(self.desktop.display, x, y)  # --sync hangs when already there
         self.xdo("click", "1")
 
