@@ -554,14 +554,14 @@ class RunsLibrary(QMainWindow):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m ui.library [RUNS_DIR]`: the library on its own."""
-    from platformdirs import user_data_dir
+    """`python -m ui.library [RUNS_DIR]`: the library on its own (default: the runs folder)."""
+    from agent.config import RunConfig
 
     parser = argparse.ArgumentParser(prog="python -m ui.library")
     parser.add_argument("runs_dir", nargs="?", type=Path, help="the runs folder")
     args = parser.parse_args(argv)
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = RunsLibrary(args.runs_dir or Path(user_data_dir("deskpilot")) / "runs")
+    window = RunsLibrary(args.runs_dir or RunConfig().runs_path())
     window.show()
     return int(app.exec())
 
