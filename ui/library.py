@@ -540,8 +540,8 @@ class RunsLibrary(QMainWindow):
             window.showNormal()
         verdict = "Replay finished" if code == 0 else "Replay stopped"
         why = replay_words(last)
+        self.refresh()  # a replay is recorded like a run: it is listed now
         self.statusBar().showMessage(visible(f"{verdict}: {why}" if why else verdict))
-        self._update_buttons()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         """Stop a replay under way and close the debuggers opened from here."""
