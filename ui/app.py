@@ -9,8 +9,6 @@ ui/library.py (recorded runs). Tests observe it from tests/support, never from i
 from __future__ import annotations
 
 import dataclasses
-import signal
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -22,7 +20,6 @@ from PySide6.QtCore import (
     QObject,
     QRect,
     QSettings,
-    QSocketNotifier,
     Qt,
     QTimer,
     Signal,
@@ -46,7 +43,6 @@ from PySide6.QtWidgets import (
 
 from actions.screen import Monitor
 from actions.types import describe
-from agent import interrupts
 from agent.approval import ApprovalRequest, Decision
 from agent.events import Event
 from agent.textsafe import visible
@@ -60,6 +56,7 @@ from ui.run_form import RunForm
 from ui.run_view import RunPresenter
 from ui.settings import AppSettings, load_settings, save_settings
 from ui.settings_dialog import SettingsDialog
+from ui.signal_bridge import SignalBridge
 from ui.wayland import CaptureHider, on_wayland
 from ui.widgets import (
     ApprovalPanel,
@@ -910,43 +907,6 @@ class MainWindow(QMainWindow):
         if self.library is not None:
             self.library.close()
         super().closeEvent(event)
-
-
-class SignalBridge(QObject):
-    """Ending signals (SIGTERM, SIGHUP, SIGQUIT, SIGINT) reach the Qt event loop.
-
-    Python runs signal handlers only when the interpreter gets control; Qt's loop is C++. The C
-    handler writes to a socket (signal.set_wakeup_fd) that a QSocketNotifier watches, so a
-    Python slot runs at once, and with it agent.interrupts' handler, which calls `on_signal`.
-    """
-
-    def __init__(self, on_signal: Callable[[str], None]) -> None:
-        super().__init__()
-        self._read, self._write = socket.socketpair()
-        self._read.setblocking(False)
-        self._write.setblocking(False)
-        self._old_fd = signal.set_wakeup_fd(self._write.fileno(), warn_on_full_buffer=False)
-        self._notifier = QSocketNotifier(self._read.fileno(), QSocketNotifier.Type.Read, self)
-        self._notifier.activated.connect(self._drain)
-        interrupts.install()
-        interrupts.notify(on_signal)
-
-    def _drain(self) -> None:
-        """Empty the wake-up socket; the signal's Python handler runs around this slot."""
-        try:
-            while self._read.recv(512):
-                pass
-        except OSError:
-            pass  # drained (EAGAIN)
-
-    def close(self) -> None:
-        """Stop listening (the app is quitting)."""
-        interrupts.notify(None)
-        interrupts.stopping()
-        self._notifier.setEnabled(False)
-        signal.set_wakeup_fd(self._old_fd)
-        self._read.close()
-        self._write.close()
 
 
 def run_app(argv: list[str] | None = None) -> int:

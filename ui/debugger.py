@@ -415,8 +415,24 @@ class Debugger(QMainWindow):
 
 
 def run_viewer(recording: Recording) -> int:
-    """Open the debugger on a recording and run the Qt event loop until it closes."""
+    """Open the debugger on a recording and run the Qt event loop until it closes.
+
+    An ending signal (Ctrl-C, SIGTERM) closes it: Qt's loop would otherwise never let
+    Python's handler run.
+    """
+    from ui.signal_bridge import SignalBridge
+
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = Debugger(recording)
+    ended: list[str] = []
+
+    def end(reason: str) -> None:
+        ended.append(reason)
+        window.close()
+        app.quit()
+
+    bridge = SignalBridge(end)
     window.show()
-    return int(app.exec())
+    status = 1 if ended else int(app.exec())
+    bridge.close()
+    return 1 if ended else status
