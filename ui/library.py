@@ -242,6 +242,7 @@ class RunsLibrary(QMainWindow):
         self.export_dialog: ExportDialog | None = None
         self.replay: QProcess | None = None
         self.replay_bar: ControlBar | None = None
+        self.replay_lines: list[str] = []  # what the replayer said, one line each
         self.setWindowTitle("deskpilot runs")
         self.search = QLineEdit()
         self.search.setPlaceholderText("task, outcome, model…")
@@ -494,7 +495,7 @@ class RunsLibrary(QMainWindow):
         process.readyReadStandardOutput.connect(self._replay_output)
         process.finished.connect(self._replay_finished)
         self.replay = process
-        self.replay_lines: list[str] = []
+        self.replay_lines = []
         bar = ControlBar()
         bar.stop_clicked.connect(self.stop_replay)
         screen = self.screen() or QApplication.primaryScreen()
@@ -531,7 +532,7 @@ class RunsLibrary(QMainWindow):
             self.replay.terminate()
 
     def _replay_finished(self, code: int, status: QProcess.ExitStatus) -> None:
-        last = self.replay_lines[-1] if getattr(self, "replay_lines", None) else ""
+        last = self.replay_lines[-1] if self.replay_lines else ""
         if self.replay_bar is not None:
             self.replay_bar.close()
             self.replay_bar = None

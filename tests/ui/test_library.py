@@ -13,7 +13,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from tests.replay.conftest import make_recording
-from ui.library import RunsLibrary
+from ui.library import RunsLibrary, replay_command, replay_words
 from ui.run_index import NotARecording, delete_run, duration_text, scan_runs, when_text
 
 
@@ -129,3 +129,18 @@ def test_the_index_reads_summaries_and_refuses_to_delete_outside(tmp_path: Path)
     now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
     assert when_text(datetime(2025, 1, 2, 3, 4, tzinfo=UTC), now).startswith("2025-01-0")
     assert when_text(None) == "unknown"
+
+
+def test_the_replayers_verdict_is_said_in_the_apps_words() -> None:
+    line = (
+        "deskpilot: replay stopped: step 2: the screen differs from the recording and nobody "
+        "is at a terminal to approve it; nothing was executed"
+    )
+    assert replay_words(line.removeprefix("deskpilot: ")) == (
+        "step 2: the screen differs from the recording (a replay from here stops there); "
+        "nothing was executed"
+    )
+    assert replay_words("replay done: replayed 3 actions") == "replayed 3 actions"
+    assert replay_command(Path("/runs/r1"))[1:] == [
+        "replay", "/runs/r1", "--execute", "--approve", "guarded"
+    ]  # fmt: skip
