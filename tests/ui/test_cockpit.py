@@ -137,3 +137,41 @@ def test_the_window_fits_and_remembers_its_place(qtbot: QtBot, tmp_path: Path) -
     assert (tmp_path / "window.ini").is_file()  # beside settings.toml
     again: Any = window(qtbot, tmp_path)
     assert (again.width(), again.height()) == (500, 400)
+
+
+def test_the_approval_card_is_whole_at_1280x720_with_a_risky_typing_from_a_client(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    from actions.types import Type
+    from agent.approval import ApprovalRequest
+    from agent.risk import Risk
+
+    w = window(qtbot, tmp_path)
+    w.resize(1264, 672)  # a 1280x720 screen less the frame and a panel
+    w.show()
+    qtbot.waitExposed(w)
+    risk = Risk("risky", "typing a command that looks dangerous: recursive or forced delete")
+    request = ApprovalRequest(
+        0, Type("rm -rf ~/old"), "", CoordinateSpace.relative(), risk=risk, client="Claude 1.0"
+    )
+    w.on_approval(request)
+    inside = w.rect()
+    panel = w.panel
+    for control in (
+        panel.approve_button,
+        panel.edit_button,
+        panel.skip_button,
+        panel.reject_button,
+        panel.stop_button,
+        panel.note,
+        panel.text_edit,
+        panel.risk_label,
+        panel.client_label,
+    ):
+        assert control.isVisible(), control
+        corner = control.mapTo(w, control.rect().bottomRight())
+        assert inside.contains(corner), (control.accessibleName(), corner, inside)
+    assert panel.client_label.text() == "Asked by Claude 1.0"
+    assert panel.risk_label.text().startswith("Risky: typing a command")
+    assert panel.title.text() == "Step 1: Type 'rm -rf ~/old'"
+    assert w.view.height() > panel.height()  # the screen stays the largest part
