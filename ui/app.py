@@ -487,7 +487,6 @@ class MainWindow(QMainWindow):
 
     def show_runs(self) -> None:
         """Open the runs library on the configured runs folder."""
-        from ui.debugger import recorded_backend
         from ui.library import RunsLibrary
 
         self._save()
@@ -495,7 +494,7 @@ class MainWindow(QMainWindow):
             base = self.settings.run
             self.library = RunsLibrary(
                 base.runs_path(),
-                backend_factory=lambda rec: recorded_backend(rec, self.settings.run),
+                backend_factory=self._ask_again_backend,
                 breakpoints=self.breakpoints,
                 on_breakpoints=self._breakpoints_changed,
             )
@@ -504,6 +503,21 @@ class MainWindow(QMainWindow):
         self.library.show()
         self.library.raise_()
         self.library.activateWindow()
+
+    def _ask_again_backend(self, recording: Any) -> Any:
+        """The model a debugger asks again: the app's loaded local worker when the recording
+        was made with the same model (no second copy in memory), else one like the recording's.
+        """
+        from ui.debugger import Borrowed, recorded_backend
+
+        held = self.controller.backend
+        info = recording.info.get("backend") or {}
+        same_model = str(recording.info.get("model") or "") == getattr(held, "model", None)
+        if held is not None and info.get("kind") == "local" and same_model:
+            if self.controller.running:
+                raise RuntimeError("the model is busy with a run; ask again when it has ended")
+            return Borrowed(held)
+        return recorded_backend(recording, self.settings.run)
 
     def show_shortcuts(self) -> None:
         """The Help menu's list of shortcuts."""

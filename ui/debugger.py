@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections.abc import Callable, MutableSet
+from collections.abc import Callable, MutableSet, Sequence
 from dataclasses import replace
 
 from PySide6.QtCore import QObject, Qt, Signal
@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from actions.types import Action
-from agent.backends.base import Backend
+from agent.backends.base import Backend, ChatMessage, Completion, OnDelta
 from agent.config import RunConfig
 from agent.recording import Recording, prompt_messages
 from agent.records import StepRecord, tool_call_json
@@ -62,6 +62,33 @@ def recorded_backend(recording: Recording, base: RunConfig | None = None) -> Bac
     else:
         config = replace(config, backend="local")
     return open_backend(replace(config, model=model or config.model))
+
+
+class Borrowed:
+    """A backend lent to the debugger: asked like any other, never closed by it (the app's
+    loaded worker, which a second copy would only duplicate in memory)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.model = backend.model
+
+    def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[dict[str, object]],
+        *,
+        on_delta: OnDelta | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Completion:
+        """The lender's answer."""
+        return self.backend.complete(messages, tools, on_delta=on_delta, cancel=cancel)
+
+    def describe(self) -> dict[str, object]:
+        """The lender's facts."""
+        return self.backend.describe()
+
+    def close(self) -> None:
+        """Nothing: the lender closes it."""
 
 
 def _json(value: object) -> str:

@@ -38,8 +38,6 @@ if TYPE_CHECKING:
     from actions.window import PastOwnWindows
 
 
-
-
 class GuiApprover:
     """The loop's Decide: asks the GUI when the mode says so, else approves by policy.
 

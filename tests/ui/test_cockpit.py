@@ -175,3 +175,33 @@ def test_the_approval_card_is_whole_at_1280x720_with_a_risky_typing_from_a_clien
     assert panel.risk_label.text().startswith("Risky: typing a command")
     assert panel.title.text() == "Step 1: Type 'rm -rf ~/old'"
     assert w.view.height() > panel.height()  # the screen stays the largest part
+
+
+def test_ask_again_borrows_the_apps_loaded_worker_for_its_own_model(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    from agent.backends.base import Completion
+    from agent.recording import read_run
+    from tests.replay.conftest import make_recording
+    from tests.support.fakes import ScriptedBackend
+    from ui.debugger import Borrowed, Debugger
+
+    class Worker(ScriptedBackend):
+        model = "fake-qwen"  # the recording's model
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    run = read_run(make_recording(tmp_path / "runs").dir)
+    run.info["backend"] = {"kind": "local"}
+    worker = Worker([Completion(xml_call(action="left_click", coordinate=[500, 500]))])
+    w = window(qtbot, tmp_path)
+    w.controller.backend = worker
+    lent = w._ask_again_backend(run)
+    assert isinstance(lent, Borrowed) and lent.backend is worker
+    debugger = Debugger(run, backend_factory=w._ask_again_backend)
+    qtbot.addWidget(debugger)
+    debugger.ask_again()
+    qtbot.waitUntil(lambda: "same action" in debugger.ask_panel.verdict.text(), timeout=10000)
+    assert len(worker.sent) == 1 and not worker.closed  # asked, and still the app's
