@@ -522,6 +522,19 @@ def from_args(args: argparse.Namespace, base: RunConfig | None = None) -> RunCon
     return replace(config, **values).validated()
 
 
+def cli_args(config: RunConfig, only: Sequence[str]) -> list[str]:
+    """The flags that give these options their values in `config` (defaults left out)."""
+    default = RunConfig()
+    out: list[str] = []
+    for name in only:
+        opt, value = OPTIONS[name], getattr(config, name)
+        if value == getattr(default, name):
+            continue
+        for one in value if opt.repeatable else (value,):
+            out += [opt.flag, str(one)]
+    return out
+
+
 def default_of(name: str) -> Any:
     """An option's default value."""
     f = next(f for f in fields(RunConfig) if f.name == name)

@@ -497,12 +497,20 @@ class MainWindow(QMainWindow):
                 backend_factory=self._ask_again_backend,
                 breakpoints=self.breakpoints,
                 on_breakpoints=self._breakpoints_changed,
+                model_flags=self._model_flags,
             )
         else:
             self.library.refresh()
         self.library.show()
         self.library.raise_()
         self.library.activateWindow()
+
+    def _model_flags(self) -> list[str]:
+        """The model options of the run settings as flags (a healing replay asks that model)."""
+        from agent.config import OPTIONS, cli_args
+
+        model = [name for name, opt in OPTIONS.items() if opt.group == "model"]
+        return cli_args(self.settings.run, [n for n in model if n != "example"])
 
     def _ask_again_backend(self, recording: Any) -> Any:
         """The model a debugger asks again: the app's loaded local worker when the recording

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, MutableSet
@@ -19,6 +22,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QMainWindow,
@@ -46,6 +50,16 @@ EXPORT_FORMATS = {
     "gif": "GIF animation",
     "html": "HTML page (one self-contained file)",
 }
+
+
+def subprocess_result(args: list[str]) -> str:
+    """Run a quick deskpilot command (a routine's copy); its last line, in the app's words."""
+    proc = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=120, check=False
+    )
+    lines = [x for x in (proc.stderr + proc.stdout).splitlines() if x.strip()]
+    last = lines[-1].removeprefix("deskpilot: ") if lines else f"exit status {proc.returncode}"
+    return one_line(last, 300)
 
 
 def replay_command(run_dir: Path) -> list[str]:
@@ -231,8 +245,11 @@ class RunsLibrary(QMainWindow):
         backend_factory: BackendFactory | None = recorded_backend,
         breakpoints: MutableSet[int] | None = None,
         on_breakpoints: Callable[[frozenset[int]], None] | None = None,
+        model_flags: Callable[[], list[str]] = lambda: [],
     ) -> None:
         super().__init__()
+        # The backend flags a healing replay asks the model with (the app's run settings).
+        self.model_flags = model_flags
         self.runs_dir = Path(runs_dir)
         self.on_breakpoints = on_breakpoints
         self.backend_factory = backend_factory
@@ -266,6 +283,12 @@ class RunsLibrary(QMainWindow):
             "Open": "Step through the run in the debugger (Enter or double-click)",
             "Replay on desktop": "Run the recorded actions again on this desktop; it stops "
             "at a risky step or when the screen differs from the recording",
+            "Replay with healing": "Replay it, checking each click's target; a target that "
+            "moved is found again by the model (one request for that step only)",
+            "Make routine…": "Copy the run as a routine: text you name becomes a parameter "
+            "asked for at each replay",
+            "Record demonstration": "Do the task yourself; every click, key and text is "
+            "recorded as a run (Stop on the bar ends it)",
             "Export…": "Save the run as an MP4 video, a GIF or one HTML page",
             "Delete…": "Delete the recording (asks first)",
             "Show folder": "Open the recording's folder in the file manager",
@@ -297,7 +320,10 @@ class RunsLibrary(QMainWindow):
         self.table.itemSelectionChanged.connect(self._update_buttons)
         self.table.cellDoubleClicked.connect(lambda *_: self.open_selected())
         self.buttons["Open"].clicked.connect(self.open_selected)
-        self.buttons["Replay on desktop"].clicked.connect(self.replay_selected)
+        self.buttons["Replay on desktop"].clicked.connect(lambda: self.replay_selected())
+        self.buttons["Replay with healing"].clicked.connect(lambda: self.replay_selected(True))
+        self.buttons["Make routine…"].clicked.connect(self.make_routine)
+        self.buttons["Record demonstration"].clicked.connect(self.record_demonstration)
         self.buttons["Export…"].clicked.connect(self.export_selected)
         self.buttons["Delete…"].clicked.connect(self.delete_selected)
         self.buttons["Show folder"].clicked.connect(self.show_folder)
@@ -404,10 +430,11 @@ class RunsLibrary(QMainWindow):
     def _update_buttons(self) -> None:
         chosen = self.selected() is not None
         for label, button in self.buttons.items():
-            if label != "Refresh":
+            if label not in ("Refresh", "Record demonstration"):
                 button.setEnabled(chosen)
         if self.replay is not None:
-            self.buttons["Replay on desktop"].setEnabled(False)
+            for label in ("Replay on desktop", "Replay with healing", "Record demonstration"):
+                self.buttons[label].setEnabled(False)
 
     # -- actions on one run ---------------------------------------------------------------
 
@@ -483,24 +510,87 @@ class RunsLibrary(QMainWindow):
         if run is not None and not QDesktopServices.openUrl(QUrl.fromLocalFile(str(run.dir))):
             self.statusBar().showMessage(visible(f"No file manager to open {run.dir}"))
 
-    def replay_selected(self) -> None:
-        """Replay the selected run on this desktop; this window steps aside meanwhile."""
+    def replay_selected(self, heal: bool = False) -> None:
+        """Replay the selected run on this desktop; this window steps aside meanwhile.
+
+        heal: each pointer target is checked and re-grounded by the model when it moved. A
+        routine's parameters are asked for first.
+        """
         run = self.selected()
         if run is None or self.replay is not None:
             return
+        params = self._ask_params(run.dir)
+        if params is None:
+            return
+        args = replay_command(run.dir) + [a for p in params for a in ("--param", p)]
+        if heal:
+            args += ["--heal", *self.model_flags()]
+        self._start(args, f"replaying {one_line(run.task, 60)}")
+
+    def record_demonstration(self) -> None:
+        """Record the person doing a task, until Stop on the bar (`main.py demo`)."""
+        if self.replay is not None:
+            return
+        task, ok = QInputDialog.getText(self, "Record demonstration", "What will you show?")
+        if not ok:
+            return
+        args = [str(REPO / "main.py"), "demo", "--runs-dir", str(self.runs_dir), "--task", task]
+        self._start(args, "recording your demonstration: Stop ends it", interrupt=True)
+
+    def make_routine(self) -> None:
+        """Copy the selected run as a routine whose named texts are parameters."""
+        run = self.selected()
+        if run is None:
+            return
+        text, ok = QInputDialog.getMultiLineText(
+            self,
+            "Make routine",
+            "One parameter a line, NAME=TEXT: the typed TEXT becomes {NAME}",
+        )
+        lines = [line.strip() for line in text.splitlines() if line.strip()] if ok else []
+        if not lines:
+            return
+        out = self.runs_dir / f"{run.dir.name}-routine"
+        n = 2
+        while out.exists():
+            out, n = self.runs_dir / f"{run.dir.name}-routine-{n}", n + 1
+        args = [str(REPO / "main.py"), "routine", str(run.dir), "--out", str(out)]
+        args += [a for line in lines for a in ("--param", line)]
+        done = subprocess_result(args)
+        self.refresh()
+        self.select(out)
+        self.statusBar().showMessage(visible(done))
+
+    def _ask_params(self, run_dir: Path) -> list[str] | None:
+        """NAME=VALUE for each parameter of a routine (none for a plain run; None: cancelled)."""
+        try:
+            names = (read_run(run_dir).info.get("routine") or {}).get("params") or []
+        except Exception:  # an unreadable run replays without parameters; the replayer says why
+            return []
+        values: list[str] = []
+        for name in names:
+            value, ok = QInputDialog.getText(self, "Routine parameter", f"Value for {{{name}}}")
+            if not ok:
+                return None
+            values.append(f"{name}={value}")
+        return values
+
+    def _start(self, args: list[str], status: str, *, interrupt: bool = False) -> None:
+        """Run a deskpilot command that acts on the desktop, with a Stop bar; windows aside."""
         process = QProcess(self)
         process.setProgram(sys.executable)
-        process.setArguments(replay_command(run.dir))
+        process.setArguments(args)
         process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
         process.readyReadStandardOutput.connect(self._replay_output)
         process.finished.connect(self._replay_finished)
         self.replay = process
+        self._interrupt = interrupt  # a demonstration ends with SIGINT, as Ctrl+C would
         self.replay_lines = []
         bar = ControlBar()
         bar.stop_clicked.connect(self.stop_replay)
         screen = self.screen() or QApplication.primaryScreen()
         bar.place(screen.geometry())
-        bar.set_status(f"replaying {one_line(run.task, 60)}")
+        bar.set_status(status)
         bar.show()
         self.replay_bar = bar
         self._update_buttons()
@@ -527,8 +617,13 @@ class RunsLibrary(QMainWindow):
                     self.replay_bar.set_status(shown)
 
     def stop_replay(self) -> None:
-        """End the replay (the replayer releases any key or button it holds)."""
-        if self.replay is not None:
+        """End the replay (it releases any key or button it holds) or the demonstration."""
+        if self.replay is None:
+            return
+        pid = self.replay.processId()
+        if getattr(self, "_interrupt", False) and pid:
+            os.kill(pid, signal.SIGINT)  # the demonstration writes its end and exits 0
+        else:
             self.replay.terminate()
 
     def _replay_finished(self, code: int, status: QProcess.ExitStatus) -> None:
@@ -539,7 +634,10 @@ class RunsLibrary(QMainWindow):
         self.replay = None
         for window in self._windows():
             window.showNormal()
-        verdict = "Replay finished" if code == 0 else "Replay stopped"
+        if getattr(self, "_interrupt", False):
+            verdict = "Demonstration recorded" if code == 0 else "The demonstration failed"
+        else:
+            verdict = "Replay finished" if code == 0 else "Replay stopped"
         why = replay_words(last)
         self.refresh()  # a replay is recorded like a run: it is listed now
         self.statusBar().showMessage(visible(f"{verdict}: {why}" if why else verdict))
