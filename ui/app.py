@@ -934,8 +934,51 @@ class MainWindow(QMainWindow):
 def run_app(argv: list[str] | None = None) -> int:
     """Start the Qt app; returns its exit status (1 when a signal ended it)."""
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
+    follow_color_scheme(app)
     window = MainWindow()
     return run_window(app, window)
+
+
+def follow_color_scheme(app: Any) -> None:
+    """The palette of the system's light or dark scheme, now and whenever it changes.
+
+    The desktop's scheme reaches Qt through its platform theme (the xdg-desktop-portal's
+    color-scheme setting on GNOME and KDE); Fusion draws with the palette set here, since the
+    style X11's default picks has no dark variant.
+    """
+    app.setStyle("Fusion")
+    hints = app.styleHints()
+    apply_color_scheme(app, hints.colorScheme())
+    hints.colorSchemeChanged.connect(lambda scheme: apply_color_scheme(app, scheme))
+
+
+def apply_color_scheme(app: Any, scheme: Qt.ColorScheme) -> None:
+    """A dark palette for the dark scheme, Fusion's own light one otherwise."""
+    if scheme != Qt.ColorScheme.Dark:
+        app.setPalette(app.style().standardPalette())
+        return
+    from PySide6.QtGui import QColor, QPalette
+
+    role, dark = QPalette.ColorRole, QPalette()
+    for r, rgb in (
+        (role.Window, (45, 45, 48)),
+        (role.WindowText, (230, 230, 230)),
+        (role.Base, (30, 30, 32)),
+        (role.AlternateBase, (45, 45, 48)),
+        (role.Text, (230, 230, 230)),
+        (role.Button, (55, 55, 60)),
+        (role.ButtonText, (230, 230, 230)),
+        (role.ToolTipBase, (60, 60, 64)),
+        (role.ToolTipText, (230, 230, 230)),
+        (role.PlaceholderText, (150, 150, 150)),
+        (role.Highlight, (60, 110, 190)),
+        (role.HighlightedText, (255, 255, 255)),
+        (role.Link, (120, 170, 255)),
+    ):
+        dark.setColor(r, QColor(*rgb))
+    for r in (role.Text, role.ButtonText, role.WindowText):
+        dark.setColor(QPalette.ColorGroup.Disabled, r, QColor(130, 130, 130))
+    app.setPalette(dark)
 
 
 def run_window(app: Any, window: MainWindow) -> int:
