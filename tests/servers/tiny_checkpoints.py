@@ -1,6 +1,6 @@
 """Tiny Qwen 3.5 checkpoints for real servers: the real chat template, random or wired weights.
 
-Both start from tests/worker/tiny_qwen35.py and take Qwen 3.5's real chat template
+Both start from tests/support/tiny_qwen35.py and take Qwen 3.5's real chat template
 (tests/data/Qwen3.5-4B.jinja). `random` keeps the random weights: it writes random text. `caller`
 is wired to answer every request with one fixed computer_use call: every layer's output
 projection is zero, so each position's logits depend on its own token alone, and the
@@ -32,7 +32,7 @@ MARGIN = 100.0
 def build_random(out: Path) -> Path:
     """The tiny random checkpoint with Qwen 3.5's real chat template."""
     sys.path.insert(0, str(ROOT))
-    from tests.worker.tiny_qwen35 import build
+    from tests.support.tiny_qwen35 import build
 
     build(out, "dense")
     shutil.copyfile(TEMPLATE, out / "chat_template.jinja")
