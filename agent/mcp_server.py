@@ -341,7 +341,8 @@ class Desk:
         if cfg.approve == "ask" and self.person is None:
             raise Refused(
                 "approval mode ask: every action needs a person's approval and nobody can be "
-                "asked over MCP stdio (start the server with --approve guarded or auto)"
+                "asked over MCP (start the server with --approve guarded or auto, or serve it "
+                "from the app, which asks on its approval card)"
             )
         self.screen()
         self.backend()
