@@ -8,17 +8,13 @@ to execute ("Operation not permitted"); a copy without it runs the same.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import tempfile
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.support.portal_session import PortalSession
 
 LIBEXEC = Path("/usr/lib/x86_64-linux-gnu/libexec")
 PORTAL = Path("/usr/libexec/xdg-desktop-portal")
-PORTALS = Path("/usr/share/xdg-desktop-portal/portals")
 KDE_PACKAGES = (
     "kwin-wayland xdg-desktop-portal xdg-desktop-portal-kde qtwayland5 pipewire wireplumber "
     "dbus gstreamer1.0-tools gstreamer1.0-pipewire"
@@ -55,111 +51,37 @@ def skip_without_kde() -> None:
         pytest.skip(f"{names} not installed: run `{APT_HINT}`", allow_module_level=True)
 
 
-@dataclass
-class Kde:
+class Kde(PortalSession):
     """A headless kwin with the KDE portal; `env` is what a client needs."""
-
-    runtime: Path
-    env: dict[str, str]
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @classmethod
     def start(cls, timeout_s: float = 60.0) -> Kde:
         """Start the bus, PipeWire, kwin and the portals; returns once the portal answers."""
-        folder = Path(tempfile.mkdtemp(prefix="deskpilot-kde-"))
-        folder.chmod(0o700)
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SWAYSOCK", "DBUS_SESSION_BUS_ADDRESS")
-        }
-        env.update(
-            XDG_RUNTIME_DIR=str(folder),
-            XDG_CURRENT_DESKTOP="KDE",
-            XDG_SESSION_TYPE="wayland",
-            XDG_STATE_HOME=str(folder / "state"),
-            XDG_CONFIG_HOME=str(folder / "config"),
-            XDG_DATA_HOME=str(folder / "data"),
-            XDG_CACHE_HOME=str(folder / "cache"),
+        kde = cls.prepare(
+            "KDE",
+            ("kde.portal",),
             KDE_FULL_SESSION="true",
             KDE_SESSION_VERSION="5",
             QT_QPA_PLATFORM="wayland",
         )
-        portals = folder / "portals"
-        portals.mkdir()
-        if (PORTALS / "kde.portal").exists():
-            shutil.copy(PORTALS / "kde.portal", portals / "kde.portal")
-        env["XDG_DESKTOP_PORTAL_DIR"] = str(portals)
-        kde = cls(folder, env)
+        for name in ("config", "data", "cache"):
+            kde.env[f"XDG_{name.upper()}_HOME"] = str(kde.runtime / name)
         try:
-            bus = kde._spawn(
-                ["dbus-daemon", "--session", "--nofork", "--print-address=1"], capture=True
-            )
-            assert bus.stdout is not None
-            env["DBUS_SESSION_BUS_ADDRESS"] = bus.stdout.readline().decode().strip()
-            kde._spawn(["pipewire"])
-            kde._spawn(["wireplumber"])
-            kwin = folder / "kwin_wayland"
+            kde.start_bus_and_pipewire()
+            kwin = kde.runtime / "kwin_wayland"
             shutil.copyfile(shutil.which("kwin_wayland") or "/usr/bin/kwin_wayland", kwin)
             kwin.chmod(0o755)  # a plain copy: without the file capability
-            kde._spawn([
+            kde.spawn([
                 str(kwin), "--virtual", "--width", "1920", "--height", "1080",
                 "--socket", "wayland-0", "--no-lockscreen",
             ])  # fmt: skip
-            kde.wait(lambda: (folder / "wayland-0").exists(), "kwin's Wayland socket", timeout_s)
-            env["WAYLAND_DISPLAY"] = "wayland-0"
-            kde._spawn([str(kde_portal())])
-            kde._spawn([str(PORTAL)])
-            kde.wait(kde._portal_ready, "xdg-desktop-portal", timeout_s)
+            socket = kde.runtime / "wayland-0"
+            kde.wait(socket.exists, "kwin's Wayland socket", timeout_s)
+            kde.env["WAYLAND_DISPLAY"] = "wayland-0"
+            kde.spawn([str(kde_portal())])
+            kde.spawn([str(PORTAL)])
+            kde.wait(kde.portal_ready, "xdg-desktop-portal", timeout_s)
         except BaseException:
             kde.stop()
             raise
         return kde
-
-    def _spawn(self, cmd: list[str], *, capture: bool = False) -> subprocess.Popen[bytes]:
-        log = open(self.runtime / f"{Path(cmd[0]).name}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            cmd, env=self.env, stdout=subprocess.PIPE if capture else log, stderr=log
-        )
-        log.close()
-        self.procs.append(proc)
-        return proc
-
-    def _portal_ready(self) -> bool:
-        done = subprocess.run(
-            [
-                "dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.portal.Desktop",
-                "/org/freedesktop/portal/desktop", "org.freedesktop.DBus.Properties.Get",
-                "string:org.freedesktop.portal.RemoteDesktop", "string:version",
-            ],
-            env=self.env, capture_output=True, check=False, timeout=10,
-        )  # fmt: skip
-        return done.returncode == 0
-
-    def wait(self, check: object, what: str, timeout_s: float = 30.0) -> None:
-        """Poll check() until it is true."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if check():  # type: ignore[operator]
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}")
-
-    def stop(self) -> None:
-        """End everything started, newest first, and remove the runtime folder."""
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
-        doc = self.runtime / "doc"
-        if os.path.lexists(doc):
-            for tool in ("fusermount3", "fusermount"):
-                if shutil.which(tool):
-                    subprocess.run([tool, "-uz", str(doc)], capture_output=True, timeout=10)
-        shutil.rmtree(self.runtime, ignore_errors=True)
