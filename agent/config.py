@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import MISSING, Field, dataclass, field, fields, replace
+from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -533,9 +533,3 @@ def cli_args(config: RunConfig, only: Sequence[str]) -> list[str]:
         for one in value if opt.repeatable else (value,):
             out += [opt.flag, str(one)]
     return out
-
-
-def default_of(name: str) -> Any:
-    """An option's default value."""
-    f = next(f for f in fields(RunConfig) if f.name == name)
-    return f.default if f.default is not MISSING else None

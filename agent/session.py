@@ -186,11 +186,6 @@ class Session:
         return self._private.display
 
     @property
-    def private(self) -> PrivateDesktop | None:
-        """The private desktop, once started (None on the user's own)."""
-        return self._private
-
-    @property
     def screen(self) -> Any:
         """The monitor's capture, as the front end wraps it."""
         return self.wrappers.screen(self.desktop.screen)
@@ -220,11 +215,6 @@ class Session:
         if self._backend is not None and self._own_backend:
             self._backend.close()
         self._backend, self._own_backend = backend, False
-
-    @property
-    def has_backend(self) -> bool:
-        """Whether the backend was built."""
-        return self._backend is not None
 
     def endpoint_warning(self) -> str | None:
         """A line when screenshots would cross the network in the clear (None: fine)."""

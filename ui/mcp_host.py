@@ -16,9 +16,8 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QWidget
 
 from actions.dispatch import ExecResult
 from actions.screen import CoordinateSpace, Frame, Monitor
@@ -252,12 +251,3 @@ class McpHost(QObject):
     @staticmethod
     def _stopped_decision() -> Decision:
         return Decision("stop", note="the MCP server stopped while waiting for a decision")
-
-
-def show_quietly(window: QWidget) -> None:
-    """Show a window that stepped aside without taking the keyboard focus from the desktop."""
-    if window.isVisible():
-        return
-    window.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating, True)
-    window.show()
-    window.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating, False)

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from agent.config import DEFAULT_LOCAL_MODEL, OPTIONS, ConfigError, Option, RunConfig
+from agent.config import DEFAULT_LOCAL_MODEL, OPTIONS, Option, RunConfig
 from ui.run_controller import parse_secrets
 
 GROUP_TITLES = {
@@ -240,12 +240,3 @@ class RunForm(QWidget):
             row.setEnabled(editable)
         if editable:
             self._backend_changed()
-
-
-def first_error(form: RunForm, base: RunConfig | None = None) -> str | None:
-    """The form's first bad value in the app's words, or None."""
-    try:
-        form.checked(base)
-    except ConfigError as exc:
-        return exc.for_app
-    return None
