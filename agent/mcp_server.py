@@ -48,7 +48,6 @@ from agent.records import (
     McpRecord,
     ScreenRecord,
     StepRecord,
-    monitor_json,
     now_iso,
 )
 from agent.risk import RiskGuard
@@ -180,20 +179,15 @@ class Desk:
     def _recorder(self, client: str) -> Recorder:
         """The recording of this session's screenshot and act calls (one run of its own)."""
         if self._calls is None:
-            cfg = self.config
-            session = self.session
-            info = {
-                "task": f"MCP calls from {client}",
-                "model": None,
-                "backend": {"kind": "none", "note": "actions came from an MCP client"},
-                "approval": cfg.approve,
-                "monitor": monitor_json(self.screen().monitor),
-                "settings": session.loop_settings().to_json(),
-                "risk_rules": session.rules.summary,
-                "config": cfg.recorded(),
-                "mcp": {"client": client, "kind": "calls"},
-            }
-            self._calls = Recorder(cfg.runs_path(), info, redactor=session.redactor)
+            self.screen()  # the desktop opened, or Refused with why
+            try:
+                self._calls = self.session.recorder(
+                    f"MCP calls from {client}",
+                    actions_from="an MCP client",
+                    mcp={"client": client, "kind": "calls"},
+                )
+            except SessionError as exc:
+                raise Refused(str(exc)) from exc
         return self._calls
 
     def _step(self, client: str, tool: str) -> StepRecord:

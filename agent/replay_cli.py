@@ -237,7 +237,7 @@ def command_execute(
             # The replay is recorded like a run (its own folder in the runs folder).
             recorder = session.recorder(
                 str(recording.info.get("task") or ""),
-                model=False,
+                actions_from="a recording",
                 replay={"source_run": str(recording.dir), "heal": bool(args.heal)},
             )
         except SessionError as exc:

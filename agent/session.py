@@ -101,13 +101,15 @@ def load_example(config: RunConfig) -> tuple[Any, ...]:
         raise SessionError(str(exc)) from None
 
 
+@dataclass(frozen=True, slots=True)
 class _NoModel:
-    """run.json's backend for a recording whose actions came from no model."""
+    """run.json's backend for a recording whose actions came from no model, but from `source`."""
 
+    source: str
     model = None
 
     def describe(self) -> dict[str, object]:
-        return {"kind": "none", "note": "the actions came from a recording, not a model"}
+        return {"kind": "none", "note": f"actions came from {self.source}"}
 
 
 class Session:
@@ -248,10 +250,13 @@ class Session:
             return decide
         return with_breakpoints(decide, ask, self.breakpoints)
 
-    def run_info(self, task: str, *, model: bool = True, **extra: Any) -> dict[str, Any]:
+    def run_info(
+        self, task: str, *, actions_from: str | None = None, **extra: Any
+    ) -> dict[str, Any]:
         """run.json's opening: the same words whichever front end starts the run.
 
-        model=False: a recording of actions no model proposed (a replay, a demonstration).
+        actions_from: where the actions came from when no model proposed them ("a recording",
+        "an MCP client"); the backend is then not started.
         """
         from agent.recording import run_info
 
@@ -262,7 +267,7 @@ class Session:
             desktop = recorded(self.config.desktop, self.config.desktop_size, self.config.open)
         return run_info(
             task,
-            backend=self.backend if model else _NoModel(),
+            backend=self.backend if actions_from is None else _NoModel(actions_from),
             approval=self.config.approve,
             monitor=self.desktop.screen.monitor,
             settings=self.loop_settings().to_json(),
@@ -272,12 +277,12 @@ class Session:
             **extra,
         )
 
-    def recorder(self, task: str, *, model: bool = True, **extra: Any) -> Recorder:
+    def recorder(self, task: str, *, actions_from: str | None = None, **extra: Any) -> Recorder:
         """A new recording in the runs folder; SessionError when it cannot be written."""
         from agent.recording import Recorder
 
         folder = self.config.runs_path()
-        info = self.run_info(task, model=model, **extra)
+        info = self.run_info(task, actions_from=actions_from, **extra)
         try:
             return Recorder(folder, info, redactor=self.redactor)
         except OSError as exc:
