@@ -7,7 +7,6 @@ decides. The loop gets a CurrentBackend, so Restart worker after a failure appli
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -104,21 +103,6 @@ def frame_image(frame: Any) -> QImage:
     """A loop Frame as a QImage (copied: the frame's bytes are not kept alive by Qt)."""
     img = QImage(frame.rgb, frame.width, frame.height, 3 * frame.width, QImage.Format.Format_RGB888)
     return img.copy()
-
-
-def parse_secrets(text: str) -> list[str]:
-    """The secrets typed into the Secrets field: one a line or comma-separated.
-
-    Each whole line counts too, so a secret that itself contains a comma is still redacted.
-    """
-    found: list[str] = []
-    for line in re.split(r"[\r\n]+", text):
-        line = line.strip()
-        if not line:
-            continue
-        found.append(line)
-        found += [part.strip() for part in line.split(",") if part.strip()]
-    return list(dict.fromkeys(found))
 
 
 def _backend_key(c: RunConfig) -> tuple[object, ...]:

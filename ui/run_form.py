@@ -7,6 +7,7 @@ of its own (the monitor list, the file pickers, the secret field).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import fields, replace
 from typing import Any
@@ -27,7 +28,6 @@ from PySide6.QtWidgets import (
 )
 
 from agent.config import DEFAULT_LOCAL_MODEL, OPTIONS, Option, RunConfig
-from ui.run_controller import parse_secrets
 
 GROUP_TITLES = {
     "model": "Model",
@@ -41,10 +41,23 @@ PICKERS = {"risk_rules": "file", "model": "folder", "runs_dir": "folder"}
 _INT_MAX = 1_000_000
 
 
+def parse_secrets(text: str) -> list[str]:
+    """The secrets typed into the Secrets field: one a line or comma-separated.
+
+    Each whole line counts too, so a secret that itself contains a comma is still redacted.
+    """
+    found: list[str] = []
+    for line in re.split(r"[\r\n]+", text):
+        line = line.strip()
+        if not line:
+            continue
+        found.append(line)
+        found += [part.strip() for part in line.split(",") if part.strip()]
+    return list(dict.fromkeys(found))
+
+
 def _split_list(text: str, option: Option) -> tuple[str, ...]:
     """A repeatable option's entries: commas or new lines (whole lines count for secrets)."""
-    import re
-
     found: list[str] = []
     for line in re.split(r"[\r\n]+", text):
         line = line.strip()

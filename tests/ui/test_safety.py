@@ -28,7 +28,8 @@ from agent.risk import SAFE, Risk
 from tests.support.scripted_server import Reply, ScriptedServer, xml_call
 from ui.app import MainWindow
 from ui.recovery import CurrentBackend, RecoveryPrompt
-from ui.run_controller import GuiApprover, parse_secrets
+from ui.run_controller import GuiApprover
+from ui.run_form import parse_secrets
 from ui.settings import AppSettings, load_settings
 from ui.widgets import ApprovalPanel, LiveView
 
