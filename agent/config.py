@@ -25,6 +25,18 @@ DEFAULT_HOTKEY = "<ctrl>+<alt>+<shift>+x"  # the stop hotkey (pynput-style names
 BACKENDS = ("local", "openai")
 BackendKind = Literal["local", "openai"]
 DISPLAY_BACKENDS = ("auto", "x11", "wlroots", "portal")
+# The options the model backend is built from (agent/session.py open_backend): a backend kept
+# warm is reused while these stay the same, and a healing replay is given these flags.
+BACKEND_OPTIONS = (
+    "backend",
+    "endpoint",
+    "model",
+    "device",
+    "thinking",
+    "max_tokens",
+    "timeout",
+    "api_key_env",
+)
 Group = Literal["model", "approval", "limits", "desktop", "recording"]
 
 

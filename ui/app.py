@@ -506,11 +506,10 @@ class MainWindow(QMainWindow):
         self.library.activateWindow()
 
     def _model_flags(self) -> list[str]:
-        """The model options of the run settings as flags (a healing replay asks that model)."""
-        from agent.config import OPTIONS, cli_args
+        """The backend options of the run settings as flags (a healing replay asks that model)."""
+        from agent.config import BACKEND_OPTIONS, cli_args
 
-        model = [name for name, opt in OPTIONS.items() if opt.group == "model"]
-        return cli_args(self.settings.run, [n for n in model if n != "example"])
+        return cli_args(self.settings.run, BACKEND_OPTIONS)
 
     def _ask_again_backend(self, recording: Any) -> Any:
         """The model a debugger asks again: the app's loaded local worker when the recording

@@ -107,16 +107,9 @@ def frame_image(frame: Any) -> QImage:
 
 def _backend_key(c: RunConfig) -> tuple[object, ...]:
     """What makes a warm backend reusable: everything that goes into building it."""
-    return (
-        c.backend,
-        c.endpoint,
-        c.model_id,
-        c.device,
-        c.thinking,
-        c.max_tokens,
-        c.timeout,
-        c.api_key_env,
-    )
+    from agent.config import BACKEND_OPTIONS
+
+    return tuple(getattr(c, name) for name in BACKEND_OPTIONS)
 
 
 class RunController(QObject):
